@@ -1,0 +1,61 @@
+# Trove — the two commands a newcomer runs are `make run` and `make test`; both set everything up first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+TROVE := $(BIN)/trove
+PYTHON ?= python3
+
+.PHONY: help setup system-deps venv db db-start db-stop db-reset db-status run test lint bench
+
+help:
+	@echo "make run       set up, start the local stack and archive the demo accounts"
+	@echo "make test      set up and run every test (ruff, sqlfluff, pytest incl. pgTAP)"
+	@echo "make bench     run the benchmarks in bench/"
+	@echo "make db-reset  rebuild the local database from the migrations"
+	@echo "make db-stop   stop the local database"
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+# The venv is rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | { grep -v 'is ignored: it is neither' || true; }; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+venv: $(VENV)/.installed
+
+setup: system-deps venv
+
+db: setup
+	@$(TROVE) db start
+	@$(TROVE) db migrate --local-stack --seed
+
+db-start: db
+
+db-stop: venv
+	@$(TROVE) db stop
+
+db-status: venv
+	@$(TROVE) db status
+
+db-reset: setup
+	@$(TROVE) db reset
+
+run: db
+	@echo
+	@echo "Trove's database is up and migrated."
+	@echo "  connection string: $$($(TROVE) db url)"
+	@echo "  psql:              psql $$($(TROVE) db url)"
+	@echo "  stop it with:      make db-stop"
+
+lint: setup
+	@$(BIN)/ruff check worker tests bench
+	@$(BIN)/ruff format --check worker tests bench
+	@$(BIN)/sqlfluff lint supabase/local supabase/migrations supabase/tests supabase/seed.sql
+
+test: lint
+	@$(BIN)/pytest
+
+bench: setup
+	@$(BIN)/python bench/run.py

@@ -1,0 +1,92 @@
+"""`trove` command line: database lifecycle today; worker and HTTP service join as they land."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trove.config import database_url
+from trove.db.cluster import ClusterError
+from trove.db.local import apply_seed, local_cluster
+from trove.db.migrate import MigrationError, migrate
+
+
+def _db_start(_: argparse.Namespace) -> None:
+    cluster = local_cluster()
+    cluster.start()
+    print(f"PostgreSQL is up: {cluster.url()}")
+
+
+def _db_stop(_: argparse.Namespace) -> None:
+    local_cluster().stop()
+    print("PostgreSQL stopped")
+
+
+def _db_status(_: argparse.Namespace) -> None:
+    cluster = local_cluster()
+    if cluster.running():
+        print(f"running: {cluster.url()}")
+    else:
+        print("stopped")
+        sys.exit(3)
+
+
+def _db_migrate(args: argparse.Namespace) -> None:
+    applied = migrate(database_url(), local_stack=args.local_stack)
+    print(f"migrations: {len(applied)} applied, database up to date")
+    if args.seed:
+        apply_seed(database_url())
+        print("seed data loaded")
+
+
+def _db_reset(_: argparse.Namespace) -> None:
+    """Delete the local cluster and rebuild it from the migrations (local stack only)."""
+    cluster = local_cluster()
+    cluster.destroy()
+    cluster.start()
+    migrate(cluster.url(), local_stack=True)
+    apply_seed(cluster.url())
+    print(f"rebuilt from migrations: {cluster.url()}")
+
+
+def _db_url(_: argparse.Namespace) -> None:
+    print(database_url())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trove", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="the database: local cluster and migrations")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("start", help="start the local cluster (creates it on first use)").set_defaults(
+        func=_db_start
+    )
+    db_commands.add_parser("stop", help="stop the local cluster").set_defaults(func=_db_stop)
+    db_commands.add_parser("status", help="is the local cluster running").set_defaults(func=_db_status)
+    db_commands.add_parser("url", help="print the database URL in use").set_defaults(func=_db_url)
+    db_commands.add_parser("reset", help="rebuild the local cluster from the migrations").set_defaults(
+        func=_db_reset
+    )
+    mig = db_commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
+    mig.add_argument(
+        "--local-stack",
+        action="store_true",
+        help="first apply supabase/local/*.sql (roles, auth schema): vanilla Postgres only, never Supabase",
+    )
+    mig.add_argument("--seed", action="store_true", help="then load supabase/seed.sql")
+    mig.set_defaults(func=_db_migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ClusterError, MigrationError) as error:
+        print(f"trove: {error}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Database plumbing: the local PostgreSQL cluster and the migration runner."""
