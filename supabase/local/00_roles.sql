@@ -38,3 +38,7 @@ alter default privileges for role postgres in schema public
 grant all on sequences to anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
 grant all on functions to anon, authenticated, service_role;
+
+-- As on Supabase, extensions (pgTAP among them in tests) resolve without a schema prefix.
+alter role postgres set search_path = "$user", public, extensions;
+alter role authenticator set search_path = "$user", public, extensions;
