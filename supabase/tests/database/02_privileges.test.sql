@@ -1,0 +1,135 @@
+-- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
+-- the API roles even on their own rows, private functions out of reach, policies written the fast way.
+begin;
+select plan(61);
+
+select tests.create_two_archives();
+
+-- Table privileges, per role
+select table_privs_are('public', 'users', 'anon', array[]::text[], 'anon has no privilege on users');
+select table_privs_are('public', 'connected_accounts', 'anon', array[]::text[], 'anon has no privilege on connected_accounts');
+select table_privs_are('public', 'posts', 'anon', array[]::text[], 'anon has no privilege on posts');
+select table_privs_are('public', 'ingested_items', 'anon', array[]::text[], 'anon has no privilege on ingested_items');
+select table_privs_are('public', 'ingested_posts', 'anon', array[]::text[], 'anon has no privilege on ingested_posts');
+select table_privs_are('public', 'media_downloads', 'anon', array[]::text[], 'anon has no privilege on media_downloads');
+select table_privs_are('public', 'sync_logs', 'anon', array[]::text[], 'anon has no privilege on sync_logs');
+select table_privs_are('public', 'engagement_history', 'anon', array[]::text[], 'anon has no privilege on engagement_history');
+
+select table_privs_are('public', 'users', 'authenticated', array['SELECT'], 'authenticated may only select users (and update profile columns)');
+select table_privs_are('public', 'connected_accounts', 'authenticated', array['DELETE'], 'authenticated may delete accounts; select and update are per column');
+select table_privs_are('public', 'posts', 'authenticated', array['SELECT'], 'authenticated may only select posts');
+select table_privs_are('public', 'ingested_items', 'authenticated', array['SELECT'], 'authenticated may only select ingested_items');
+select table_privs_are('public', 'ingested_posts', 'authenticated', array['SELECT'], 'authenticated may only select ingested_posts');
+select table_privs_are('public', 'media_downloads', 'authenticated', array['SELECT'], 'authenticated may only select media_downloads');
+select table_privs_are('public', 'sync_logs', 'authenticated', array['SELECT'], 'authenticated may only select sync_logs');
+select table_privs_are('public', 'engagement_history', 'authenticated', array['SELECT'], 'authenticated may only select engagement_history');
+
+select table_privs_are('public', 'users', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes users');
+select table_privs_are('public', 'connected_accounts', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes connected_accounts');
+select table_privs_are('public', 'posts', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes posts');
+select table_privs_are('public', 'ingested_items', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes ingested_items');
+select table_privs_are('public', 'ingested_posts', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes ingested_posts');
+select table_privs_are('public', 'media_downloads', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes media_downloads');
+select table_privs_are('public', 'sync_logs', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes sync_logs');
+select table_privs_are('public', 'engagement_history', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes engagement_history');
+
+-- Token columns
+select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'select'), 'authenticated cannot read access_token');
+select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'refresh_token', 'select'), 'authenticated cannot read refresh_token');
+select ok(not has_column_privilege('anon', 'public.connected_accounts', 'access_token', 'select'), 'anon cannot read access_token');
+select ok(not has_column_privilege('anon', 'public.connected_accounts', 'refresh_token', 'select'), 'anon cannot read refresh_token');
+select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'update'), 'authenticated cannot write access_token');
+select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'refresh_token', 'update'), 'authenticated cannot write refresh_token');
+select ok(has_column_privilege('service_role', 'public.connected_accounts', 'access_token', 'select'), 'service_role reads access_token');
+select ok(has_column_privilege('service_role', 'public.connected_accounts', 'refresh_token', 'update'), 'service_role writes refresh_token');
+select ok(has_column_privilege('authenticated', 'public.connected_accounts', 'username', 'select'), 'authenticated reads the other account columns');
+select ok(has_column_privilege('authenticated', 'public.connected_accounts', 'sync_enabled', 'update'), 'authenticated may toggle sync_enabled');
+
+select tests.authenticate_as('alice');
+select throws_ok($$ select access_token from public.connected_accounts $$, '42501', null, 'the owner cannot read her own access_token');
+select throws_ok($$ select refresh_token from public.connected_accounts $$, '42501', null, 'the owner cannot read her own refresh_token');
+select throws_ok($$ select * from public.connected_accounts $$, '42501', null, 'select * is refused: the columns must be listed');
+select results_eq(
+    $$ select username, sync_enabled from public.connected_accounts $$,
+    $$ values ('alice', true) $$,
+    'the owner lists her accounts by naming the columns'
+);
+select throws_ok(
+    $$ update public.connected_accounts set status = 'active', error_count = 0 where user_id = (select auth.uid()) $$,
+    '42501', null, 'the owner cannot change sync state (only sync_enabled)'
+);
+select throws_ok(
+    $$ update public.connected_accounts set user_id = tests.id('user', 'bob') $$,
+    '42501', null, 'the owner cannot give her account to someone else'
+);
+select throws_ok(
+    $$ update public.connected_accounts set access_token = 'x' $$,
+    '42501', null, 'the owner cannot overwrite the token'
+);
+select throws_ok(
+    $$ update public.users set email = 'alice@elsewhere.test' where id = (select auth.uid()) $$,
+    '42501', null, 'email is managed by Auth, not updated directly'
+);
+select isnt_empty(
+    $$ update public.users set timezone = 'Europe/Berlin' where id = (select auth.uid()) returning id $$,
+    'a user edits her own profile fields'
+);
+select tests.clear_authentication();
+
+-- Schemas and functions
+select schema_privs_are('trove_private', 'anon', array[]::text[], 'anon has no access to trove_private');
+select schema_privs_are('trove_private', 'authenticated', array[]::text[], 'authenticated has no access to trove_private');
+select schema_privs_are('trove_private', 'public', array[]::text[], 'PUBLIC has no access to trove_private');
+select is_empty(
+    $$ select p.proname from pg_proc as p
+       where p.pronamespace = 'trove_private'::regnamespace
+           and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute')) $$,
+    'no trove_private function is executable by anon or authenticated'
+);
+select is_empty(
+    $$ select p.proname from pg_proc as p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as acl
+       where p.pronamespace = 'trove_private'::regnamespace and acl.grantee = 0 $$,
+    'EXECUTE is revoked from PUBLIC on every trove_private function'
+);
+select is_empty(
+    $$ select p.proname from pg_proc as p where p.prosecdef and p.pronamespace = 'public'::regnamespace $$,
+    'no SECURITY DEFINER function lives in the exposed public schema'
+);
+select is_empty(
+    $$ select p.proname from pg_proc as p
+       where p.prosecdef and p.pronamespace in ('public'::regnamespace, 'trove_private'::regnamespace)
+           and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
+    'every SECURITY DEFINER function pins search_path to empty'
+);
+select is_empty(
+    $$ select p.proname from pg_proc as p
+       where p.pronamespace = 'trove_private'::regnamespace and not coalesce(p.proconfig @> array['search_path=""'], false) $$,
+    'every trove_private function pins search_path to empty'
+);
+
+-- Policies: Supabase's fast form, scoped to authenticated, one per allowed user operation
+select is_empty(
+    $$ select policyname from pg_policies
+       where schemaname = 'public' and (qual ~ 'auth\.uid\(\)' or with_check ~ 'auth\.uid\(\)')
+           and not (coalesce(qual, '') || coalesce(with_check, '')) ~ 'SELECT auth\.uid\(\)' $$,
+    'every policy wraps auth.uid() in a subselect (evaluated once per statement)'
+);
+select is_empty(
+    $$ select policyname from pg_policies where schemaname = 'public' and roles <> '{authenticated}' $$,
+    'every policy is scoped TO authenticated'
+);
+select policies_are('public', 'users', array['users_select_own', 'users_update_own'], 'users policies');
+select policies_are(
+    'public', 'connected_accounts',
+    array['connected_accounts_select_own', 'connected_accounts_update_own', 'connected_accounts_delete_own'],
+    'connected_accounts policies'
+);
+select policies_are('public', 'posts', array['posts_select_own'], 'posts policies');
+select policies_are('public', 'ingested_items', array['ingested_items_select_own'], 'ingested_items policies');
+select policies_are('public', 'ingested_posts', array['ingested_posts_select_own'], 'ingested_posts policies');
+select policies_are('public', 'media_downloads', array['media_downloads_select_own'], 'media_downloads policies');
+select policies_are('public', 'sync_logs', array['sync_logs_select_own'], 'sync_logs policies');
+select policies_are('public', 'engagement_history', array['engagement_history_select_own'], 'engagement_history policies');
+
+select finish();
+rollback;
