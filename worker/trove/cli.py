@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from trove.config import database_url
+from trove.config import MIGRATIONS_DIR, database_url
 from trove.db.cluster import ClusterError
 from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
@@ -32,7 +33,7 @@ def _db_status(_: argparse.Namespace) -> None:
 
 
 def _db_migrate(args: argparse.Namespace) -> None:
-    applied = migrate(database_url(), local_stack=args.local_stack)
+    applied = migrate(database_url(), local_stack=args.local_stack, directory=args.migrations_dir)
     print(f"migrations: {len(applied)} applied, database up to date")
     if args.seed:
         apply_seed(database_url())
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="first apply supabase/local/*.sql (roles, auth schema): vanilla Postgres only, never Supabase",
     )
     mig.add_argument("--seed", action="store_true", help="then load supabase/seed.sql")
+    mig.add_argument("--migrations-dir", type=Path, default=MIGRATIONS_DIR, help=argparse.SUPPRESS)
     mig.set_defaults(func=_db_migrate)
     return parser
 

@@ -1,8 +1,9 @@
 """Applies `supabase/local/*.sql` (vanilla Postgres only) and `supabase/migrations/*.sql` in order.
 
-Each migration runs in its own transaction and is recorded in `supabase_migrations.schema_migrations`
-the way the Supabase CLI records it, so `supabase db push` later sees it as applied. A failing migration
-stops the run with the file name, line and Postgres error; the ones before it stay applied.
+Each migration runs in its own transaction, statement by statement, and is recorded in
+`supabase_migrations.schema_migrations` the way the Supabase CLI records it (version, name, statements),
+so `supabase db push` later sees it as applied. A failing migration stops the run with the file name,
+line and Postgres error; the migrations before it stay applied and nothing of the failing one remains.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from trove.config import LOCAL_STACK_DIR, MIGRATIONS_DIR
+from trove.db.sqlsplit import Statement, split_statements
 
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 LOCK_KEY = 7_146_921_001  # pg_advisory_lock key: one migration run at a time per database
@@ -32,7 +34,7 @@ alter table supabase_migrations.schema_migrations add column if not exists idemp
 
 
 class MigrationError(RuntimeError):
-    """A migration could not be applied; the message names the file and the Postgres error."""
+    """A migration could not be applied; the message names the file, the line and the Postgres error."""
 
 
 @dataclass(frozen=True)
@@ -63,14 +65,18 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return migrations
 
 
-def _describe(path: Path, sql: str, error: psycopg.Error) -> str:
+def _describe(source: str, statement: Statement, error: psycopg.Error) -> str:
     """`file:line: message` plus Postgres' detail/hint, so the author can go straight to the line."""
     diag = error.diag
-    where = path.name
+    line = statement.line
     if diag.statement_position:
-        line = sql.count("\n", 0, int(diag.statement_position) - 1) + 1
-        where = f"{path.name}:{line}"
-    parts = [f"{where}: {diag.message_primary or str(error).strip()}"]
+        # Count lines from the statement's first significant character to the error position.
+        lead = len(statement.sql) - len(statement.sql.lstrip())
+        while statement.sql.startswith("--", lead) or statement.sql.startswith("/*", lead):
+            lead = statement.sql.find("\n", lead) + 1 or len(statement.sql)
+            lead += len(statement.sql[lead:]) - len(statement.sql[lead:].lstrip())
+        line += statement.sql.count("\n", lead, int(diag.statement_position) - 1)
+    parts = [f"{source}:{line}: {diag.message_primary or str(error).strip()}"]
     if diag.sqlstate:
         parts[0] += f" (SQLSTATE {diag.sqlstate})"
     for label, value in (
@@ -83,23 +89,30 @@ def _describe(path: Path, sql: str, error: psycopg.Error) -> str:
     return "\n".join(parts)
 
 
-def _run_file(conn: psycopg.Connection, path: Path, sql: str) -> None:
-    try:
-        # No parameters: psycopg sends the text with the simple query protocol, so a file may hold
-        # many statements, dollar-quoted bodies included.
-        conn.execute(sql.encode())
-    except psycopg.Error as error:
-        raise MigrationError(_describe(path, sql, error)) from error
+def _run_script(conn: psycopg.Connection, source: str, sql: str) -> list[str]:
+    """Run a script statement by statement in the caller's transaction; returns the statements run."""
+    statements = split_statements(sql)
+    for statement in statements:
+        try:
+            conn.execute(statement.sql.encode())
+        except psycopg.Error as error:
+            raise MigrationError(_describe(source, statement, error)) from error
+    return [statement.sql.strip() for statement in statements]
+
+
+def _normalized(statements: list[str]) -> str:
+    """Statements compared without layout, so a history the Supabase CLI wrote compares too."""
+    return re.sub(r"[\s;]+", "", "".join(statements))
 
 
 def apply_local_stack(conn: psycopg.Connection, directory: Path = LOCAL_STACK_DIR) -> None:
     """Recreate what Supabase provides (roles, auth schema); idempotent, vanilla Postgres only."""
     for path in sorted(directory.glob("*.sql")):
         with conn.transaction():
-            _run_file(conn, path, path.read_text())
+            _run_script(conn, f"supabase/local/{path.name}", path.read_text())
 
 
-def applied_versions(conn: psycopg.Connection) -> dict[str, list[str] | None]:
+def applied_statements(conn: psycopg.Connection) -> dict[str, list[str] | None]:
     rows = conn.execute("select version, statements from supabase_migrations.schema_migrations").fetchall()
     return {version: statements for version, statements in rows}
 
@@ -120,26 +133,27 @@ def migrate(
             if local_stack:
                 apply_local_stack(conn)
             with conn.transaction():
-                conn.execute(HISTORY_DDL.encode())
-            done = applied_versions(conn)
+                _run_script(conn, "schema_migrations history", HISTORY_DDL)
+            done = applied_statements(conn)
             for migration in migrations:
                 sql = migration.sql
                 if migration.version in done:
                     recorded = done[migration.version]
-                    # We record a file as one statement; a file changed after it was applied would
-                    # silently diverge from every database that has it.
-                    if recorded and len(recorded) == 1 and recorded[0] != sql:
+                    # A file edited after it was applied would silently diverge from every database
+                    # that already has it.
+                    current = [s.sql for s in split_statements(sql)]
+                    if recorded and _normalized(recorded) != _normalized(current):
                         raise MigrationError(
                             f"{migration.path.name} was changed after it was applied; migrations are "
                             "forward-only: add a new migration (or `make db-reset` a local database)"
                         )
                     continue
                 with conn.transaction():
-                    _run_file(conn, migration.path, sql)
+                    statements = _run_script(conn, migration.path.name, sql)
                     conn.execute(
                         "insert into supabase_migrations.schema_migrations (version, statements, name)"
                         " values (%s, %s, %s)",
-                        (migration.version, [sql], migration.name),
+                        (migration.version, statements, migration.name),
                     )
                 applied_now.append(migration)
                 log(f"applied {migration.path.name}")

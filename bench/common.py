@@ -1,0 +1,55 @@
+"""Shared by the benchmarks: a throwaway migrated cluster, timing and the BENCH line format."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+from trove.db.cluster import Cluster, free_port
+from trove.db.migrate import migrate
+
+
+def report(name: str, value: float, unit: str) -> None:
+    print(f"BENCH {name} {value:.3f} {unit}", flush=True)
+
+
+@contextmanager
+def throwaway_cluster() -> Iterator[Cluster]:
+    cluster = Cluster(root=Path(tempfile.mkdtemp(prefix="trove-bench-pg-")), port=free_port(), durable=False)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def create_migrated_database(cluster: Cluster, name: str) -> str:
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    url = cluster.url(name)
+    migrate(url, local_stack=True, log=lambda _: None)
+    return url
+
+
+def timings_ms(action: Callable[[], object], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def percentile(samples: list[float], pct: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
