@@ -40,5 +40,5 @@ alter default privileges for role postgres in schema public
 grant all on functions to anon, authenticated, service_role;
 
 -- As on Supabase, extensions (pgTAP among them in tests) resolve without a schema prefix.
-alter role postgres set search_path = "$user", public, extensions;
-alter role authenticator set search_path = "$user", public, extensions;
+alter role postgres set search_path = "$user", public, extensions; -- noqa: RF05
+alter role authenticator set search_path = "$user", public, extensions; -- noqa: RF05
