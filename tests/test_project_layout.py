@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import tomllib
 
-from trove.config import DB_PORT, PROJECT_ROOT, SUPABASE_DIR
+from trove.config import PROJECT_ROOT, SUPABASE_DB_PORT, SUPABASE_DIR
 
 
 def test_supabase_config_matches_the_local_stack() -> None:
     config = tomllib.loads((SUPABASE_DIR / "config.toml").read_text())
-    assert config["db"]["port"] == DB_PORT == 54322
+    assert config["db"]["port"] == SUPABASE_DB_PORT == 54322
     assert config["db"]["major_version"] == 15
     assert config["db"]["seed"]["sql_paths"] == ["./seed.sql"]
     assert (SUPABASE_DIR / "seed.sql").exists()

@@ -13,11 +13,23 @@ LOCAL_STACK_DIR = SUPABASE_DIR / "local"
 STATE_DIR = PROJECT_ROOT / ".local"
 
 DB_HOST = "127.0.0.1"
-DB_PORT = 54322
+SUPABASE_DB_PORT = 54322  # Supabase's local database port
 DB_PASSWORD = "postgres"
-DEFAULT_DATABASE_URL = f"postgresql://postgres:{DB_PASSWORD}@{DB_HOST}:{DB_PORT}/postgres"
+
+
+def db_port() -> int:
+    """The local cluster's port: 54322 unless $TROVE_DB_PORT says otherwise."""
+    return int(os.environ.get("TROVE_DB_PORT") or SUPABASE_DB_PORT)
+
+
+def state_dir() -> Path:
+    """Where local state (the cluster's data) lives: .local/ in the checkout unless $TROVE_STATE_DIR."""
+    return Path(os.environ.get("TROVE_STATE_DIR") or STATE_DIR)
 
 
 def database_url() -> str:
     """The database Trove talks to: $DATABASE_URL, else the local cluster."""
-    return os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    return (
+        os.environ.get("DATABASE_URL")
+        or f"postgresql://postgres:{DB_PASSWORD}@{DB_HOST}:{db_port()}/postgres"
+    )

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
 
-from trove.config import DB_PASSWORD, DB_PORT, STATE_DIR, SUPABASE_DIR
+from trove.config import DB_PASSWORD, SUPABASE_DIR, db_port, state_dir
 from trove.db.cluster import Cluster
 
 
 def local_cluster() -> Cluster:
-    root = Path(os.environ.get("TROVE_STATE_DIR", STATE_DIR)) / "db"
-    return Cluster(root=root, port=DB_PORT, password=DB_PASSWORD)
+    return Cluster(root=state_dir() / "db", port=db_port(), password=DB_PASSWORD)
 
 
 def apply_seed(conninfo: str, seed: Path = SUPABASE_DIR / "seed.sql") -> None:
