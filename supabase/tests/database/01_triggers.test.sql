@@ -1,8 +1,31 @@
 -- Every trigger's behaviour, and the check constraints that guard ranges.
 begin;
-select plan(39);
+select plan(48);
 
 select tests.create_two_archives();
+
+-- Exactly these triggers exist; each one's behaviour is asserted below.
+select triggers_are('auth', 'users', array['on_auth_user_saved'], 'auth.users triggers');
+select triggers_are('public', 'users', array['users_set_updated_at'], 'users triggers');
+select triggers_are('public', 'connected_accounts', array['connected_accounts_set_updated_at'], 'connected_accounts triggers');
+select triggers_are(
+    'public', 'ingested_items', array['ingested_items_set_updated_at', 'ingested_items_user_id_from_account'],
+    'ingested_items triggers'
+);
+select triggers_are(
+    'public', 'ingested_posts',
+    array['ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
+    'ingested_posts triggers'
+);
+select triggers_are(
+    'public', 'posts', array['posts_check_account', 'posts_set_search_vector', 'posts_set_updated_at'], 'posts triggers'
+);
+select triggers_are(
+    'public', 'sync_logs', array['sync_logs_complete', 'sync_logs_record_on_account', 'sync_logs_user_id_from_account'],
+    'sync_logs triggers'
+);
+select triggers_are('public', 'engagement_history', array['engagement_history_user_id_from_post'], 'engagement_history triggers');
+select triggers_are('public', 'media_downloads', array[]::name[], 'media_downloads has no triggers');
 
 -- auth.users -> public.users
 select is(
