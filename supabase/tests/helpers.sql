@@ -47,7 +47,8 @@ begin
 end;
 $$;
 
--- One of everything for a user: account, raw page, raw post, post, media, sync log, engagement.
+-- One of everything for a user: account, raw page, raw post, post, media, sync log, engagement,
+-- notification and a queued sync request.
 create or replace function tests.create_archive(p_name text, p_platform public.platform_enum default 'strava')
 returns void
 language plpgsql
@@ -60,6 +61,11 @@ declare
     item uuid;
     raw_post uuid;
     post uuid;
+    media uuid;
+    sync_log uuid;
+    engagement uuid;
+    notification uuid;
+    queued_log uuid;
 begin
     insert into public.connected_accounts (user_id, platform, platform_user_id, username, access_token,
                                            refresh_token, token_expires_at, scope)
@@ -78,23 +84,30 @@ begin
     values (account, p_platform, p_name || '-post-1', 'activity', p_name || ' morning run', now())
     returning id into post;
     insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
-    values (raw_post, uid, p_platform, p_name || '-photo-1', 'https://media.example.test/' || p_name || '.jpg');
-    insert into public.sync_logs (account_id, sync_type) values (account, 'backfill');
+    values (raw_post, uid, p_platform, p_name || '-photo-1', 'https://media.example.test/' || p_name || '.jpg')
+    returning id into media;
+    insert into public.sync_logs (account_id, sync_type) values (account, 'backfill')
+    returning id into sync_log;
     insert into public.engagement_history (post_id, engagement_stats)
-    values (post, '{"kudos_count": 3}');
+    values (post, '{"kudos_count": 3}')
+    returning id into engagement;
+    insert into public.notifications (user_id, account_id, kind, title)
+    values (uid, account, 'sync_failing', 'Syncing keeps failing')
+    returning id into notification;
+    queued_log := trove_private.enqueue_sync(account, 'scheduled');
 
     insert into tests.fixtures (kind, owner_name, id)
-    select f.kind, p_name, f.id
-    from (
-        values
-        ('account', account),
-        ('ingested_item', item),
-        ('ingested_post', raw_post),
-        ('post', post),
-        ('media_download', (select md.id from public.media_downloads as md where md.ingested_post_id = raw_post)),
-        ('sync_log', (select sl.id from public.sync_logs as sl where sl.account_id = account)),
-        ('engagement', (select eh.id from public.engagement_history as eh where eh.post_id = post))
-    ) as f (kind, id);
+    values
+    ('account', p_name, account),
+    ('ingested_item', p_name, item),
+    ('ingested_post', p_name, raw_post),
+    ('post', p_name, post),
+    ('media_download', p_name, media),
+    ('sync_log', p_name, sync_log),
+    ('engagement', p_name, engagement),
+    ('notification', p_name, notification),
+    ('queued_sync_log', p_name, queued_log),
+    ('sync_request', p_name, (select r.id from public.sync_requests as r where r.sync_log_id = queued_log));
 end;
 $$;
 

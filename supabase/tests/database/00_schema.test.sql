@@ -1,18 +1,18 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
--- every constraint and index (by definition), RLS enabled. Regenerate nothing: a change here is a decision.
+-- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(364);
+select plan(502);
 
-select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the seed labels');
-select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the seed labels');
-select enum_has_labels('public', 'download_status_enum', array['pending', 'downloading', 'downloaded', 'failed', 'unavailable'], 'enum download_status_enum has the seed labels');
-select enum_has_labels('public', 'ingestion_source_enum', array['webhook', 'fetch', 'backfill', 'retry'], 'enum ingestion_source_enum has the seed labels');
-select enum_has_labels('public', 'platform_enum', array['bluesky', 'strava', 'instagram'], 'enum platform_enum has the seed labels');
-select enum_has_labels('public', 'processing_status_enum', array['pending', 'processing', 'completed', 'failed', 'dead_letter'], 'enum processing_status_enum has the seed labels');
-select enum_has_labels('public', 'sync_status_enum', array['running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the seed labels');
-select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the seed labels');
+select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
+select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
+select enum_has_labels('public', 'download_status_enum', array['pending', 'downloading', 'downloaded', 'failed', 'unavailable'], 'enum download_status_enum has the expected labels');
+select enum_has_labels('public', 'ingestion_source_enum', array['webhook', 'fetch', 'backfill', 'retry'], 'enum ingestion_source_enum has the expected labels');
+select enum_has_labels('public', 'platform_enum', array['bluesky', 'strava', 'instagram'], 'enum platform_enum has the expected labels');
+select enum_has_labels('public', 'processing_status_enum', array['pending', 'processing', 'completed', 'failed', 'dead_letter'], 'enum processing_status_enum has the expected labels');
+select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
+select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the expected labels');
 
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks'], 'public has exactly the archive tables');
 
 -- users
 select columns_are('public', 'users', array['id', 'email', 'display_name', 'avatar_url', 'timezone', 'created_at', 'updated_at'], 'users has exactly the expected columns');
@@ -155,7 +155,7 @@ select is(pg_get_indexdef('public.posts_user_platform_created_idx'::regclass), '
 select ok(tests.rls_enabled('public.posts'), 'posts has row level security enabled');
 
 -- ingested_items
-select columns_are('public', 'ingested_items', array['id', 'source', 'platform', 'account_id', 'user_id', 'event_type', 'external_id', 'payload', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at'], 'ingested_items has exactly the expected columns');
+select columns_are('public', 'ingested_items', array['id', 'source', 'platform', 'account_id', 'user_id', 'event_type', 'external_id', 'payload', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until'], 'ingested_items has exactly the expected columns');
 select col_type_is('public', 'ingested_items', 'id', 'uuid', 'ingested_items.id is uuid');
 select col_not_null('public', 'ingested_items', 'id', 'ingested_items.id is not null');
 select col_type_is('public', 'ingested_items', 'source', 'ingestion_source_enum', 'ingested_items.source is ingestion_source_enum');
@@ -192,25 +192,33 @@ select col_type_is('public', 'ingested_items', 'created_at', 'timestamp with tim
 select col_not_null('public', 'ingested_items', 'created_at', 'ingested_items.created_at is not null');
 select col_type_is('public', 'ingested_items', 'updated_at', 'timestamp with time zone', 'ingested_items.updated_at is timestamp with time zone');
 select col_not_null('public', 'ingested_items', 'updated_at', 'ingested_items.updated_at is not null');
+select col_type_is('public', 'ingested_items', 'run_after', 'timestamp with time zone', 'ingested_items.run_after is timestamp with time zone');
+select col_not_null('public', 'ingested_items', 'run_after', 'ingested_items.run_after is not null');
+select col_type_is('public', 'ingested_items', 'locked_by', 'text', 'ingested_items.locked_by is text');
+select col_is_null('public', 'ingested_items', 'locked_by', 'ingested_items.locked_by is nullable');
+select col_type_is('public', 'ingested_items', 'locked_until', 'timestamp with time zone', 'ingested_items.locked_until is timestamp with time zone');
+select col_is_null('public', 'ingested_items', 'locked_until', 'ingested_items.locked_until is nullable');
 select is(tests.constraint_names('public.ingested_items'), array['ingested_items_account_id_fkey', 'ingested_items_attempts_check', 'ingested_items_event_type_check', 'ingested_items_pkey', 'ingested_items_user_id_fkey'], 'ingested_items has exactly the expected constraints');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL', 'constraint ingested_items_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint ingested_items_attempts_check: CHECK ((attempts >= 0))');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_event_type_check'), 'CHECK ((event_type <> ''''::text))', 'constraint ingested_items_event_type_check: CHECK ((event_type <> ''''::text))');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_pkey'), 'PRIMARY KEY (id)', 'constraint ingested_items_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL', 'constraint ingested_items_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL');
-select indexes_are('public', 'ingested_items', array['ingested_items_account_id_idx', 'ingested_items_payload_idx', 'ingested_items_pkey', 'ingested_items_platform_external_id_idx', 'ingested_items_platform_idx', 'ingested_items_received_at_idx', 'ingested_items_status_idx', 'ingested_items_user_id_idx'], 'ingested_items has exactly the expected indexes');
+select indexes_are('public', 'ingested_items', array['ingested_items_account_id_idx', 'ingested_items_leased_idx', 'ingested_items_payload_idx', 'ingested_items_pkey', 'ingested_items_platform_external_id_idx', 'ingested_items_platform_idx', 'ingested_items_ready_idx', 'ingested_items_received_at_idx', 'ingested_items_status_idx', 'ingested_items_user_id_idx'], 'ingested_items has exactly the expected indexes');
 select is(pg_get_indexdef('public.ingested_items_account_id_idx'::regclass), 'CREATE INDEX ingested_items_account_id_idx ON public.ingested_items USING btree (account_id)', 'index ingested_items_account_id_idx');
+select is(pg_get_indexdef('public.ingested_items_leased_idx'::regclass), 'CREATE INDEX ingested_items_leased_idx ON public.ingested_items USING btree (locked_until) WHERE (status = ''processing''::processing_status_enum)', 'index ingested_items_leased_idx');
 select is(pg_get_indexdef('public.ingested_items_payload_idx'::regclass), 'CREATE INDEX ingested_items_payload_idx ON public.ingested_items USING gin (payload jsonb_path_ops)', 'index ingested_items_payload_idx');
 select is(pg_get_indexdef('public.ingested_items_pkey'::regclass), 'CREATE UNIQUE INDEX ingested_items_pkey ON public.ingested_items USING btree (id)', 'index ingested_items_pkey');
 select is(pg_get_indexdef('public.ingested_items_platform_external_id_idx'::regclass), 'CREATE INDEX ingested_items_platform_external_id_idx ON public.ingested_items USING btree (platform, external_id)', 'index ingested_items_platform_external_id_idx');
 select is(pg_get_indexdef('public.ingested_items_platform_idx'::regclass), 'CREATE INDEX ingested_items_platform_idx ON public.ingested_items USING btree (platform)', 'index ingested_items_platform_idx');
+select is(pg_get_indexdef('public.ingested_items_ready_idx'::regclass), 'CREATE INDEX ingested_items_ready_idx ON public.ingested_items USING btree (run_after) WHERE (status = ANY (ARRAY[''pending''::processing_status_enum, ''failed''::processing_status_enum]))', 'index ingested_items_ready_idx');
 select is(pg_get_indexdef('public.ingested_items_received_at_idx'::regclass), 'CREATE INDEX ingested_items_received_at_idx ON public.ingested_items USING btree (received_at DESC)', 'index ingested_items_received_at_idx');
 select is(pg_get_indexdef('public.ingested_items_status_idx'::regclass), 'CREATE INDEX ingested_items_status_idx ON public.ingested_items USING btree (status)', 'index ingested_items_status_idx');
 select is(pg_get_indexdef('public.ingested_items_user_id_idx'::regclass), 'CREATE INDEX ingested_items_user_id_idx ON public.ingested_items USING btree (user_id)', 'index ingested_items_user_id_idx');
 select ok(tests.rls_enabled('public.ingested_items'), 'ingested_items has row level security enabled');
 
 -- ingested_posts
-select columns_are('public', 'ingested_posts', array['id', 'ingested_item_id', 'platform', 'account_id', 'user_id', 'platform_post_id', 'post_data', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at'], 'ingested_posts has exactly the expected columns');
+select columns_are('public', 'ingested_posts', array['id', 'ingested_item_id', 'platform', 'account_id', 'user_id', 'platform_post_id', 'post_data', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until'], 'ingested_posts has exactly the expected columns');
 select col_type_is('public', 'ingested_posts', 'id', 'uuid', 'ingested_posts.id is uuid');
 select col_not_null('public', 'ingested_posts', 'id', 'ingested_posts.id is not null');
 select col_type_is('public', 'ingested_posts', 'ingested_item_id', 'uuid', 'ingested_posts.ingested_item_id is uuid');
@@ -245,6 +253,12 @@ select col_type_is('public', 'ingested_posts', 'created_at', 'timestamp with tim
 select col_not_null('public', 'ingested_posts', 'created_at', 'ingested_posts.created_at is not null');
 select col_type_is('public', 'ingested_posts', 'updated_at', 'timestamp with time zone', 'ingested_posts.updated_at is timestamp with time zone');
 select col_not_null('public', 'ingested_posts', 'updated_at', 'ingested_posts.updated_at is not null');
+select col_type_is('public', 'ingested_posts', 'run_after', 'timestamp with time zone', 'ingested_posts.run_after is timestamp with time zone');
+select col_not_null('public', 'ingested_posts', 'run_after', 'ingested_posts.run_after is not null');
+select col_type_is('public', 'ingested_posts', 'locked_by', 'text', 'ingested_posts.locked_by is text');
+select col_is_null('public', 'ingested_posts', 'locked_by', 'ingested_posts.locked_by is nullable');
+select col_type_is('public', 'ingested_posts', 'locked_until', 'timestamp with time zone', 'ingested_posts.locked_until is timestamp with time zone');
+select col_is_null('public', 'ingested_posts', 'locked_until', 'ingested_posts.locked_until is nullable');
 select is(tests.constraint_names('public.ingested_posts'), array['ingested_posts_account_id_fkey', 'ingested_posts_attempts_check', 'ingested_posts_ingested_item_id_fkey', 'ingested_posts_pkey', 'ingested_posts_platform_post_id_check', 'ingested_posts_platform_post_key', 'ingested_posts_user_id_fkey'], 'ingested_posts has exactly the expected constraints');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL', 'constraint ingested_posts_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint ingested_posts_attempts_check: CHECK ((attempts >= 0))');
@@ -253,19 +267,21 @@ select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_pkey'), 
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_platform_post_id_check'), 'CHECK ((platform_post_id <> ''''::text))', 'constraint ingested_posts_platform_post_id_check: CHECK ((platform_post_id <> ''''::text))');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_platform_post_key'), 'UNIQUE (platform, platform_post_id)', 'constraint ingested_posts_platform_post_key: UNIQUE (platform, platform_post_id)');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL', 'constraint ingested_posts_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL');
-select indexes_are('public', 'ingested_posts', array['ingested_posts_account_id_idx', 'ingested_posts_ingested_item_id_idx', 'ingested_posts_pkey', 'ingested_posts_platform_post_key', 'ingested_posts_post_data_idx', 'ingested_posts_received_at_idx', 'ingested_posts_status_idx', 'ingested_posts_user_id_idx'], 'ingested_posts has exactly the expected indexes');
+select indexes_are('public', 'ingested_posts', array['ingested_posts_account_id_idx', 'ingested_posts_ingested_item_id_idx', 'ingested_posts_leased_idx', 'ingested_posts_pkey', 'ingested_posts_platform_post_key', 'ingested_posts_post_data_idx', 'ingested_posts_ready_idx', 'ingested_posts_received_at_idx', 'ingested_posts_status_idx', 'ingested_posts_user_id_idx'], 'ingested_posts has exactly the expected indexes');
 select is(pg_get_indexdef('public.ingested_posts_account_id_idx'::regclass), 'CREATE INDEX ingested_posts_account_id_idx ON public.ingested_posts USING btree (account_id)', 'index ingested_posts_account_id_idx');
 select is(pg_get_indexdef('public.ingested_posts_ingested_item_id_idx'::regclass), 'CREATE INDEX ingested_posts_ingested_item_id_idx ON public.ingested_posts USING btree (ingested_item_id)', 'index ingested_posts_ingested_item_id_idx');
+select is(pg_get_indexdef('public.ingested_posts_leased_idx'::regclass), 'CREATE INDEX ingested_posts_leased_idx ON public.ingested_posts USING btree (locked_until) WHERE (status = ''processing''::processing_status_enum)', 'index ingested_posts_leased_idx');
 select is(pg_get_indexdef('public.ingested_posts_pkey'::regclass), 'CREATE UNIQUE INDEX ingested_posts_pkey ON public.ingested_posts USING btree (id)', 'index ingested_posts_pkey');
 select is(pg_get_indexdef('public.ingested_posts_platform_post_key'::regclass), 'CREATE UNIQUE INDEX ingested_posts_platform_post_key ON public.ingested_posts USING btree (platform, platform_post_id)', 'index ingested_posts_platform_post_key');
 select is(pg_get_indexdef('public.ingested_posts_post_data_idx'::regclass), 'CREATE INDEX ingested_posts_post_data_idx ON public.ingested_posts USING gin (post_data jsonb_path_ops)', 'index ingested_posts_post_data_idx');
+select is(pg_get_indexdef('public.ingested_posts_ready_idx'::regclass), 'CREATE INDEX ingested_posts_ready_idx ON public.ingested_posts USING btree (run_after) WHERE (status = ANY (ARRAY[''pending''::processing_status_enum, ''failed''::processing_status_enum]))', 'index ingested_posts_ready_idx');
 select is(pg_get_indexdef('public.ingested_posts_received_at_idx'::regclass), 'CREATE INDEX ingested_posts_received_at_idx ON public.ingested_posts USING btree (received_at DESC)', 'index ingested_posts_received_at_idx');
 select is(pg_get_indexdef('public.ingested_posts_status_idx'::regclass), 'CREATE INDEX ingested_posts_status_idx ON public.ingested_posts USING btree (status)', 'index ingested_posts_status_idx');
 select is(pg_get_indexdef('public.ingested_posts_user_id_idx'::regclass), 'CREATE INDEX ingested_posts_user_id_idx ON public.ingested_posts USING btree (user_id)', 'index ingested_posts_user_id_idx');
 select ok(tests.rls_enabled('public.ingested_posts'), 'ingested_posts has row level security enabled');
 
 -- media_downloads
-select columns_are('public', 'media_downloads', array['id', 'ingested_post_id', 'user_id', 'platform', 'media_key', 'original_url', 'status', 'attempts', 'error', 'last_attempt_at', 'created_at'], 'media_downloads has exactly the expected columns');
+select columns_are('public', 'media_downloads', array['id', 'ingested_post_id', 'user_id', 'platform', 'media_key', 'original_url', 'status', 'attempts', 'error', 'last_attempt_at', 'created_at', 'run_after', 'locked_by', 'locked_until'], 'media_downloads has exactly the expected columns');
 select col_type_is('public', 'media_downloads', 'id', 'uuid', 'media_downloads.id is uuid');
 select col_not_null('public', 'media_downloads', 'id', 'media_downloads.id is not null');
 select col_type_is('public', 'media_downloads', 'ingested_post_id', 'uuid', 'media_downloads.ingested_post_id is uuid');
@@ -288,6 +304,12 @@ select col_type_is('public', 'media_downloads', 'last_attempt_at', 'timestamp wi
 select col_is_null('public', 'media_downloads', 'last_attempt_at', 'media_downloads.last_attempt_at is nullable');
 select col_type_is('public', 'media_downloads', 'created_at', 'timestamp with time zone', 'media_downloads.created_at is timestamp with time zone');
 select col_not_null('public', 'media_downloads', 'created_at', 'media_downloads.created_at is not null');
+select col_type_is('public', 'media_downloads', 'run_after', 'timestamp with time zone', 'media_downloads.run_after is timestamp with time zone');
+select col_not_null('public', 'media_downloads', 'run_after', 'media_downloads.run_after is not null');
+select col_type_is('public', 'media_downloads', 'locked_by', 'text', 'media_downloads.locked_by is text');
+select col_is_null('public', 'media_downloads', 'locked_by', 'media_downloads.locked_by is nullable');
+select col_type_is('public', 'media_downloads', 'locked_until', 'timestamp with time zone', 'media_downloads.locked_until is timestamp with time zone');
+select col_is_null('public', 'media_downloads', 'locked_until', 'media_downloads.locked_until is nullable');
 select is(tests.constraint_names('public.media_downloads'), array['media_downloads_attempts_check', 'media_downloads_ingested_post_id_fkey', 'media_downloads_media_key_check', 'media_downloads_original_url_check', 'media_downloads_pkey', 'media_downloads_user_id_fkey', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected constraints');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint media_downloads_attempts_check: CHECK ((attempts >= 0))');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_ingested_post_id_fkey'), 'FOREIGN KEY (ingested_post_id) REFERENCES ingested_posts(id) ON DELETE CASCADE', 'constraint media_downloads_ingested_post_id_fkey: FOREIGN KEY (ingested_post_id) REFERENCES ingested_posts(id) ON DELETE CASCADE');
@@ -296,9 +318,11 @@ select is(tests.constraint_def('public.media_downloads', 'media_downloads_origin
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_pkey'), 'PRIMARY KEY (id)', 'constraint media_downloads_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint media_downloads_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_user_media_key'), 'UNIQUE (user_id, platform, media_key)', 'constraint media_downloads_user_media_key: UNIQUE (user_id, platform, media_key)');
-select indexes_are('public', 'media_downloads', array['media_downloads_ingested_post_id_idx', 'media_downloads_pkey', 'media_downloads_status_attempts_idx', 'media_downloads_status_idx', 'media_downloads_user_id_idx', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected indexes');
+select indexes_are('public', 'media_downloads', array['media_downloads_ingested_post_id_idx', 'media_downloads_leased_idx', 'media_downloads_pkey', 'media_downloads_ready_idx', 'media_downloads_status_attempts_idx', 'media_downloads_status_idx', 'media_downloads_user_id_idx', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected indexes');
 select is(pg_get_indexdef('public.media_downloads_ingested_post_id_idx'::regclass), 'CREATE INDEX media_downloads_ingested_post_id_idx ON public.media_downloads USING btree (ingested_post_id)', 'index media_downloads_ingested_post_id_idx');
+select is(pg_get_indexdef('public.media_downloads_leased_idx'::regclass), 'CREATE INDEX media_downloads_leased_idx ON public.media_downloads USING btree (locked_until) WHERE (status = ''downloading''::download_status_enum)', 'index media_downloads_leased_idx');
 select is(pg_get_indexdef('public.media_downloads_pkey'::regclass), 'CREATE UNIQUE INDEX media_downloads_pkey ON public.media_downloads USING btree (id)', 'index media_downloads_pkey');
+select is(pg_get_indexdef('public.media_downloads_ready_idx'::regclass), 'CREATE INDEX media_downloads_ready_idx ON public.media_downloads USING btree (run_after) WHERE (status = ANY (ARRAY[''pending''::download_status_enum, ''failed''::download_status_enum]))', 'index media_downloads_ready_idx');
 select is(pg_get_indexdef('public.media_downloads_status_attempts_idx'::regclass), 'CREATE INDEX media_downloads_status_attempts_idx ON public.media_downloads USING btree (status, attempts)', 'index media_downloads_status_attempts_idx');
 select is(pg_get_indexdef('public.media_downloads_status_idx'::regclass), 'CREATE INDEX media_downloads_status_idx ON public.media_downloads USING btree (status)', 'index media_downloads_status_idx');
 select is(pg_get_indexdef('public.media_downloads_user_id_idx'::regclass), 'CREATE INDEX media_downloads_user_id_idx ON public.media_downloads USING btree (user_id)', 'index media_downloads_user_id_idx');
@@ -384,6 +408,128 @@ select is(pg_get_indexdef('public.engagement_history_pkey'::regclass), 'CREATE U
 select is(pg_get_indexdef('public.engagement_history_post_recorded_key'::regclass), 'CREATE UNIQUE INDEX engagement_history_post_recorded_key ON public.engagement_history USING btree (post_id, recorded_at)', 'index engagement_history_post_recorded_key');
 select is(pg_get_indexdef('public.engagement_history_user_id_idx'::regclass), 'CREATE INDEX engagement_history_user_id_idx ON public.engagement_history USING btree (user_id)', 'index engagement_history_user_id_idx');
 select ok(tests.rls_enabled('public.engagement_history'), 'engagement_history has row level security enabled');
+
+-- notifications
+select columns_are('public', 'notifications', array['id', 'user_id', 'account_id', 'kind', 'title', 'body', 'created_at', 'read_at'], 'notifications has exactly the expected columns');
+select col_type_is('public', 'notifications', 'id', 'uuid', 'notifications.id is uuid');
+select col_not_null('public', 'notifications', 'id', 'notifications.id is not null');
+select col_type_is('public', 'notifications', 'user_id', 'uuid', 'notifications.user_id is uuid');
+select col_not_null('public', 'notifications', 'user_id', 'notifications.user_id is not null');
+select col_type_is('public', 'notifications', 'account_id', 'uuid', 'notifications.account_id is uuid');
+select col_is_null('public', 'notifications', 'account_id', 'notifications.account_id is nullable');
+select col_type_is('public', 'notifications', 'kind', 'text', 'notifications.kind is text');
+select col_not_null('public', 'notifications', 'kind', 'notifications.kind is not null');
+select col_type_is('public', 'notifications', 'title', 'text', 'notifications.title is text');
+select col_not_null('public', 'notifications', 'title', 'notifications.title is not null');
+select col_type_is('public', 'notifications', 'body', 'text', 'notifications.body is text');
+select col_is_null('public', 'notifications', 'body', 'notifications.body is nullable');
+select col_type_is('public', 'notifications', 'created_at', 'timestamp with time zone', 'notifications.created_at is timestamp with time zone');
+select col_not_null('public', 'notifications', 'created_at', 'notifications.created_at is not null');
+select col_type_is('public', 'notifications', 'read_at', 'timestamp with time zone', 'notifications.read_at is timestamp with time zone');
+select col_is_null('public', 'notifications', 'read_at', 'notifications.read_at is nullable');
+select is(tests.constraint_names('public.notifications'), array['notifications_account_id_fkey', 'notifications_kind_check', 'notifications_pkey', 'notifications_user_id_fkey'], 'notifications has exactly the expected constraints');
+select is(tests.constraint_def('public.notifications', 'notifications_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL', 'constraint notifications_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL');
+select is(tests.constraint_def('public.notifications', 'notifications_kind_check'), 'CHECK ((kind = ANY (ARRAY[''sync_failing''::text, ''reauthorization_required''::text, ''account_disconnected''::text, ''account_deauthorized''::text])))', 'constraint notifications_kind_check: CHECK ((kind = ANY (ARRAY[''sync_failing''::text, ''reauthorization_required''::text, ''account_disconnected''::text, ''account_deauthorized''::text])))');
+select is(tests.constraint_def('public.notifications', 'notifications_pkey'), 'PRIMARY KEY (id)', 'constraint notifications_pkey: PRIMARY KEY (id)');
+select is(tests.constraint_def('public.notifications', 'notifications_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint notifications_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
+select indexes_are('public', 'notifications', array['notifications_account_id_idx', 'notifications_pkey', 'notifications_user_created_idx'], 'notifications has exactly the expected indexes');
+select is(pg_get_indexdef('public.notifications_account_id_idx'::regclass), 'CREATE INDEX notifications_account_id_idx ON public.notifications USING btree (account_id)', 'index notifications_account_id_idx');
+select is(pg_get_indexdef('public.notifications_pkey'::regclass), 'CREATE UNIQUE INDEX notifications_pkey ON public.notifications USING btree (id)', 'index notifications_pkey');
+select is(pg_get_indexdef('public.notifications_user_created_idx'::regclass), 'CREATE INDEX notifications_user_created_idx ON public.notifications USING btree (user_id, created_at DESC)', 'index notifications_user_created_idx');
+select ok(tests.rls_enabled('public.notifications'), 'notifications has row level security enabled');
+
+-- sync_requests
+select columns_are('public', 'sync_requests', array['id', 'account_id', 'user_id', 'sync_type', 'sync_log_id', 'status', 'priority', 'attempts', 'run_after', 'locked_by', 'locked_until', 'last_error', 'created_at', 'updated_at'], 'sync_requests has exactly the expected columns');
+select col_type_is('public', 'sync_requests', 'id', 'uuid', 'sync_requests.id is uuid');
+select col_not_null('public', 'sync_requests', 'id', 'sync_requests.id is not null');
+select col_type_is('public', 'sync_requests', 'account_id', 'uuid', 'sync_requests.account_id is uuid');
+select col_not_null('public', 'sync_requests', 'account_id', 'sync_requests.account_id is not null');
+select col_type_is('public', 'sync_requests', 'user_id', 'uuid', 'sync_requests.user_id is uuid');
+select col_not_null('public', 'sync_requests', 'user_id', 'sync_requests.user_id is not null');
+select col_type_is('public', 'sync_requests', 'sync_type', 'sync_type_enum', 'sync_requests.sync_type is sync_type_enum');
+select col_not_null('public', 'sync_requests', 'sync_type', 'sync_requests.sync_type is not null');
+select col_type_is('public', 'sync_requests', 'sync_log_id', 'uuid', 'sync_requests.sync_log_id is uuid');
+select col_is_null('public', 'sync_requests', 'sync_log_id', 'sync_requests.sync_log_id is nullable');
+select col_type_is('public', 'sync_requests', 'status', 'processing_status_enum', 'sync_requests.status is processing_status_enum');
+select col_not_null('public', 'sync_requests', 'status', 'sync_requests.status is not null');
+select col_type_is('public', 'sync_requests', 'priority', 'smallint', 'sync_requests.priority is smallint');
+select col_not_null('public', 'sync_requests', 'priority', 'sync_requests.priority is not null');
+select col_type_is('public', 'sync_requests', 'attempts', 'integer', 'sync_requests.attempts is integer');
+select col_not_null('public', 'sync_requests', 'attempts', 'sync_requests.attempts is not null');
+select col_type_is('public', 'sync_requests', 'run_after', 'timestamp with time zone', 'sync_requests.run_after is timestamp with time zone');
+select col_not_null('public', 'sync_requests', 'run_after', 'sync_requests.run_after is not null');
+select col_type_is('public', 'sync_requests', 'locked_by', 'text', 'sync_requests.locked_by is text');
+select col_is_null('public', 'sync_requests', 'locked_by', 'sync_requests.locked_by is nullable');
+select col_type_is('public', 'sync_requests', 'locked_until', 'timestamp with time zone', 'sync_requests.locked_until is timestamp with time zone');
+select col_is_null('public', 'sync_requests', 'locked_until', 'sync_requests.locked_until is nullable');
+select col_type_is('public', 'sync_requests', 'last_error', 'text', 'sync_requests.last_error is text');
+select col_is_null('public', 'sync_requests', 'last_error', 'sync_requests.last_error is nullable');
+select col_type_is('public', 'sync_requests', 'created_at', 'timestamp with time zone', 'sync_requests.created_at is timestamp with time zone');
+select col_not_null('public', 'sync_requests', 'created_at', 'sync_requests.created_at is not null');
+select col_type_is('public', 'sync_requests', 'updated_at', 'timestamp with time zone', 'sync_requests.updated_at is timestamp with time zone');
+select col_not_null('public', 'sync_requests', 'updated_at', 'sync_requests.updated_at is not null');
+select is(tests.constraint_names('public.sync_requests'), array['sync_requests_account_id_fkey', 'sync_requests_attempts_check', 'sync_requests_pkey', 'sync_requests_sync_log_id_fkey', 'sync_requests_user_id_fkey'], 'sync_requests has exactly the expected constraints');
+select is(tests.constraint_def('public.sync_requests', 'sync_requests_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE CASCADE', 'constraint sync_requests_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE CASCADE');
+select is(tests.constraint_def('public.sync_requests', 'sync_requests_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint sync_requests_attempts_check: CHECK ((attempts >= 0))');
+select is(tests.constraint_def('public.sync_requests', 'sync_requests_pkey'), 'PRIMARY KEY (id)', 'constraint sync_requests_pkey: PRIMARY KEY (id)');
+select is(tests.constraint_def('public.sync_requests', 'sync_requests_sync_log_id_fkey'), 'FOREIGN KEY (sync_log_id) REFERENCES sync_logs(id) ON DELETE SET NULL', 'constraint sync_requests_sync_log_id_fkey: FOREIGN KEY (sync_log_id) REFERENCES sync_logs(id) ON DELETE SET NULL');
+select is(tests.constraint_def('public.sync_requests', 'sync_requests_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint sync_requests_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
+select indexes_are('public', 'sync_requests', array['sync_requests_leased_idx', 'sync_requests_one_in_flight_idx', 'sync_requests_pkey', 'sync_requests_ready_idx', 'sync_requests_sync_log_id_idx', 'sync_requests_user_id_idx'], 'sync_requests has exactly the expected indexes');
+select is(pg_get_indexdef('public.sync_requests_leased_idx'::regclass), 'CREATE INDEX sync_requests_leased_idx ON public.sync_requests USING btree (locked_until) WHERE (status = ''processing''::processing_status_enum)', 'index sync_requests_leased_idx');
+select is(pg_get_indexdef('public.sync_requests_one_in_flight_idx'::regclass), 'CREATE UNIQUE INDEX sync_requests_one_in_flight_idx ON public.sync_requests USING btree (account_id) WHERE (status = ANY (ARRAY[''pending''::processing_status_enum, ''processing''::processing_status_enum]))', 'index sync_requests_one_in_flight_idx');
+select is(pg_get_indexdef('public.sync_requests_pkey'::regclass), 'CREATE UNIQUE INDEX sync_requests_pkey ON public.sync_requests USING btree (id)', 'index sync_requests_pkey');
+select is(pg_get_indexdef('public.sync_requests_ready_idx'::regclass), 'CREATE INDEX sync_requests_ready_idx ON public.sync_requests USING btree (priority, run_after) WHERE (status = ''pending''::processing_status_enum)', 'index sync_requests_ready_idx');
+select is(pg_get_indexdef('public.sync_requests_sync_log_id_idx'::regclass), 'CREATE INDEX sync_requests_sync_log_id_idx ON public.sync_requests USING btree (sync_log_id)', 'index sync_requests_sync_log_id_idx');
+select is(pg_get_indexdef('public.sync_requests_user_id_idx'::regclass), 'CREATE INDEX sync_requests_user_id_idx ON public.sync_requests USING btree (user_id)', 'index sync_requests_user_id_idx');
+select ok(tests.rls_enabled('public.sync_requests'), 'sync_requests has row level security enabled');
+
+-- rate_limit_budgets
+select columns_are('public', 'rate_limit_budgets', array['platform', 'window_name', 'window_length', 'request_limit', 'used', 'resets_at', 'updated_at'], 'rate_limit_budgets has exactly the expected columns');
+select col_type_is('public', 'rate_limit_budgets', 'platform', 'platform_enum', 'rate_limit_budgets.platform is platform_enum');
+select col_not_null('public', 'rate_limit_budgets', 'platform', 'rate_limit_budgets.platform is not null');
+select col_type_is('public', 'rate_limit_budgets', 'window_name', 'text', 'rate_limit_budgets.window_name is text');
+select col_not_null('public', 'rate_limit_budgets', 'window_name', 'rate_limit_budgets.window_name is not null');
+select col_type_is('public', 'rate_limit_budgets', 'window_length', 'interval', 'rate_limit_budgets.window_length is interval');
+select col_not_null('public', 'rate_limit_budgets', 'window_length', 'rate_limit_budgets.window_length is not null');
+select col_type_is('public', 'rate_limit_budgets', 'request_limit', 'integer', 'rate_limit_budgets.request_limit is integer');
+select col_not_null('public', 'rate_limit_budgets', 'request_limit', 'rate_limit_budgets.request_limit is not null');
+select col_type_is('public', 'rate_limit_budgets', 'used', 'integer', 'rate_limit_budgets.used is integer');
+select col_not_null('public', 'rate_limit_budgets', 'used', 'rate_limit_budgets.used is not null');
+select col_type_is('public', 'rate_limit_budgets', 'resets_at', 'timestamp with time zone', 'rate_limit_budgets.resets_at is timestamp with time zone');
+select col_not_null('public', 'rate_limit_budgets', 'resets_at', 'rate_limit_budgets.resets_at is not null');
+select col_type_is('public', 'rate_limit_budgets', 'updated_at', 'timestamp with time zone', 'rate_limit_budgets.updated_at is timestamp with time zone');
+select col_not_null('public', 'rate_limit_budgets', 'updated_at', 'rate_limit_budgets.updated_at is not null');
+select is(tests.constraint_names('public.rate_limit_budgets'), array['rate_limit_budgets_limit_check', 'rate_limit_budgets_pkey', 'rate_limit_budgets_used_check', 'rate_limit_budgets_window_check'], 'rate_limit_budgets has exactly the expected constraints');
+select is(tests.constraint_def('public.rate_limit_budgets', 'rate_limit_budgets_limit_check'), 'CHECK ((request_limit > 0))', 'constraint rate_limit_budgets_limit_check: CHECK ((request_limit > 0))');
+select is(tests.constraint_def('public.rate_limit_budgets', 'rate_limit_budgets_pkey'), 'PRIMARY KEY (platform, window_name)', 'constraint rate_limit_budgets_pkey: PRIMARY KEY (platform, window_name)');
+select is(tests.constraint_def('public.rate_limit_budgets', 'rate_limit_budgets_used_check'), 'CHECK ((used >= 0))', 'constraint rate_limit_budgets_used_check: CHECK ((used >= 0))');
+select is(tests.constraint_def('public.rate_limit_budgets', 'rate_limit_budgets_window_check'), 'CHECK ((window_length > ''00:00:00''::interval))', 'constraint rate_limit_budgets_window_check: CHECK ((window_length > ''00:00:00''::interval))');
+select indexes_are('public', 'rate_limit_budgets', array['rate_limit_budgets_pkey'], 'rate_limit_budgets has exactly the expected indexes');
+select is(pg_get_indexdef('public.rate_limit_budgets_pkey'::regclass), 'CREATE UNIQUE INDEX rate_limit_budgets_pkey ON public.rate_limit_budgets USING btree (platform, window_name)', 'index rate_limit_budgets_pkey');
+select ok(tests.rls_enabled('public.rate_limit_budgets'), 'rate_limit_budgets has row level security enabled');
+
+-- health_checks
+select columns_are('public', 'health_checks', array['id', 'checked_at', 'accounts_in_error', 'accounts_not_synced_24h', 'media_pending_over_1h', 'healthy', 'details'], 'health_checks has exactly the expected columns');
+select col_type_is('public', 'health_checks', 'id', 'uuid', 'health_checks.id is uuid');
+select col_not_null('public', 'health_checks', 'id', 'health_checks.id is not null');
+select col_type_is('public', 'health_checks', 'checked_at', 'timestamp with time zone', 'health_checks.checked_at is timestamp with time zone');
+select col_not_null('public', 'health_checks', 'checked_at', 'health_checks.checked_at is not null');
+select col_type_is('public', 'health_checks', 'accounts_in_error', 'integer', 'health_checks.accounts_in_error is integer');
+select col_not_null('public', 'health_checks', 'accounts_in_error', 'health_checks.accounts_in_error is not null');
+select col_type_is('public', 'health_checks', 'accounts_not_synced_24h', 'integer', 'health_checks.accounts_not_synced_24h is integer');
+select col_not_null('public', 'health_checks', 'accounts_not_synced_24h', 'health_checks.accounts_not_synced_24h is not null');
+select col_type_is('public', 'health_checks', 'media_pending_over_1h', 'integer', 'health_checks.media_pending_over_1h is integer');
+select col_not_null('public', 'health_checks', 'media_pending_over_1h', 'health_checks.media_pending_over_1h is not null');
+select col_type_is('public', 'health_checks', 'healthy', 'boolean', 'health_checks.healthy is boolean');
+select col_not_null('public', 'health_checks', 'healthy', 'health_checks.healthy is not null');
+select col_type_is('public', 'health_checks', 'details', 'jsonb', 'health_checks.details is jsonb');
+select col_not_null('public', 'health_checks', 'details', 'health_checks.details is not null');
+select is(tests.constraint_names('public.health_checks'), array['health_checks_pkey'], 'health_checks has exactly the expected constraints');
+select is(tests.constraint_def('public.health_checks', 'health_checks_pkey'), 'PRIMARY KEY (id)', 'constraint health_checks_pkey: PRIMARY KEY (id)');
+select indexes_are('public', 'health_checks', array['health_checks_checked_at_idx', 'health_checks_pkey'], 'health_checks has exactly the expected indexes');
+select is(pg_get_indexdef('public.health_checks_checked_at_idx'::regclass), 'CREATE INDEX health_checks_checked_at_idx ON public.health_checks USING btree (checked_at DESC)', 'index health_checks_checked_at_idx');
+select is(pg_get_indexdef('public.health_checks_pkey'::regclass), 'CREATE UNIQUE INDEX health_checks_pkey ON public.health_checks USING btree (id)', 'index health_checks_pkey');
+select ok(tests.rls_enabled('public.health_checks'), 'health_checks has row level security enabled');
 
 select finish();
 rollback;

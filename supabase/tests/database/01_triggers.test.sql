@@ -1,6 +1,6 @@
 -- Every trigger's behaviour, and the check constraints that guard ranges.
 begin;
-select plan(48);
+select plan(50);
 
 select tests.create_two_archives();
 
@@ -9,12 +9,12 @@ select triggers_are('auth', 'users', array['on_auth_user_saved'], 'auth.users tr
 select triggers_are('public', 'users', array['users_set_updated_at'], 'users triggers');
 select triggers_are('public', 'connected_accounts', array['connected_accounts_set_updated_at'], 'connected_accounts triggers');
 select triggers_are(
-    'public', 'ingested_items', array['ingested_items_set_updated_at', 'ingested_items_user_id_from_account'],
+    'public', 'ingested_items', array['ingested_items_notify_work', 'ingested_items_set_updated_at', 'ingested_items_user_id_from_account'],
     'ingested_items triggers'
 );
 select triggers_are(
     'public', 'ingested_posts',
-    array['ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
+    array['ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
     'ingested_posts triggers'
 );
 select triggers_are(
@@ -25,7 +25,13 @@ select triggers_are(
     'sync_logs triggers'
 );
 select triggers_are('public', 'engagement_history', array['engagement_history_user_id_from_post'], 'engagement_history triggers');
-select triggers_are('public', 'media_downloads', array[]::name[], 'media_downloads has no triggers');
+select triggers_are('public', 'media_downloads', array['media_downloads_notify_work'], 'media_downloads triggers');
+select triggers_are(
+    'public', 'sync_requests',
+    array['sync_requests_notify_work', 'sync_requests_set_updated_at', 'sync_requests_user_id_from_account'],
+    'sync_requests triggers'
+);
+select triggers_are('public', 'rate_limit_budgets', array['rate_limit_budgets_set_updated_at'], 'rate_limit_budgets triggers');
 
 -- auth.users -> public.users
 select is(

@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(61);
+select plan(79);
 
 select tests.create_two_archives();
 
@@ -32,6 +32,28 @@ select table_privs_are('public', 'ingested_posts', 'service_role', array['SELECT
 select table_privs_are('public', 'media_downloads', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes media_downloads');
 select table_privs_are('public', 'sync_logs', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes sync_logs');
 select table_privs_are('public', 'engagement_history', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes engagement_history');
+
+select table_privs_are('public', 'notifications', 'anon', array[]::text[], 'anon has no privilege on notifications');
+select table_privs_are('public', 'sync_requests', 'anon', array[]::text[], 'anon has no privilege on sync_requests');
+select table_privs_are('public', 'rate_limit_budgets', 'anon', array[]::text[], 'anon has no privilege on rate_limit_budgets');
+select table_privs_are('public', 'health_checks', 'anon', array[]::text[], 'anon has no privilege on health_checks');
+select table_privs_are(
+    'public', 'notifications', 'authenticated', array['SELECT', 'DELETE'],
+    'authenticated reads and deletes notifications (and marks them read)'
+);
+select table_privs_are('public', 'sync_requests', 'authenticated', array['SELECT'], 'authenticated may only select sync_requests');
+select table_privs_are(
+    'public', 'rate_limit_budgets', 'authenticated', array[]::text[], 'authenticated has no privilege on rate_limit_budgets'
+);
+select table_privs_are('public', 'health_checks', 'authenticated', array[]::text[], 'authenticated has no privilege on health_checks');
+select table_privs_are('public', 'notifications', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes notifications');
+select table_privs_are('public', 'sync_requests', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes sync_requests');
+select table_privs_are(
+    'public', 'rate_limit_budgets', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes rate_limit_budgets'
+);
+select table_privs_are('public', 'health_checks', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes health_checks');
+select ok(has_column_privilege('authenticated', 'public.notifications', 'read_at', 'update'), 'authenticated may mark notifications read');
+select ok(not has_column_privilege('authenticated', 'public.notifications', 'body', 'update'), 'authenticated cannot rewrite notifications');
 
 -- Token columns
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'select'), 'authenticated cannot read access_token');
@@ -130,6 +152,14 @@ select policies_are('public', 'ingested_posts', array['ingested_posts_select_own
 select policies_are('public', 'media_downloads', array['media_downloads_select_own'], 'media_downloads policies');
 select policies_are('public', 'sync_logs', array['sync_logs_select_own'], 'sync_logs policies');
 select policies_are('public', 'engagement_history', array['engagement_history_select_own'], 'engagement_history policies');
+select policies_are(
+    'public', 'notifications',
+    array['notifications_select_own', 'notifications_update_own', 'notifications_delete_own'],
+    'notifications policies'
+);
+select policies_are('public', 'sync_requests', array['sync_requests_select_own'], 'sync_requests policies');
+select policies_are('public', 'rate_limit_budgets', array[]::name[], 'rate_limit_budgets: no policy, service role only');
+select policies_are('public', 'health_checks', array[]::name[], 'health_checks: no policy, service role only');
 
 select finish();
 rollback;
