@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from trove.db.cluster import Cluster, ClusterError, free_port
+from trove.db.migrate import migrate
 
 
 @pytest.fixture
@@ -56,3 +57,21 @@ def test_port_taken_by_another_server_is_a_clear_error(scratch_cluster: Cluster,
     clash = Cluster(root=scratch_cluster.root, port=pg_cluster.port, durable=False)
     with pytest.raises(ClusterError, match=f"port {pg_cluster.port} on 127.0.0.1 is already taken"):
         clash.start()
+
+
+def test_migrations_register_the_pg_cron_jobs_in_the_scheduler_database(scratch_cluster: Cluster) -> None:
+    scratch_cluster.start()
+    migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)
+    migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)  # idempotent
+    with psycopg.connect(scratch_cluster.url()) as conn:
+        jobs = dict(conn.execute("select jobname, command from cron.job order by jobname").fetchall())
+    assert jobs == {
+        "trove-enqueue-due-syncs": "select trove_private.enqueue_due_syncs()",
+        "trove-health-check": "select trove_private.run_health_check()",
+        "trove-purge-old-records": "select trove_private.purge_old_records()",
+        "trove-retry-failed-media": "select trove_private.retry_failed_media()",
+    }
+    # Every job's command runs as written.
+    with psycopg.connect(scratch_cluster.url(), autocommit=True) as conn:
+        for command in jobs.values():
+            conn.execute(command)
