@@ -16,9 +16,7 @@ from trove.db.migrate import migrate
 
 @pytest.fixture
 def scratch_cluster() -> Iterator[Cluster]:
-    cluster = Cluster(
-        root=Path(tempfile.mkdtemp(prefix="trove-test-cluster-")), port=free_port(), durable=False
-    )
+    cluster = Cluster(root=Path(tempfile.mkdtemp(prefix="trove-test-cluster-")), port=free_port(), durable=False)
     try:
         yield cluster
     finally:

@@ -31,9 +31,7 @@ def test_failing_assertion_is_reported_with_diagnostics(db_url: str, tmp_path: P
 
 
 def test_plan_mismatch_is_visible(db_url: str, tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "begin;\nselect plan(3);\nselect ok(true, 'only one');\nselect finish();\nrollback;\n"
-    )
+    path = write(tmp_path, "begin;\nselect plan(3);\nselect ok(true, 'only one');\nselect finish();\nrollback;\n")
     run = parse_tap(run_pgtap_file(db_url, path).stdout)
     assert run.planned == 3
     assert len(run.assertions) == 1

@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from trove.config import MIGRATIONS_DIR, database_url
+from trove.crypto import KeyRing, TokenCryptoError, generate_key
 from trove.db.cluster import ClusterError
 from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
+from trove.keys import rotate_tokens
 
 
 def _db_start(_: argparse.Namespace) -> None:
@@ -54,6 +56,16 @@ def _db_url(_: argparse.Namespace) -> None:
     print(database_url())
 
 
+def _keys_generate(_: argparse.Namespace) -> None:
+    print(generate_key())
+
+
+def _keys_rotate(_: argparse.Namespace) -> None:
+    ring = KeyRing.from_environment()
+    count = rotate_tokens(database_url(), ring)
+    print(f"re-encrypted {count} tokens with key {ring.current!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trove", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,9 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("stop", help="stop the local cluster").set_defaults(func=_db_stop)
     db_commands.add_parser("status", help="is the local cluster running").set_defaults(func=_db_status)
     db_commands.add_parser("url", help="print the database URL in use").set_defaults(func=_db_url)
-    db_commands.add_parser("reset", help="rebuild the local cluster from the migrations").set_defaults(
-        func=_db_reset
-    )
+    db_commands.add_parser("reset", help="rebuild the local cluster from the migrations").set_defaults(func=_db_reset)
     mig = db_commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
     mig.add_argument(
         "--local-stack",
@@ -78,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--seed", action="store_true", help="then load supabase/seed.sql")
     mig.add_argument("--migrations-dir", type=Path, default=MIGRATIONS_DIR, help=argparse.SUPPRESS)
     mig.set_defaults(func=_db_migrate)
+
+    keys = commands.add_parser("keys", help="token encryption keys ($TROVE_TOKEN_KEYS)")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    key_commands.add_parser("generate", help="print a new random key").set_defaults(func=_keys_generate)
+    key_commands.add_parser(
+        "rotate", help="re-encrypt every stored token with the current key ($TROVE_TOKEN_KEY_ID)"
+    ).set_defaults(func=_keys_rotate)
     return parser
 
 
@@ -85,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ClusterError, MigrationError) as error:
+    except (ClusterError, MigrationError, TokenCryptoError) as error:
         print(f"trove: {error}", file=sys.stderr)
         sys.exit(1)
 

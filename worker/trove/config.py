@@ -29,7 +29,4 @@ def state_dir() -> Path:
 
 def database_url() -> str:
     """The database Trove talks to: $DATABASE_URL, else the local cluster."""
-    return (
-        os.environ.get("DATABASE_URL")
-        or f"postgresql://postgres:{DB_PASSWORD}@{DB_HOST}:{db_port()}/postgres"
-    )
+    return os.environ.get("DATABASE_URL") or f"postgresql://postgres:{DB_PASSWORD}@{DB_HOST}:{db_port()}/postgres"

@@ -97,9 +97,7 @@ class Cluster:
         self.root.mkdir(parents=True, exist_ok=True)
         _chown_to_postgres(self.root)
         if os.geteuid() == 0:
-            probe = subprocess.run(
-                ["runuser", "-u", "postgres", "--", "test", "-w", str(self.root)], check=False
-            )
+            probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.root)], check=False)
             if probe.returncode != 0:
                 raise ClusterError(
                     f"the postgres OS user cannot write to {self.root}: every folder above it must be "

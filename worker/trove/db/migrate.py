@@ -54,9 +54,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     for path in sorted(directory.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)
         if not match:
-            raise MigrationError(
-                f"{path.name}: migration files must be named YYYYMMDDHHMMSS_lowercase_words.sql"
-            )
+            raise MigrationError(f"{path.name}: migration files must be named YYYYMMDDHHMMSS_lowercase_words.sql")
         migrations.append(Migration(match["version"], match["name"], path))
     versions = [m.version for m in migrations]
     duplicates = sorted({v for v in versions if versions.count(v) > 1})

@@ -68,9 +68,7 @@ def split_statements(sql: str) -> list[Statement]:
         if first_significant is None:
             first_significant = i
         if char == "'":
-            escapes = (
-                i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            )
+            escapes = i > 0 and sql[i - 1] in "eE" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
             i = _skip_quoted(sql, i, "'", escapes)
         elif char == '"':
             i = _skip_quoted(sql, i, '"', False)
