@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(502);
+select plan(505);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -40,7 +40,7 @@ select is(pg_get_indexdef('public.users_pkey'::regclass), 'CREATE UNIQUE INDEX u
 select ok(tests.rls_enabled('public.users'), 'users has row level security enabled');
 
 -- connected_accounts
-select columns_are('public', 'connected_accounts', array['id', 'user_id', 'platform', 'platform_user_id', 'username', 'display_name', 'avatar_url', 'access_token', 'refresh_token', 'token_expires_at', 'scope', 'webhook_subscribed', 'webhook_subscription_id', 'last_sync_at', 'last_sync_status', 'next_sync_at', 'sync_enabled', 'status', 'error_message', 'error_count', 'metadata', 'created_at', 'updated_at'], 'connected_accounts has exactly the expected columns');
+select columns_are('public', 'connected_accounts', array['id', 'user_id', 'platform', 'platform_user_id', 'username', 'display_name', 'avatar_url', 'access_token', 'refresh_token', 'token_expires_at', 'scope', 'webhook_subscribed', 'webhook_subscription_id', 'last_sync_at', 'last_sync_status', 'next_sync_at', 'sync_enabled', 'status', 'error_message', 'error_count', 'metadata', 'created_at', 'updated_at', 'sync_state'], 'connected_accounts has exactly the expected columns');
 select col_type_is('public', 'connected_accounts', 'id', 'uuid', 'connected_accounts.id is uuid');
 select col_not_null('public', 'connected_accounts', 'id', 'connected_accounts.id is not null');
 select col_type_is('public', 'connected_accounts', 'user_id', 'uuid', 'connected_accounts.user_id is uuid');
@@ -87,9 +87,12 @@ select col_type_is('public', 'connected_accounts', 'created_at', 'timestamp with
 select col_not_null('public', 'connected_accounts', 'created_at', 'connected_accounts.created_at is not null');
 select col_type_is('public', 'connected_accounts', 'updated_at', 'timestamp with time zone', 'connected_accounts.updated_at is timestamp with time zone');
 select col_not_null('public', 'connected_accounts', 'updated_at', 'connected_accounts.updated_at is not null');
-select is(tests.constraint_names('public.connected_accounts'), array['connected_accounts_error_count_check', 'connected_accounts_last_sync_status_check', 'connected_accounts_metadata_check', 'connected_accounts_pkey', 'connected_accounts_platform_account_key', 'connected_accounts_platform_user_id_check', 'connected_accounts_user_id_fkey'], 'connected_accounts has exactly the expected constraints');
+select is(tests.constraint_names('public.connected_accounts'), array['connected_accounts_error_count_check', 'connected_accounts_last_sync_status_check', 'connected_accounts_metadata_check', 'connected_accounts_pkey', 'connected_accounts_platform_account_key', 'connected_accounts_platform_user_id_check', 'connected_accounts_sync_state_check', 'connected_accounts_user_id_fkey'], 'connected_accounts has exactly the expected constraints');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_error_count_check'), 'CHECK ((error_count >= 0))', 'constraint connected_accounts_error_count_check: CHECK ((error_count >= 0))');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_last_sync_status_check'), 'CHECK ((last_sync_status = ANY (ARRAY[''success''::text, ''failed''::text, ''partial''::text])))', 'constraint connected_accounts_last_sync_status_check: CHECK ((last_sync_status = ANY (ARRAY[''success''::text, ''failed''::text, ''partial''::text])))');
+select col_type_is('public', 'connected_accounts', 'sync_state', 'jsonb', 'connected_accounts.sync_state is jsonb');
+select col_not_null('public', 'connected_accounts', 'sync_state', 'connected_accounts.sync_state is not null');
+select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_sync_state_check'), 'CHECK ((jsonb_typeof(sync_state) = ''object''::text))', 'constraint connected_accounts_sync_state_check');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_metadata_check'), 'CHECK ((jsonb_typeof(metadata) = ''object''::text))', 'constraint connected_accounts_metadata_check: CHECK ((jsonb_typeof(metadata) = ''object''::text))');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_pkey'), 'PRIMARY KEY (id)', 'constraint connected_accounts_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_platform_account_key'), 'UNIQUE (platform, platform_user_id)', 'constraint connected_accounts_platform_account_key: UNIQUE (platform, platform_user_id)');
