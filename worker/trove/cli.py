@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from trove.config import MIGRATIONS_DIR, database_url
+from trove.connectors import load_connectors
 from trove.crypto import KeyRing, TokenCryptoError, generate_key
 from trove.db.cluster import ClusterError
 from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
 from trove.keys import rotate_tokens
+from trove.redact import configure_logging
+from trove.worker import Worker
 
 
 def _db_start(_: argparse.Namespace) -> None:
@@ -66,6 +71,23 @@ def _keys_rotate(_: argparse.Namespace) -> None:
     print(f"re-encrypted {count} tokens with key {ring.current!r}")
 
 
+def _worker(args: argparse.Namespace) -> None:
+    configure_logging()
+    connectors = load_connectors()
+    worker = Worker(
+        database_url(),
+        connectors,
+        KeyRing.from_environment(),
+        worker_id=args.worker_id,
+        concurrency=args.concurrency,
+        per_platform=args.per_platform,
+        lease=timedelta(seconds=args.lease_seconds),
+        poll_interval=args.poll_interval,
+        shutdown_grace=args.shutdown_grace,
+    )
+    asyncio.run(worker.run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trove", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--seed", action="store_true", help="then load supabase/seed.sql")
     mig.add_argument("--migrations-dir", type=Path, default=MIGRATIONS_DIR, help=argparse.SUPPRESS)
     mig.set_defaults(func=_db_migrate)
+
+    work = commands.add_parser("worker", help="run the sync worker (drains the queues in SQL)")
+    work.add_argument("--worker-id", default=None, help="name in leases and logs (default host:pid)")
+    work.add_argument("--concurrency", type=int, default=8, help="jobs at once in this process")
+    work.add_argument("--per-platform", type=int, default=4, help="jobs at once per platform")
+    work.add_argument("--lease-seconds", type=float, default=120.0, help="how long a claim lasts unless extended")
+    work.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls when idle")
+    work.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work on SIGTERM")
+    work.set_defaults(func=_worker)
 
     keys = commands.add_parser("keys", help="token encryption keys ($TROVE_TOKEN_KEYS)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -1,0 +1,102 @@
+"""The connector for the test platform (tests/support/fake_platform.py), registered as 'bluesky' (a
+platform must be one of the enum's). Loaded by worker processes through $TROVE_CONNECTORS."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from trove.connectors.base import (
+    Account,
+    AuthError,
+    InvalidGrantError,
+    MediaRef,
+    NormalizedPost,
+    NotFoundError,
+    Page,
+    RateLimitedError,
+    RateLimitReading,
+    SyncMode,
+    TokenSet,
+    TransientError,
+    WebhookAction,
+)
+
+PAGE_SIZE = int(os.environ.get("FAKE_PAGE_SIZE", "50"))
+
+
+class FakeConnector:
+    platform = "bluesky"
+    poll_interval = timedelta(hours=1)
+
+    def __init__(self) -> None:
+        self.base_url = os.environ["FAKE_PLATFORM_URL"]
+
+    async def fetch_page(
+        self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None
+    ) -> Page:
+        if mode == "backfill":
+            params = {"before": (cursor or {}).get("before", 10**9), "limit": PAGE_SIZE}
+        else:
+            params = {"after": (cursor or {}).get("after", account.sync_state.get("newest_id", 0)), "limit": PAGE_SIZE}
+        response = await http.get(
+            f"{self.base_url}/items", params=params, headers={"Authorization": f"Bearer {account.access_token}"}
+        )
+        if response.status_code == 401:
+            raise AuthError("HTTP 401 from the platform")
+        if response.status_code == 404:
+            raise NotFoundError("HTTP 404: the account does not exist")
+        if response.status_code == 429:
+            raise RateLimitedError("HTTP 429 rate limited", datetime.now(UTC) + timedelta(minutes=15))
+        if response.status_code >= 400:
+            raise TransientError(f"HTTP {response.status_code}: {response.text}")
+        items = response.json()["items"]
+        posts = [self.normalize(item) for item in items]
+        ids = [item["id"] for item in items]
+        full = len(items) == PAGE_SIZE
+        if mode == "backfill":
+            next_cursor = {"before": min(ids)} if full and min(ids) > 1 else None
+        else:
+            next_cursor = {"after": max(ids)} if full else None
+        newest = max([account.sync_state.get("newest_id", 0), *ids])
+        readings = [
+            RateLimitReading(
+                "15min",
+                timedelta(minutes=15),
+                int(response.headers["X-RateLimit-Limit"]),
+                int(response.headers["X-RateLimit-Usage"]),
+            )
+        ]
+        return Page("items", response.json(), posts, next_cursor, readings, {"newest_id": newest})
+
+    async def refresh_token(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet:
+        response = await http.post(
+            f"{self.base_url}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+        if response.status_code == 400 and response.json().get("error") == "invalid_grant":
+            raise InvalidGrantError("invalid_grant")
+        if response.status_code >= 400:
+            raise TransientError(f"token refresh failed with HTTP {response.status_code}")
+        body = response.json()
+        return TokenSet(
+            body["access_token"],
+            body["refresh_token"],
+            datetime.now(UTC) + timedelta(seconds=body["expires_in"]),
+            body.get("scope"),
+        )
+
+    def normalize(self, post_data: dict[str, Any]) -> NormalizedPost:
+        return NormalizedPost(
+            platform_post_id=f"fake:{post_data['id']}",
+            created_at=datetime.fromisoformat(post_data["created_at"]),
+            post_data=post_data,
+            text=post_data["text"],
+            engagement={"likes": post_data["likes"]},
+            media=(MediaRef(post_data["photo"]["id"], post_data["photo"]["url"]),),
+        )
+
+    def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
+        return WebhookAction(platform_user_id=str(payload["owner_id"]), sync=event_type != "ping")

@@ -1,0 +1,154 @@
+"""Writes what a connector fetched: the raw page, the latest raw post, the normalized post, engagement
+history and media to download. Idempotent: storing the same page twice changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from trove.connectors.base import Account, NormalizedPost, Page
+
+
+@dataclass
+class Counts:
+    fetched: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.fetched += other.fetched
+        self.created += other.created
+        self.updated += other.updated
+        self.deleted += other.deleted
+
+
+async def store_raw_page(conn: AsyncConnection[Any], account: Account, page: Page, source: str) -> str:
+    """Every API response page is archived as it came (DESIGN: ingested_items keeps each page)."""
+    cur = await conn.execute(
+        "insert into public.ingested_items (source, platform, account_id, event_type, payload, status,"
+        " attempts, completed_at) values (%s, %s, %s, %s, %s, 'completed', 1, now()) returning id",
+        (source, account.platform, account.id, page.event_type, Jsonb(page.payload)),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def store_post(
+    conn: AsyncConnection[Any], account: Account, post: NormalizedPost, ingested_item_id: str | None
+) -> Counts:
+    counts = Counts(fetched=1)
+    cur = await conn.execute(
+        """
+        insert into public.ingested_posts (ingested_item_id, platform, account_id, platform_post_id, post_data,
+                                           status, attempts, completed_at)
+        values (%(item)s, %(platform)s, %(account)s, %(post_id)s, %(data)s, 'completed', 1, now())
+        on conflict (platform, platform_post_id) do update
+        set post_data = excluded.post_data,
+            ingested_item_id = coalesce(excluded.ingested_item_id, ingested_posts.ingested_item_id),
+            account_id = excluded.account_id
+        where ingested_posts.post_data is distinct from excluded.post_data
+        returning id
+        """,
+        {
+            "item": ingested_item_id,
+            "platform": account.platform,
+            "account": account.id,
+            "post_id": post.platform_post_id,
+            "data": Jsonb(post.post_data),
+        },
+    )
+    row = await cur.fetchone()
+    if row is None:  # unchanged raw post
+        cur = await conn.execute(
+            "select id from public.ingested_posts where platform = %s and platform_post_id = %s",
+            (account.platform, post.platform_post_id),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+    ingested_post_id = row[0]
+
+    cur = await conn.execute(
+        """
+        insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, html_content,
+                                  created_at_platform, updated_at_platform, published, deleted_on_platform)
+        values (%(account)s, %(platform)s, %(post_id)s, %(type)s, %(text)s, %(html)s, %(created)s, %(updated)s,
+                %(published)s, %(deleted)s)
+        on conflict (platform, platform_post_id) do update
+        set content_type = excluded.content_type,
+            text_content = excluded.text_content,
+            html_content = excluded.html_content,
+            created_at_platform = excluded.created_at_platform,
+            updated_at_platform = excluded.updated_at_platform,
+            published = excluded.published,
+            deleted_on_platform = excluded.deleted_on_platform
+        where (posts.content_type, posts.text_content, posts.html_content, posts.created_at_platform,
+               posts.updated_at_platform, posts.published, posts.deleted_on_platform)
+            is distinct from
+              (excluded.content_type, excluded.text_content, excluded.html_content, excluded.created_at_platform,
+               excluded.updated_at_platform, excluded.published, excluded.deleted_on_platform)
+        returning id, (xmax = 0) as inserted, deleted_on_platform
+        """,
+        {
+            "account": account.id,
+            "platform": account.platform,
+            "post_id": post.platform_post_id,
+            "type": post.content_type,
+            "text": post.text,
+            "html": post.html,
+            "created": post.created_at,
+            "updated": post.updated_at,
+            "published": post.published,
+            "deleted": post.deleted,
+        },
+    )
+    written = await cur.fetchone()
+    if written is None:
+        cur = await conn.execute(
+            "select id from public.posts where platform = %s and platform_post_id = %s",
+            (account.platform, post.platform_post_id),
+        )
+        found = await cur.fetchone()
+        assert found is not None
+        post_id = found[0]
+    else:
+        post_id, inserted, deleted = written
+        if inserted:
+            counts.created += 1
+        elif deleted:
+            counts.deleted += 1
+        else:
+            counts.updated += 1
+
+    if post.engagement is not None:
+        # A snapshot only when the numbers changed since the last one.
+        await conn.execute(
+            """
+            insert into public.engagement_history (post_id, engagement_stats)
+            select %(post)s, %(stats)s
+            where %(stats)s is distinct from (
+                select eh.engagement_stats from public.engagement_history as eh
+                where eh.post_id = %(post)s order by eh.recorded_at desc limit 1
+            )
+            on conflict (post_id, recorded_at) do nothing
+            """,
+            {"post": post_id, "stats": Jsonb(post.engagement)},
+        )
+
+    for media in post.media:
+        # Same stable key = same file: keep the row, take the fresh (re-signed) URL.
+        await conn.execute(
+            """
+            insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
+            values (%s, %s, %s, %s, %s)
+            on conflict (user_id, platform, media_key) do update
+            set original_url = excluded.original_url
+            where media_downloads.original_url is distinct from excluded.original_url
+            """,
+            (ingested_post_id, account.user_id, account.platform, media.media_key, media.url),
+        )
+    return counts

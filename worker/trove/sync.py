@@ -1,0 +1,232 @@
+"""One sync run of one account: tokens, the shared rate-limit budget, pages committed one by one with the
+cursor, and the outcome recorded the seed-8.1 way (finish_sync / fail_sync in SQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection, errors
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from trove.connectors.base import Account, AuthError, Connector, Page, RateLimitedError, SyncError, SyncMode
+from trove.crypto import KeyRing
+from trove.redact import redact
+from trove.store import Counts, store_post, store_raw_page
+from trove.tokens import fresh_account
+
+log = logging.getLogger("trove.sync")
+
+
+class LeaseLost(Exception):
+    """Another worker holds the request now (our lease expired): stop without writing anything more."""
+
+
+@dataclass
+class SyncRequest:
+    id: str
+    account_id: str
+    sync_type: str
+    sync_log_id: str
+    platform: str
+
+
+def choose_mode(sync_type: str, state: dict[str, Any]) -> SyncMode:
+    """A backfill until it is done (any sync of the account continues an unfinished one), then polling."""
+    if sync_type == "backfill" and not state.get("backfill_done"):
+        return "backfill"
+    if state.get("backfill_cursor") and not state.get("backfill_done"):
+        return "backfill"
+    return "poll"
+
+
+def next_state(state: dict[str, Any], mode: SyncMode, page: Page) -> dict[str, Any]:
+    updated = {**state, **page.state}
+    updated[f"{mode}_cursor"] = page.next_cursor
+    if page.next_cursor is None and mode == "backfill":
+        updated["backfill_done"] = True
+    return updated
+
+
+class SyncRunner:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        connectors: dict[str, Connector],
+        ring: KeyRing,
+        http: httpx.AsyncClient,
+        worker_id: str,
+        lease: timedelta,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.pool = pool
+        self.connectors = connectors
+        self.ring = ring
+        self.http = http
+        self.worker_id = worker_id
+        self.lease = lease
+        self.stopping = stopping
+
+    async def _call(self, sql: str, params: tuple[Any, ...]) -> Any:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params)
+            row = await cur.fetchone()
+            return row[0] if row else None
+
+    async def run(self, request: SyncRequest) -> str:
+        """Returns the outcome: success, partial, failed, released, deferred or lost."""
+        connector = self.connectors.get(request.platform)
+        if connector is None:
+            await self._fail(request, "transient", f"no connector configured for {request.platform}")
+            return "failed"
+        try:
+            return await self._run(request, connector)
+        except LeaseLost:
+            log.warning("sync %s: lease lost to another worker, stopping", request.id)
+            return "lost"
+        except SyncError as error:
+            retry_at = error.retry_at if isinstance(error, RateLimitedError) else None
+            await self._fail(request, error.kind, str(error) or type(error).__name__, retry_at)
+            return "failed"
+        except httpx.HTTPError as error:
+            await self._fail(request, "transient", f"{type(error).__name__}: {error}")
+            return "failed"
+        except LookupError as error:  # the account was deleted while queued
+            await self._fail(request, "not_found", str(error))
+            return "failed"
+
+    async def _run(self, request: SyncRequest, connector: Connector) -> str:
+        async with self.pool.connection() as conn:
+            account = await fresh_account(conn, self.ring, connector, self.http, request.account_id)
+        mode = choose_mode(request.sync_type, account.sync_state)
+        cursor = account.sync_state.get(f"{mode}_cursor")
+        budget_class = "bulk" if mode == "backfill" else "interactive"
+        refreshed_after_rejection = False
+        problems: list[str] = []
+        while True:
+            if self.stopping.is_set():
+                await self._call("select trove_private.release_sync(%s, %s, now())", (request.id, self.worker_id))
+                return "released"
+            wait_until = await self._call(
+                "select trove_private.take_rate_limit(%s, %s)", (request.platform, budget_class)
+            )
+            if wait_until is not None:
+                # The app-wide budget is spent: not a failure, come back when the window resets.
+                log.info("sync %s: %s budget spent, deferred until %s", request.id, request.platform, wait_until)
+                await self._call(
+                    "select trove_private.release_sync(%s, %s, %s)", (request.id, self.worker_id, wait_until)
+                )
+                return "deferred"
+            try:
+                page = await connector.fetch_page(self.http, account, mode, cursor)
+            except AuthError:
+                if refreshed_after_rejection:
+                    raise
+                refreshed_after_rejection = True
+                async with self.pool.connection() as conn:
+                    account = await fresh_account(
+                        conn, self.ring, connector, self.http, request.account_id, rejected_token=account.access_token
+                    )
+                continue
+            account = await self._commit_page(request, account, mode, page, problems)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        status = "partial" if problems else "success"
+        async with self.pool.connection() as conn:
+            if problems:
+                await conn.execute(
+                    "update public.sync_logs set error_message = %s, error_details = %s where id = %s",
+                    (
+                        f"{len(problems)} posts could not be stored",
+                        Jsonb({"post_errors": problems[:100]}),
+                        request.sync_log_id,
+                    ),
+                )
+            done = await conn.execute(
+                "select trove_private.finish_sync(%s, %s, %s, %s)",
+                (request.id, self.worker_id, status, connector.poll_interval),
+            )
+            row = await done.fetchone()
+        return status if row and row[0] else "lost"
+
+    async def _commit_page(
+        self, request: SyncRequest, account: Account, mode: SyncMode, page: Page, problems: list[str]
+    ) -> Account:
+        """One transaction per page: raw page, posts, cursor, metrics and the lease move together."""
+        counts = Counts()
+        async with self.pool.connection() as conn, conn.transaction():
+            for reading in page.rate_limits:
+                await conn.execute(
+                    "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
+                    (request.platform, reading.window_name, reading.window_length, reading.limit, reading.used),
+                )
+            item_id = await store_raw_page(conn, account, page, "backfill" if mode == "backfill" else "fetch")
+            for post in page.posts:
+                try:
+                    async with conn.transaction():  # a savepoint: one bad post does not lose the page
+                        counts.add(await store_post(conn, account, post, item_id))
+                except errors.DataError as error:
+                    problems.append(f"{post.platform_post_id}: {redact(str(error).splitlines()[0])}")
+                except errors.IntegrityError as error:
+                    problems.append(f"{post.platform_post_id}: {redact(str(error).splitlines()[0])}")
+            state = next_state(account.sync_state, mode, page)
+            remaining = min((r.limit - r.used for r in page.rate_limits), default=None)
+            await conn.execute(
+                """
+                update public.sync_logs
+                set posts_fetched = posts_fetched + %(fetched)s, posts_created = posts_created + %(created)s,
+                    posts_updated = posts_updated + %(updated)s, posts_deleted = posts_deleted + %(deleted)s,
+                    metadata = metadata || jsonb_build_object(
+                        'mode', %(mode)s::text, 'cursor', %(cursor)s::jsonb,
+                        'page_count', coalesce((metadata ->> 'page_count')::int, 0) + 1,
+                        'rate_limit_remaining', %(remaining)s::int)
+                where id = %(log)s
+                """,
+                {
+                    "fetched": counts.fetched,
+                    "created": counts.created,
+                    "updated": counts.updated,
+                    "deleted": counts.deleted,
+                    "mode": mode,
+                    "cursor": Jsonb(page.next_cursor),
+                    "remaining": remaining,
+                    "log": request.sync_log_id,
+                },
+            )
+            await conn.execute(
+                "update public.connected_accounts set sync_state = %s where id = %s", (Jsonb(state), account.id)
+            )
+            extended = await conn.execute(
+                "select trove_private.extend_lease('sync_requests', %s, %s, %s)",
+                (request.id, self.worker_id, self.lease),
+            )
+            row = await extended.fetchone()
+            if not (row and row[0]):
+                raise LeaseLost  # rolls the page back: the new holder fetches it again
+        return Account(
+            account.id,
+            account.user_id,
+            account.platform,
+            account.platform_user_id,
+            account.username,
+            account.access_token,
+            state,
+        )
+
+    async def _fail(self, request: SyncRequest, kind: str, message: str, retry_at: datetime | None = None) -> None:
+        text = redact(message)
+        log.warning("sync %s (%s) failed: %s: %s", request.id, request.platform, kind, text)
+        await self._call(
+            "select trove_private.fail_sync(%s, %s, %s, %s, %s)",
+            (request.id, self.worker_id, kind, text, retry_at),
+        )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

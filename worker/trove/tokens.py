@@ -1,0 +1,96 @@
+"""Access tokens for a sync: decrypted only in memory, refreshed when they expire within 5 minutes.
+
+A refresh holds the account's row lock for its whole duration, so two workers never refresh the same
+account at once (Strava rotates refresh tokens: the loser of such a race would be left with a dead one).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from psycopg import AsyncConnection
+
+from trove.connectors.base import Account, AuthError, Connector
+from trove.crypto import KeyRing, decrypt, encrypt
+from trove.redact import register_secret
+
+REFRESH_MARGIN = timedelta(minutes=5)
+
+ACCOUNT_COLUMNS = (
+    "id::text, user_id::text, platform::text, platform_user_id, username, access_token, refresh_token,"
+    " token_expires_at, sync_state"
+)
+
+
+def _account(ring: KeyRing, row: tuple[Any, ...]) -> Account:
+    account_id, user_id, platform, platform_user_id, username, access, _refresh, _expires, state = row
+    token = decrypt(ring, access, account_id=account_id, column="access_token") if access else None
+    register_secret(token)
+    return Account(account_id, user_id, platform, platform_user_id, username, token, state or {})
+
+
+async def load_account(conn: AsyncConnection[Any], ring: KeyRing, account_id: str) -> Account:
+    cur = await conn.execute(f"select {ACCOUNT_COLUMNS} from public.connected_accounts where id = %s", (account_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise LookupError(f"connected account {account_id} no longer exists")
+    return _account(ring, row)
+
+
+async def fresh_account(
+    conn: AsyncConnection[Any],
+    ring: KeyRing,
+    connector: Connector,
+    http: httpx.AsyncClient,
+    account_id: str,
+    *,
+    rejected_token: str | None = None,
+) -> Account:
+    """The account with a usable access token. `rejected_token`: the platform just refused this token,
+    so refresh now, unless another worker already replaced it."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            f"select {ACCOUNT_COLUMNS} from public.connected_accounts where id = %s for update", (account_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise LookupError(f"connected account {account_id} no longer exists")
+        account = _account(ring, row)
+        expires_at: datetime | None = row[7]
+        refresh_ciphertext: str | None = row[6]
+        if rejected_token is not None:
+            if account.access_token != rejected_token:
+                return account  # someone refreshed it meanwhile
+        elif expires_at is None or expires_at > datetime.now(UTC) + REFRESH_MARGIN:
+            return account
+        if refresh_ciphertext is None:
+            if rejected_token is not None or account.access_token is None:
+                raise AuthError("the access token was refused and there is no refresh token")
+            return account
+        refresh_token = decrypt(ring, refresh_ciphertext, account_id=account_id, column="refresh_token")
+        register_secret(refresh_token)
+        tokens = await connector.refresh_token(http, refresh_token)  # InvalidGrantError propagates
+        register_secret(tokens.access_token)
+        register_secret(tokens.refresh_token)
+        await conn.execute(
+            "update public.connected_accounts set access_token = %s, refresh_token = %s, token_expires_at = %s,"
+            " scope = coalesce(%s, scope) where id = %s",
+            (
+                encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
+                encrypt(ring, tokens.refresh_token or refresh_token, account_id=account_id, column="refresh_token"),
+                tokens.expires_at,
+                tokens.scope,
+                account_id,
+            ),
+        )
+        return Account(
+            account.id,
+            account.user_id,
+            account.platform,
+            account.platform_user_id,
+            account.username,
+            tokens.access_token,
+            account.sync_state,
+        )

@@ -1,0 +1,302 @@
+"""`trove worker`: drains the queues in SQL with bounded concurrency.
+
+Claims go through the SQL queue functions (FOR UPDATE SKIP LOCKED plus a lease), so any number of worker
+processes can run at once without double work. A worker wakes on NOTIFY trove_work and also polls (a
+NOTIFY is lost while disconnected), stops claiming on SIGTERM/SIGINT, finishes or releases what it holds,
+and keeps going through database restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from trove.connectors.base import Account, Connector
+from trove.crypto import KeyRing
+from trove.redact import redact
+from trove.store import store_post
+from trove.sync import SyncRequest, SyncRunner
+
+log = logging.getLogger("trove.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        conninfo: str,
+        connectors: dict[str, Connector],
+        ring: KeyRing,
+        *,
+        worker_id: str | None = None,
+        concurrency: int = 8,
+        per_platform: int = 4,
+        batch_size: int = 16,
+        lease: timedelta = timedelta(minutes=2),
+        poll_interval: float = 5.0,
+        shutdown_grace: float = 30.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.connectors = connectors
+        self.ring = ring
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.shutdown_grace = shutdown_grace
+        self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        self.slots = asyncio.Semaphore(concurrency)
+        self.platform_slots = {name: asyncio.Semaphore(per_platform) for name in connectors}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("worker %s: stopping (no new claims; finishing or releasing held work)", self.worker_id)
+        self.stopping.set()
+        self.wake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+        self.pool = AsyncConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=self.concurrency + 2,
+            kwargs={"autocommit": True},
+            open=False,
+            reconnect_timeout=float("inf"),
+        )
+        await self.pool.open(wait=False)
+        listener = asyncio.create_task(self._listen())
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+            runner = SyncRunner(self.pool, self.connectors, self.ring, http, self.worker_id, self.lease, self.stopping)
+            log.info("worker %s: started (platforms: %s)", self.worker_id, ", ".join(sorted(self.connectors)) or "-")
+            failures = 0
+            while not self.stopping.is_set():
+                try:
+                    claimed = await self._claim_round(runner)
+                    failures = 0
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    failures += 1
+                    delay = min(2 ** min(failures, 5) * 0.25, 10.0)
+                    log.warning("worker %s: database unavailable (%s); retrying in %.1fs", self.worker_id, error, delay)
+                    await self._sleep(delay)
+                    continue
+                if not claimed:
+                    await self._idle()
+            await self._drain_tasks()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await self.pool.close()
+        log.info("worker %s: stopped", self.worker_id)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+    async def _idle(self) -> None:
+        self.wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout=self.poll_interval)
+
+    async def _drain_tasks(self) -> None:
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=self.shutdown_grace)
+            for task in pending:  # past the grace period: their leases bring the work back
+                task.cancel()
+
+    async def _listen(self) -> None:
+        """LISTEN on a dedicated connection (a pooler in transaction mode would not deliver)."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                    await conn.execute("listen trove_work")
+                    await conn.execute("listen trove_health")
+                    failures = 0
+                    self.wake.set()  # anything sent while we were away
+                    async for note in conn.notifies():
+                        if note.channel == "trove_health":
+                            self._log_health(note.payload)
+                        self.wake.set()
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                failures += 1
+                await self._sleep(min(2 ** min(failures, 5) * 0.25, 10.0))
+
+    @staticmethod
+    def _log_health(payload: str) -> None:
+        try:
+            check = json.loads(payload)
+        except ValueError:
+            return
+        level = logging.INFO if check.get("healthy") else logging.WARNING
+        log.log(
+            level,
+            "health check: %s accounts in error, %s not synced for 24h, %s media pending over 1h",
+            check.get("accounts_in_error"),
+            check.get("accounts_not_synced_24h"),
+            check.get("media_pending_over_1h"),
+        )
+
+    # --- claiming --------------------------------------------------------------------------------------
+    def _free_slots(self) -> int:
+        return self.concurrency - len(self.tasks)
+
+    def _spawn(self, job: Callable[[], Awaitable[None]], platform: str | None) -> None:
+        async def guarded() -> None:
+            async with self.slots:
+                semaphore = self.platform_slots.get(platform) if platform else None
+                if semaphore is None:
+                    await job()
+                else:
+                    async with semaphore:
+                        await job()
+
+        task = asyncio.create_task(guarded())
+        self.tasks.add(task)
+        task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self.wake.set()  # a slot is free: claim again
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job failed unexpectedly: %s", redact(repr(task.exception())))
+
+    async def _claim_round(self, runner: SyncRunner) -> int:
+        assert self.pool is not None
+        claimed = 0
+        platforms = list(self.connectors)
+        if not platforms:
+            return 0
+        free = min(self._free_slots(), self.batch_size)
+        if free <= 0:
+            return 0
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select id::text, account_id::text, sync_type::text, sync_log_id::text,"
+                " (select platform::text from public.connected_accounts where id = account_id)"
+                " from trove_private.claim_sync_requests(%s, %s, %s)",
+                (self.worker_id, free, self.lease),
+            )
+            requests = [SyncRequest(*row) for row in await cur.fetchall()]
+        for request in requests:
+            self._spawn(lambda r=request: self._run_sync(runner, r), request.platform)
+        claimed += len(requests)
+
+        free = min(self._free_slots(), self.batch_size)
+        if free > 0:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select trove_private.claim_work('ingested_posts', %s, %s, %s)", (self.worker_id, free, self.lease)
+                )
+                ids = [str(row[0]) for row in await cur.fetchall()]
+            if ids:
+                self._spawn(lambda batch=ids: self._reprocess_posts(batch), None)
+            claimed += len(ids)
+        free = min(self._free_slots(), self.batch_size)
+        if free > 0:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select trove_private.claim_work('ingested_items', %s, %s, %s)", (self.worker_id, free, self.lease)
+                )
+                item_ids = [str(row[0]) for row in await cur.fetchall()]
+            if item_ids:
+                self._spawn(lambda batch=item_ids: self._handle_items(batch), None)
+            claimed += len(item_ids)
+        return claimed
+
+    # --- jobs ------------------------------------------------------------------------------------------
+    async def _run_sync(self, runner: SyncRunner, request: SyncRequest) -> None:
+        outcome = await runner.run(request)
+        log.info("sync %s of account %s (%s): %s", request.id, request.account_id, request.sync_type, outcome)
+
+    async def _process(
+        self, queue: str, ids: list[str], handle: Callable[[AsyncConnection[Any], str], Awaitable[None]]
+    ) -> None:
+        """Each item's writes and its completion commit together, so a crash never leaves an item half-done
+        or done twice. A failure is recorded on the item (LookupError: permanent); nothing is dropped."""
+        assert self.pool is not None
+        for item_id in ids:
+            async with self.pool.connection() as conn:
+                try:
+                    async with conn.transaction():
+                        await handle(conn, item_id)
+                        await conn.execute(
+                            "select trove_private.complete_work(%s, %s, %s)", (queue, item_id, self.worker_id)
+                        )
+                except Exception as error:
+                    message = redact(f"{type(error).__name__}: {error}")
+                    log.warning("%s %s failed: %s", queue, item_id, message)
+                    await conn.execute(
+                        "select trove_private.fail_work(%s, %s, %s, %s, %s)",
+                        (queue, item_id, self.worker_id, message, isinstance(error, LookupError)),
+                    )
+
+    async def _reprocess_posts(self, ids: list[str]) -> None:
+        """Normalize stored raw posts again (e.g. after a normalizer change) into posts."""
+        await self._process("ingested_posts", ids, self._reprocess_post)
+
+    async def _reprocess_post(self, conn: AsyncConnection[Any], item_id: str) -> None:
+        cur = await conn.execute(
+            "select ip.post_data, ca.id::text, ca.user_id::text, ca.platform::text, ca.platform_user_id,"
+            " ca.username, ca.sync_state from public.ingested_posts as ip"
+            " join public.connected_accounts as ca on ca.id = ip.account_id where ip.id = %s",
+            (item_id,),
+        )
+        row = await cur.fetchone()
+        if row is None:
+            raise LookupError("the raw post has no connected account any more")
+        post_data, account_id, user_id, platform, platform_user_id, username, state = row
+        connector = self.connectors.get(platform)
+        if connector is None:
+            raise LookupError(f"no connector configured for {platform}")
+        account = Account(account_id, user_id, platform, platform_user_id, username, None, state)
+        await store_post(conn, account, connector.normalize(post_data), None)
+
+    async def _handle_items(self, ids: list[str]) -> None:
+        """Stored webhook events: the connector says whose account an event concerns; that account syncs."""
+        await self._process("ingested_items", ids, self._handle_item)
+
+    async def _handle_item(self, conn: AsyncConnection[Any], item_id: str) -> None:
+        cur = await conn.execute(
+            "select platform::text, event_type, payload from public.ingested_items where id = %s", (item_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return
+        platform, event_type, payload = row
+        connector = self.connectors.get(platform)
+        if connector is None:
+            raise LookupError(f"no connector configured for {platform}")
+        action = connector.handle_event(event_type, payload)
+        if action.platform_user_id is None:
+            return
+        cur = await conn.execute(
+            "update public.ingested_items as i set account_id = ca.id from public.connected_accounts as ca"
+            " where i.id = %s and ca.platform = %s and ca.platform_user_id = %s returning ca.id::text",
+            (item_id, platform, action.platform_user_id),
+        )
+        found = await cur.fetchone()
+        if found is None:  # kept and marked (dead-lettered), never dropped
+            raise LookupError(f"no connected account for {platform} owner {action.platform_user_id}")
+        if action.sync:
+            await conn.execute("select trove_private.enqueue_sync(%s, 'webhook', %s)", (found[0], event_type))
