@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import signal
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.worker_harness import (
     worker_env,
 )
 
+from trove.config import PROJECT_ROOT
 from trove.tokens import fresh_account
 
 
@@ -249,3 +251,35 @@ def test_webhook_events_sync_their_account_and_unknown_owners_are_kept(
         db_url, "select error_message from public.ingested_items where status = 'dead_letter'"
     )
     assert scalar(db_url, "select count(*) from public.posts") == 3
+
+
+def test_worker_keeps_going_through_a_database_restart(platform: FakePlatform, tmp_path: Path) -> None:
+    # A cluster of its own: restarting the session's cluster would disturb other tests.
+    from trove.db.cluster import Cluster, free_port
+    from trove.db.migrate import migrate
+
+    cluster = Cluster(root=Path(tempfile.mkdtemp(prefix="trove-test-restart-")), port=free_port(), durable=False)
+    cluster.start()
+    try:
+        url = cluster.url()
+        migrate(url, local_stack=True, log=lambda _: None)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("create extension if not exists pgtap with schema extensions")
+            conn.execute((PROJECT_ROOT / "supabase" / "tests" / "helpers.sql").read_text().encode())
+        platform.control(item_count=5)
+        account = connect_account(url, platform.state.access_token, platform.state.refresh_token)
+        env = worker_env(url, platform.url)
+        with running_worker(env, tmp_path / "worker.log") as proc:
+            first = enqueue(url, account, "manual")
+            assert wait_for_log(url, first) == "success"
+            cluster.stop()
+            time.sleep(1.5)  # the worker sees the database gone
+            cluster.start()
+            platform.control(item_count=8)
+            second = enqueue(url, account, "manual")
+            assert wait_for_log(url, second) == "success"
+            assert proc.poll() is None
+        assert scalar(url, "select count(*) from public.posts") == 8
+        assert "database unavailable" in (tmp_path / "worker.log").read_text()
+    finally:
+        cluster.destroy()
