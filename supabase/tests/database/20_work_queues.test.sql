@@ -7,7 +7,7 @@ select tests.create_two_archives();
 -- Start from a known queue: the fixtures' items plus three more pending raw pages.
 insert into public.ingested_items (source, platform, account_id, event_type, payload)
 select
-    'fetch' as source,
+    'fetch' as source, -- noqa: RF04
     'strava' as platform,
     tests.id('account', 'alice') as account_id,
     'page' as event_type,
