@@ -113,16 +113,31 @@ def test_two_workers_drain_one_queue_without_double_work(db_url: str, platform: 
     assert scalar(db_url, "select count(*) from public.ingested_posts where attempts <> 1") == 0
 
 
-def test_notify_wakes_an_idle_worker(db_url: str, platform: FakePlatform, tmp_path: Path) -> None:
+def test_notify_wakes_an_idle_worker_every_time(db_url: str, platform: FakePlatform, tmp_path: Path) -> None:
     platform.control(item_count=5)
     account = connect_account(db_url, platform.state.access_token, platform.state.refresh_token)
     env = worker_env(db_url, platform.url)
-    # Polling once an hour: only NOTIFY can get this sync done while the test waits.
+    # Polling once an hour: only NOTIFY can get this work done while the test waits.
     with running_worker(env, tmp_path / "worker.log", "--poll-interval", "3600"):
         wait_for(lambda: "started" in (tmp_path / "worker.log").read_text(), 30, "the worker to start")
-        time.sleep(1.0)  # past the first claim round: the worker is idle now
         log_id = enqueue(db_url, account, "manual")
         assert wait_for_log(db_url, log_id, timeout=60) == "success"
+        # Many wake-ups in a row, each arriving while the worker may be between claiming and idling.
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            for n in range(40):
+                item = conn.execute(
+                    "insert into public.ingested_items (source, platform, event_type, payload)"
+                    " values ('webhook', 'bluesky', 'ping', jsonb_build_object('owner_id', 'alice-owner', 'n', %s))"
+                    " returning id",
+                    (n,),
+                ).fetchone()[0]
+                wait_for(
+                    lambda item=item: scalar(
+                        db_url, "select status = 'completed' from public.ingested_items where id = %s", (item,)
+                    ),
+                    30,
+                    f"wake-up {n} to be handled",
+                )
 
 
 def test_sigterm_releases_a_running_sync_and_exits_cleanly(db_url: str, platform: FakePlatform, tmp_path: Path) -> None:

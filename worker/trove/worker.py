@@ -91,6 +91,9 @@ class Worker:
             log.info("worker %s: started (platforms: %s)", self.worker_id, ", ".join(sorted(self.connectors)) or "-")
             failures = 0
             while not self.stopping.is_set():
+                # Clear before claiming, not after: a NOTIFY that lands while we claim keeps the event set,
+                # so the idle wait below returns at once instead of sleeping through it.
+                self.wake.clear()
                 try:
                     claimed = await self._claim_round(runner)
                     failures = 0
@@ -114,7 +117,6 @@ class Worker:
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
     async def _idle(self) -> None:
-        self.wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=self.poll_interval)
 
