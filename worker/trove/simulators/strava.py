@@ -1,0 +1,705 @@
+"""A Strava API v3 simulator: OAuth (authorize, token, refresh with rotating refresh tokens, deauthorize),
+athlete, activity list/detail/photos, photo files with expiring signed URLs, push subscriptions with the
+hub.challenge handshake, webhook deliveries, app-wide rate limits (15-minute and daily windows, overall and
+read) with 429s, and scripted 5xx blips. Field names, types and shapes follow Strava's documentation (see
+shared/fixtures/strava), so the connector works the same against the real Strava.
+
+Simulator-only controls live under /_sim (create athletes and activities, edit and delete them, deauthorize,
+configure limits and failures); each change delivers the webhook event Strava would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+SPORTS = [
+    ("Run", "Run", "Morning Run"),
+    ("Run", "TrailRun", "Trail Run"),
+    ("Ride", "Ride", "Afternoon Ride"),
+    ("Ride", "MountainBikeRide", "Mountain Bike Ride"),
+    ("Swim", "Swim", "Lunch Swim"),
+    ("Hike", "Hike", "Evening Hike"),
+    ("Walk", "Walk", "Morning Walk"),
+]
+# A tiny valid JPEG (1x1 px): what photo URLs serve.
+JPEG = bytes.fromhex(
+    "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c1912130f141d1a1f"
+    "1e1d1a1c1c20242e2720222c231c1c2837292c30313434341f27393d38323c2e333432ffc0000b080001000101011100ffc4001f0000"
+    "010501010101010100000000000000000102030405060708090a0bffc400b5100002010303020403050504040000017d010203000411"
+    "05122131410613516107227114328191a1082342b1c11552d1f02433627282090a161718191a25262728292a3435363738393a434445"
+    "464748494a535455565758595a636465666768696a737475767778797a838485868788898a92939495969798999aa2a3a4a5a6a7a8a9"
+    "aab2b3b4b5b6b7b8b9bac2c3c4c5c6c7c8c9cad2d3d4d5d6d7d8d9dae1e2e3e4e5e6e7e8e9eaf1f2f3f4f5f6f7f8f9faffda0008010100"
+    "003f00fbfcffd9"
+)
+POLYLINE = (
+    "ki{eFvqfiVqAWQIGEEKAYJgBVqDJ{BHa@jAkNJw@Pw@V{APs@^aABQAOEQGKoJ_FuJkFqAo@{A}@sH{DiAs@Q]?WVy@`@oBt@_CB"
+    "]KYMMkB{AQEI@WT{BlE{@zAQPI@ICsCqA_BcAeCmAaFmCqIoEcLeG}KcG}A}@cDaBiDsByAkAuBqBi@y@_@o@o@kB}BgIoA_EUkA"
+    "McACa@BeBBq@LaAJe@b@uA`@_AdBcD`@iAPq@RgALqAB{@EqAyAoOCy@AuA"
+)
+
+
+@dataclass
+class Activity:
+    data: dict[str, Any]
+    description: str
+    photos: list[dict[str, Any]]
+    deleted: bool = False
+
+
+@dataclass
+class Athlete:
+    id: int
+    username: str
+    firstname: str
+    lastname: str
+    activities: dict[int, Activity] = field(default_factory=dict)
+    authorized: bool = True
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "resource_state": 1}
+
+    def profile(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "resource_state": 2,
+            "firstname": self.firstname,
+            "lastname": self.lastname,
+            "city": "Portland",
+            "state": "Oregon",
+            "country": "United States",
+            "sex": "F",
+            "premium": False,
+            "summit": False,
+            "created_at": "2019-03-01T10:00:00Z",
+            "updated_at": "2026-11-01T10:00:00Z",
+            "badge_type_id": 0,
+            "profile_medium": f"https://dgalywyr863hv.cloudfront.net/pictures/athletes/{self.id}/medium.jpg",
+            "profile": f"https://dgalywyr863hv.cloudfront.net/pictures/athletes/{self.id}/large.jpg",
+            "follower": None,
+            "friend": None,
+        }
+
+
+@dataclass
+class Token:
+    athlete_id: int
+    scope: str
+    expires_at: int
+
+
+@dataclass
+class Window:
+    """One rate-limit counter pair: 15-minute windows (:00/:15/:30/:45) and the UTC day."""
+
+    limit_15: int
+    limit_day: int
+    used_15: int = 0
+    used_day: int = 0
+    window_15: int = 0
+    day: int = 0
+
+    def roll(self, now: float) -> None:
+        window, day = int(now // 900), int(now // 86400)
+        if window != self.window_15:
+            self.window_15, self.used_15 = window, 0
+        if day != self.day:
+            self.day, self.used_day = day, 0
+
+    def exhausted(self) -> bool:
+        return self.used_15 >= self.limit_15 or self.used_day >= self.limit_day
+
+    def header_pair(self) -> tuple[str, str]:
+        return f"{self.limit_15},{self.limit_day}", f"{self.used_15},{self.used_day}"
+
+
+class StravaSimulator:
+    def __init__(
+        self,
+        *,
+        client_id: str = "trove-demo",
+        client_secret: str = "trove-demo-secret",
+        overall_limits: tuple[int, int] = (200, 2000),
+        read_limits: tuple[int, int] = (100, 1000),
+        token_ttl: int = 6 * 3600,
+        seed: int = 1,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.token_ttl = token_ttl
+        self.overall = Window(*overall_limits)
+        self.read = Window(*read_limits)
+        self.random = random.Random(seed)
+        self.athletes: dict[int, Athlete] = {}
+        self.codes: dict[str, tuple[int, str]] = {}
+        self.access_tokens: dict[str, Token] = {}
+        self.refresh_tokens: dict[str, tuple[int, str]] = {}
+        self.subscription: dict[str, Any] | None = None
+        self.next_subscription_id = 120475
+        self.next_activity_id = 10_000_000_000
+        self.fail_next: list[int] = []
+        self.blip_rate = 0.0
+        self.photo_url_ttl = 3600
+        self.photo_secret = secrets.token_bytes(16)
+        self.base_url = ""  # learned from the first request: photo URLs point back at us
+        self.requests: dict[str, int] = {}
+        self.deliveries: list[dict[str, Any]] = []
+        self.default_athlete: int | None = None
+        self.app = Starlette(routes=self._routes())
+
+    # --- data ----------------------------------------------------------------------------------------
+    def add_athlete(self, activities: int = 0, athlete_id: int | None = None, username: str = "demo_runner") -> Athlete:
+        athlete_id = athlete_id or 134815 + len(self.athletes)
+        athlete = Athlete(athlete_id, username, "Demo", "Runner")
+        self.athletes[athlete_id] = athlete
+        if self.default_athlete is None:
+            self.default_athlete = athlete_id
+        newest = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+        for n in range(activities):
+            self._new_activity(athlete, newest - timedelta(hours=26 * (activities - 1 - n)))
+        return athlete
+
+    def _new_activity(self, athlete: Athlete, start: datetime, **overrides: Any) -> Activity:
+        rng = self.random
+        kind, sport, name = rng.choice(SPORTS)
+        activity_id = self.next_activity_id
+        self.next_activity_id += 1
+        moving = rng.randint(900, 10800)
+        distance = round(moving * rng.uniform(1.5, 7.5), 1)
+        visibility = rng.choices(["everyone", "followers_only", "only_me"], weights=[85, 10, 5])[0]
+        photo_count = rng.choices([0, 1, 2, 3], weights=[70, 15, 10, 5])[0]
+        lat, lng = round(45.52 + rng.uniform(-0.1, 0.1), 6), round(-122.68 + rng.uniform(-0.1, 0.1), 6)
+        data: dict[str, Any] = {
+            "resource_state": 2,
+            "athlete": athlete.summary(),
+            "name": name,
+            "distance": distance,
+            "moving_time": moving,
+            "elapsed_time": moving + rng.randint(0, 900),
+            "total_elevation_gain": round(rng.uniform(0, 900), 1),
+            "type": kind,
+            "sport_type": sport,
+            "workout_type": None,
+            "id": activity_id,
+            "external_id": f"garmin_push_{activity_id}",
+            "upload_id": activity_id * 7,
+            "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "start_date_local": (start - timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "timezone": "(GMT-08:00) America/Los_Angeles",
+            "utc_offset": -28800.0,
+            "start_latlng": [lat, lng],
+            "end_latlng": [round(lat + 0.002, 6), round(lng - 0.003, 6)],
+            "location_city": None,
+            "location_state": None,
+            "location_country": "United States",
+            "achievement_count": rng.randint(0, 5),
+            "kudos_count": rng.randint(0, 40),
+            "comment_count": rng.randint(0, 6),
+            "athlete_count": 1,
+            "photo_count": 0,
+            "map": {"id": f"a{activity_id}", "summary_polyline": POLYLINE, "resource_state": 2},
+            "trainer": False,
+            "commute": rng.random() < 0.1,
+            "manual": False,
+            "private": visibility == "only_me",
+            "visibility": visibility,
+            "flagged": False,
+            "gear_id": "b12345678987654321",
+            "from_accepted_tag": False,
+            "average_speed": round(distance / moving, 3),
+            "max_speed": round(distance / moving * 1.8, 1),
+            "has_heartrate": True,
+            "average_heartrate": round(rng.uniform(120, 165), 1),
+            "max_heartrate": float(rng.randint(165, 190)),
+            "heartrate_opt_out": False,
+            "display_hide_heartrate_option": True,
+            "elev_high": round(rng.uniform(50, 900), 1),
+            "elev_low": round(rng.uniform(0, 50), 1),
+            "pr_count": rng.randint(0, 3),
+            "total_photo_count": photo_count,
+            "has_kudoed": False,
+            "suffer_score": float(rng.randint(5, 200)),
+        }
+        data.update(overrides)
+        photos = [
+            {
+                "unique_id": f"{hashlib.sha1(f'{activity_id}-{i}'.encode()).hexdigest()[:8].upper()}-"
+                f"{secrets.token_hex(2).upper()}-4867-9E8D-{secrets.token_hex(6).upper()}",
+                "activity_id": activity_id,
+                "activity_name": data["name"],
+                "resource_state": 2,
+                "caption": "",
+                "source": 1,
+                "uploaded_at": data["start_date"],
+                "created_at": data["start_date"],
+                "location": data["start_latlng"],
+                "default_photo": i == 0,
+            }
+            for i in range(photo_count)
+        ]
+        activity = Activity(data, f"{name} with {rng.choice(['friends', 'the dog', 'a headwind', 'sunshine'])}", photos)
+        athlete.activities[activity_id] = activity
+        return activity
+
+    # --- helpers -------------------------------------------------------------------------------------
+    def _photo_url(self, unique_id: str, size: int) -> str:
+        expires = int(time.time()) + self.photo_url_ttl
+        sig = hmac.new(self.photo_secret, f"{unique_id}:{size}:{expires}".encode(), "sha256").hexdigest()[:32]
+        return f"{self.base_url}/photos/{unique_id}-{size}x{size * 3 // 4}.jpg?" + urlencode(
+            {"Expires": expires, "Signature": sig, "size": size}
+        )
+
+    def _photo_urls(self, unique_id: str, sizes: list[int]) -> dict[str, str]:
+        return {str(size): self._photo_url(unique_id, size) for size in sizes}
+
+    def _detail(self, activity: Activity) -> dict[str, Any]:
+        data = dict(activity.data)
+        data["resource_state"] = 3
+        data["description"] = activity.description
+        data["calories"] = round(data["moving_time"] * 0.19, 1)
+        data["device_name"] = "Garmin Forerunner 965"
+        data["embed_token"] = secrets.token_hex(20)
+        data["map"] = {**data["map"], "resource_state": 3, "polyline": POLYLINE}
+        data["segment_efforts"] = []
+        data["splits_metric"] = []
+        data["laps"] = []
+        data["photos"] = {
+            "primary": (
+                {
+                    "id": None,
+                    "unique_id": activity.photos[0]["unique_id"],
+                    "urls": self._photo_urls(activity.photos[0]["unique_id"], [100, 600]),
+                    "source": 1,
+                }
+                if activity.photos
+                else None
+            ),
+            "use_primary_photo": bool(activity.photos),
+            "count": len(activity.photos),
+        }
+        data["photo_count"] = 0
+        data["hide_from_home"] = False
+        return data
+
+    def _error(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+        return JSONResponse({"message": message, "errors": errors or []}, status_code=status)
+
+    def _count(self, name: str) -> None:
+        self.requests[name] = self.requests.get(name, 0) + 1
+
+    def _authorize(self, request: Request) -> tuple[Athlete | None, JSONResponse | None]:
+        header = request.headers.get("authorization", "")
+        token = self.access_tokens.get(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
+        if token is None or token.expires_at <= time.time():
+            field_name = "access_token"
+            return None, self._error(
+                401, "Authorization Error", [{"resource": "Athlete", "field": field_name, "code": "invalid"}]
+            )
+        athlete = self.athletes.get(token.athlete_id)
+        if athlete is None or not athlete.authorized:
+            return None, self._error(
+                401, "Authorization Error", [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]
+            )
+        return athlete, None
+
+    async def _api(
+        self, request: Request, name: str, is_read: bool = True
+    ) -> tuple[Athlete | None, Response | None, dict[str, str]]:
+        """Rate limits, scripted failures and auth for an /api/v3 call."""
+        self._count(name)
+        if not self.base_url:
+            self.base_url = str(request.base_url).rstrip("/")
+        now = time.time()
+        self.overall.roll(now)
+        self.read.roll(now)
+        limited = self.overall.exhausted() or (is_read and self.read.exhausted())
+        if not limited:
+            self.overall.used_15 += 1
+            self.overall.used_day += 1
+            if is_read:
+                self.read.used_15 += 1
+                self.read.used_day += 1
+        limit, usage = self.overall.header_pair()
+        read_limit, read_usage = self.read.header_pair()
+        headers = {
+            "X-RateLimit-Limit": limit,
+            "X-RateLimit-Usage": usage,
+            "X-ReadRateLimit-Limit": read_limit,
+            "X-ReadRateLimit-Usage": read_usage,
+        }
+        if limited:
+            return (
+                None,
+                JSONResponse(
+                    {
+                        "message": "Rate Limit Exceeded",
+                        "errors": [{"resource": "Application", "field": "rate limit", "code": "exceeded"}],
+                    },
+                    status_code=429,
+                    headers=headers,
+                ),
+                headers,
+            )
+        if self.fail_next or (self.blip_rate and self.random.random() < self.blip_rate):
+            status = self.fail_next.pop(0) if self.fail_next else 503
+            return None, JSONResponse({"message": "Server error"}, status_code=status, headers=headers), headers
+        athlete, error = self._authorize(request)
+        if error is not None:
+            error.headers.update(headers)
+            return None, error, headers
+        return athlete, None, headers
+
+    # --- OAuth ---------------------------------------------------------------------------------------
+    async def authorize(self, request: Request) -> Response:
+        params = request.query_params
+        redirect_uri = params.get("redirect_uri", "")
+        if params.get("client_id") != self.client_id or not redirect_uri:
+            return self._error(
+                400, "Bad Request", [{"resource": "Application", "field": "client_id", "code": "invalid"}]
+            )
+        state = params.get("state", "")
+        if params.get("sim_deny"):
+            return RedirectResponse(f"{redirect_uri}?{urlencode({'state': state, 'error': 'access_denied'})}", 302)
+        athlete_id = int(params.get("sim_athlete") or self.default_athlete or self.add_athlete().id)
+        scope = params.get("sim_grant_scope") or params.get("scope", "read")
+        code = secrets.token_hex(20)
+        self.codes[code] = (athlete_id, scope)
+        return RedirectResponse(f"{redirect_uri}?{urlencode({'state': state, 'code': code, 'scope': scope})}", 302)
+
+    def _issue(self, athlete_id: int, scope: str) -> dict[str, Any]:
+        access, refresh = secrets.token_hex(20), secrets.token_hex(20)
+        expires_at = int(time.time()) + self.token_ttl
+        self.access_tokens[access] = Token(athlete_id, scope, expires_at)
+        self.refresh_tokens[refresh] = (athlete_id, scope)
+        return {
+            "token_type": "Bearer",
+            "expires_at": expires_at,
+            "expires_in": self.token_ttl,
+            "refresh_token": refresh,
+            "access_token": access,
+        }
+
+    async def token(self, request: Request) -> Response:
+        self._count("oauth.token")
+        form = dict(await request.form()) or dict(request.query_params)
+        if form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret:
+            return self._error(
+                401, "Authorization Error", [{"resource": "Application", "field": "client_id", "code": "invalid"}]
+            )
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            entry = self.codes.pop(str(form.get("code", "")), None)
+            if entry is None:
+                return self._error(
+                    400, "Bad Request", [{"resource": "AuthorizationCode", "field": "code", "code": "invalid"}]
+                )
+            athlete_id, scope = entry
+            self.athletes[athlete_id].authorized = True
+            return JSONResponse({**self._issue(athlete_id, scope), "athlete": self.athletes[athlete_id].profile()})
+        if grant == "refresh_token":
+            entry = self.refresh_tokens.pop(str(form.get("refresh_token", "")), None)
+            if entry is None or not self.athletes[entry[0]].authorized:
+                return self._error(
+                    400, "Bad Request", [{"resource": "RefreshToken", "field": "refresh_token", "code": "invalid"}]
+                )
+            return JSONResponse(self._issue(*entry))
+        return self._error(400, "Bad Request", [{"resource": "Application", "field": "grant_type", "code": "invalid"}])
+
+    async def deauthorize(self, request: Request) -> Response:
+        form = dict(await request.form()) or dict(request.query_params)
+        token = self.access_tokens.get(str(form.get("access_token", "")))
+        if token is None:
+            return self._error(401, "Authorization Error")
+        await self._deauthorize(token.athlete_id)
+        return JSONResponse({"access_token": form.get("access_token")})
+
+    async def _deauthorize(self, athlete_id: int) -> None:
+        self.athletes[athlete_id].authorized = False
+        for store in (self.access_tokens,):
+            for key in [k for k, v in store.items() if v.athlete_id == athlete_id]:
+                del store[key]
+        for key in [k for k, v in self.refresh_tokens.items() if v[0] == athlete_id]:
+            del self.refresh_tokens[key]
+        await self._deliver("athlete", athlete_id, "update", athlete_id, {"authorized": "false"})
+
+    # --- API -----------------------------------------------------------------------------------------
+    async def athlete(self, request: Request) -> Response:
+        athlete, error, headers = await self._api(request, "athlete")
+        if error is not None:
+            return error
+        assert athlete is not None
+        return JSONResponse(athlete.profile(), headers=headers)
+
+    async def activities(self, request: Request) -> Response:
+        athlete, error, headers = await self._api(request, "athlete.activities")
+        if error is not None:
+            return error
+        assert athlete is not None
+        params = request.query_params
+        try:
+            per_page = min(int(params.get("per_page", 30)), 200)
+            page = max(int(params.get("page", 1)), 1)
+            before = int(params["before"]) if "before" in params else None
+            after = int(params["after"]) if "after" in params else None
+        except ValueError:
+            return self._error(400, "Bad Request", [{"resource": "Activity", "field": "per_page", "code": "invalid"}])
+        items = []
+        for activity in athlete.activities.values():
+            if activity.deleted:
+                continue
+            started = int(datetime.fromisoformat(activity.data["start_date"].replace("Z", "+00:00")).timestamp())
+            if before is not None and started >= before:
+                continue
+            if after is not None and started <= after:
+                continue
+            items.append((started, activity.data))
+        ascending = after is not None and before is None
+        items.sort(key=lambda pair: (pair[0], pair[1]["id"]), reverse=not ascending)
+        chunk = [data for _, data in items[(page - 1) * per_page : page * per_page]]
+        return JSONResponse(chunk, headers=headers)
+
+    def _activity_of(self, athlete: Athlete, request: Request) -> Activity | None:
+        try:
+            activity = athlete.activities.get(int(request.path_params["activity_id"]))
+        except ValueError:
+            return None
+        return None if activity is None or activity.deleted else activity
+
+    async def activity(self, request: Request) -> Response:
+        athlete, error, headers = await self._api(request, "activity")
+        if error is not None:
+            return error
+        assert athlete is not None
+        activity = self._activity_of(athlete, request)
+        if activity is None:
+            return self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+        return JSONResponse(self._detail(activity), headers=headers)
+
+    async def photos(self, request: Request) -> Response:
+        athlete, error, headers = await self._api(request, "activity.photos")
+        if error is not None:
+            return error
+        assert athlete is not None
+        activity = self._activity_of(athlete, request)
+        if activity is None:
+            return self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+        size = int(request.query_params.get("size", 600))
+        body = [
+            {**photo, "urls": self._photo_urls(photo["unique_id"], [size]), "sizes": {str(size): [size, size * 3 // 4]}}
+            for photo in activity.photos
+        ]
+        return JSONResponse(body, headers=headers)
+
+    async def photo_file(self, request: Request) -> Response:
+        self._count("photo.file")
+        params = request.query_params
+        name = request.path_params["name"]
+        unique_id = name.rsplit("-", 1)[0]
+        try:
+            expires, size = int(params.get("Expires", "0")), int(params.get("size", "0"))
+        except ValueError:
+            return Response("bad request", status_code=400)
+        expected = hmac.new(self.photo_secret, f"{unique_id}:{size}:{expires}".encode(), "sha256").hexdigest()[:32]
+        if not hmac.compare_digest(expected, params.get("Signature", "")) or expires < time.time():
+            return Response(
+                "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                status_code=403,
+                media_type="application/xml",
+            )
+        exists = any(
+            photo["unique_id"] == unique_id
+            for athlete in self.athletes.values()
+            for activity in athlete.activities.values()
+            if not activity.deleted
+            for photo in activity.photos
+        )
+        if not exists:
+            return Response("<Error><Code>NoSuchKey</Code></Error>", status_code=404, media_type="application/xml")
+        return Response(JPEG, media_type="image/jpeg")
+
+    # --- push subscriptions --------------------------------------------------------------------------
+    async def push_subscriptions(self, request: Request) -> Response:
+        self._count("push_subscriptions")
+        if request.method == "GET":
+            params = request.query_params
+        else:
+            params = await request.form()  # type: ignore[assignment]
+        if params.get("client_id") != self.client_id or params.get("client_secret") != self.client_secret:
+            return self._error(
+                401, "Authorization Error", [{"resource": "Application", "field": "client_id", "code": "invalid"}]
+            )
+        if request.method == "GET":
+            return JSONResponse([self.subscription] if self.subscription else [])
+        if self.subscription is not None:
+            return self._error(
+                400,
+                "Bad Request",
+                [{"resource": "PushSubscription", "field": "callback_url", "code": "already exists"}],
+            )
+        callback = str(params.get("callback_url", ""))
+        verify = str(params.get("verify_token", ""))
+        challenge = secrets.token_hex(8)
+        try:
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                answer = await client.get(
+                    callback, params={"hub.mode": "subscribe", "hub.challenge": challenge, "hub.verify_token": verify}
+                )
+            ok = answer.status_code == 200 and answer.json().get("hub.challenge") == challenge
+        except (httpx.HTTPError, ValueError):
+            ok = False
+        if not ok:
+            return self._error(
+                400,
+                "Bad Request",
+                [{"resource": "PushSubscription", "field": "callback url", "code": "not verifiable"}],
+            )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.subscription = {
+            "id": self.next_subscription_id,
+            "resource_state": 2,
+            "application_id": 1,
+            "callback_url": callback,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.next_subscription_id += 1
+        return JSONResponse({"id": self.subscription["id"]}, status_code=201)
+
+    async def delete_subscription(self, request: Request) -> Response:
+        params = request.query_params
+        if params.get("client_id") != self.client_id or params.get("client_secret") != self.client_secret:
+            return self._error(401, "Authorization Error")
+        if self.subscription is None or str(self.subscription["id"]) != request.path_params["subscription_id"]:
+            return self._error(404, "Record Not Found")
+        self.subscription = None
+        return Response(status_code=204)
+
+    async def _deliver(
+        self, object_type: str, object_id: int, aspect: str, owner_id: int, updates: dict[str, str] | None = None
+    ) -> None:
+        """POST the event to the subscription's callback, retrying up to 3 times like Strava."""
+        if self.subscription is None:
+            return
+        event = {
+            "aspect_type": aspect,
+            "event_time": int(time.time()),
+            "object_id": object_id,
+            "object_type": object_type,
+            "owner_id": owner_id,
+            "subscription_id": self.subscription["id"],
+            "updates": updates or {},
+        }
+        callback = self.subscription["callback_url"]
+        status = None
+        for attempt in range(4):
+            try:
+                async with httpx.AsyncClient(timeout=2.0) as client:
+                    status = (await client.post(callback, json=event)).status_code
+                if status == 200:
+                    break
+            except httpx.HTTPError:
+                status = None
+            await asyncio.sleep(0.2 * (attempt + 1))
+        self.deliveries.append({"event": event, "status": status})
+
+    # --- simulator controls --------------------------------------------------------------------------
+    async def sim_athletes(self, request: Request) -> Response:
+        body = await request.json()
+        athlete = self.add_athlete(int(body.get("activities", 0)), body.get("id"), body.get("username", "demo_runner"))
+        return JSONResponse({"id": athlete.id, "activities": len(athlete.activities)})
+
+    async def sim_activity(self, request: Request) -> Response:
+        body = await request.json()
+        athlete = self.athletes[int(body["athlete_id"])]
+        if request.method == "POST":
+            activity = self._new_activity(athlete, datetime.now(UTC).replace(microsecond=0), **body.get("fields", {}))
+            await self._deliver("activity", activity.data["id"], "create", athlete.id)
+            return JSONResponse(activity.data, status_code=201)
+        activity = athlete.activities[int(body["activity_id"])]
+        if request.method == "DELETE":
+            activity.deleted = True
+            await self._deliver("activity", activity.data["id"], "delete", athlete.id)
+            return Response(status_code=204)
+        fields = body.get("fields", {})
+        activity.data.update(fields)
+        if "description" in body:
+            activity.description = body["description"]
+        updates = {("title" if key == "name" else key): str(value) for key, value in fields.items()}
+        await self._deliver("activity", activity.data["id"], "update", athlete.id, updates)
+        return JSONResponse(activity.data)
+
+    async def sim_deauthorize(self, request: Request) -> Response:
+        body = await request.json()
+        await self._deauthorize(int(body["athlete_id"]))
+        return JSONResponse({"ok": True})
+
+    async def sim_config(self, request: Request) -> Response:
+        body = await request.json()
+        if "fail_next" in body:
+            self.fail_next = list(body["fail_next"])
+        if "blip_rate" in body:
+            self.blip_rate = float(body["blip_rate"])
+        if "token_ttl" in body:
+            self.token_ttl = int(body["token_ttl"])
+        if "photo_url_ttl" in body:
+            self.photo_url_ttl = int(body["photo_url_ttl"])
+        if "overall_limits" in body:
+            self.overall.limit_15, self.overall.limit_day = body["overall_limits"]
+        if "read_limits" in body:
+            self.read.limit_15, self.read.limit_day = body["read_limits"]
+        if "read_usage" in body:
+            self.read.roll(time.time())
+            self.read.used_15, self.read.used_day = body["read_usage"]
+        if body.get("expire_tokens"):
+            for token in self.access_tokens.values():
+                token.expires_at = int(time.time()) - 1
+        return JSONResponse(self.stats())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": dict(self.requests),
+            "overall_usage": [self.overall.used_15, self.overall.used_day],
+            "read_usage": [self.read.used_15, self.read.used_day],
+            "subscription": self.subscription,
+            "deliveries": self.deliveries[-20:],
+            "athletes": {
+                a.id: len([x for x in a.activities.values() if not x.deleted]) for a in self.athletes.values()
+            },
+        }
+
+    async def sim_stats(self, _: Request) -> Response:
+        return JSONResponse(self.stats())
+
+    def _routes(self) -> list[Route]:
+        return [
+            Route("/oauth/authorize", self.authorize, methods=["GET"]),
+            Route("/oauth/token", self.token, methods=["POST"]),
+            Route("/oauth/deauthorize", self.deauthorize, methods=["POST"]),
+            Route("/api/v3/athlete", self.athlete, methods=["GET"]),
+            Route("/api/v3/athlete/activities", self.activities, methods=["GET"]),
+            Route("/api/v3/activities/{activity_id}", self.activity, methods=["GET"]),
+            Route("/api/v3/activities/{activity_id}/photos", self.photos, methods=["GET"]),
+            Route("/api/v3/push_subscriptions", self.push_subscriptions, methods=["GET", "POST"]),
+            Route("/api/v3/push_subscriptions/{subscription_id}", self.delete_subscription, methods=["DELETE"]),
+            Route("/photos/{name}", self.photo_file, methods=["GET"]),
+            Route("/_sim/athletes", self.sim_athletes, methods=["POST"]),
+            Route("/_sim/activities", self.sim_activity, methods=["POST", "PUT", "DELETE"]),
+            Route("/_sim/deauthorize", self.sim_deauthorize, methods=["POST"]),
+            Route("/_sim/config", self.sim_config, methods=["POST"]),
+            Route("/_sim/stats", self.sim_stats, methods=["GET"]),
+        ]
