@@ -77,7 +77,7 @@ class StampingConnector:
     def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
         self.started[payload["token"]] = time.perf_counter()
         self.arrived.set()
-        return WebhookAction(platform_user_id=None)
+        return WebhookAction(platform_user_id=None, kind="ignore")
 
 
 async def wakeup_latencies(url: str) -> list[float]:

@@ -12,6 +12,7 @@ import httpx
 from trove.connectors.base import (
     Account,
     AuthError,
+    Enrichment,
     InvalidGrantError,
     MediaRef,
     NormalizedPost,
@@ -31,6 +32,7 @@ PAGE_SIZE = int(os.environ.get("FAKE_PAGE_SIZE", "50"))
 class FakeConnector:
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
+    detail_keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.base_url = os.environ["FAKE_PLATFORM_URL"]
@@ -99,4 +101,12 @@ class FakeConnector:
         )
 
     def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
-        return WebhookAction(platform_user_id=str(payload["owner_id"]), sync=event_type != "ping")
+        return WebhookAction(
+            platform_user_id=str(payload["owner_id"]), kind="ignore" if event_type == "ping" else "sync"
+        )
+
+    def enrich_cost(self, post_data: dict[str, Any]) -> int:
+        return 0
+
+    async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment:
+        raise AssertionError("the fake platform's posts are complete: nothing to enrich")

@@ -3,13 +3,14 @@ history and media to download. Idempotent: storing the same page twice changes n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from trove.connectors.base import Account, NormalizedPost, Page
+from trove.connectors.base import Account, MediaRef, NormalizedPost, Page
 
 
 @dataclass
@@ -39,38 +40,48 @@ async def store_raw_page(conn: AsyncConnection[Any], account: Account, page: Pag
 
 
 async def store_post(
-    conn: AsyncConnection[Any], account: Account, post: NormalizedPost, ingested_item_id: str | None
+    conn: AsyncConnection[Any],
+    account: Account,
+    post: NormalizedPost,
+    ingested_item_id: str | None,
+    *,
+    normalize: Callable[[dict[str, Any]], NormalizedPost] | None = None,
+    detail_keys: tuple[str, ...] = (),
+    extra_media: tuple[MediaRef, ...] = (),
 ) -> Counts:
+    """Upsert the raw post, then the normalized post, engagement and media. A summary arriving for a post
+    whose detail is stored keeps the detail-only keys (and asks for the detail again if anything changed)."""
     counts = Counts(fetched=1)
     cur = await conn.execute(
-        """
-        insert into public.ingested_posts (ingested_item_id, platform, account_id, platform_post_id, post_data,
-                                           status, attempts, completed_at)
-        values (%(item)s, %(platform)s, %(account)s, %(post_id)s, %(data)s, 'completed', 1, now())
-        on conflict (platform, platform_post_id) do update
-        set post_data = excluded.post_data,
-            ingested_item_id = coalesce(excluded.ingested_item_id, ingested_posts.ingested_item_id),
-            account_id = excluded.account_id
-        where ingested_posts.post_data is distinct from excluded.post_data
-        returning id
-        """,
-        {
-            "item": ingested_item_id,
-            "platform": account.platform,
-            "account": account.id,
-            "post_id": post.platform_post_id,
-            "data": Jsonb(post.post_data),
-        },
+        "select id, post_data, detail_pending from public.ingested_posts"
+        " where platform = %s and platform_post_id = %s for update",
+        (account.platform, post.platform_post_id),
     )
-    row = await cur.fetchone()
-    if row is None:  # unchanged raw post
+    existing = await cur.fetchone()
+    data, pending = post.post_data, not post.complete
+    if existing is None:
         cur = await conn.execute(
-            "select id from public.ingested_posts where platform = %s and platform_post_id = %s",
-            (account.platform, post.platform_post_id),
+            "insert into public.ingested_posts (ingested_item_id, platform, account_id, platform_post_id, post_data,"
+            " status, attempts, completed_at, detail_pending)"
+            " values (%s, %s, %s, %s, %s, 'completed', 1, now(), %s) returning id",
+            (ingested_item_id, account.platform, account.id, post.platform_post_id, Jsonb(data), pending),
         )
         row = await cur.fetchone()
         assert row is not None
-    ingested_post_id = row[0]
+        ingested_post_id = row[0]
+    else:
+        ingested_post_id, stored, stored_pending = existing
+        if not post.complete and not stored_pending:
+            data = {**stored, **{k: v for k, v in post.post_data.items() if k not in detail_keys}}
+            pending = data != stored
+        if data != stored or pending != stored_pending:
+            await conn.execute(
+                "update public.ingested_posts set post_data = %s, detail_pending = %s, account_id = %s,"
+                " ingested_item_id = coalesce(%s, ingested_item_id) where id = %s",
+                (Jsonb(data), pending, account.id, ingested_item_id, ingested_post_id),
+            )
+    if normalize is not None and data is not post.post_data:
+        post = normalize(data)
 
     cur = await conn.execute(
         """
@@ -139,7 +150,7 @@ async def store_post(
             {"post": post_id, "stats": Jsonb(post.engagement)},
         )
 
-    for media in post.media:
+    for media in (*post.media, *extra_media):
         # Same stable key = same file: keep the row, take the fresh (re-signed) URL.
         await conn.execute(
             """

@@ -14,7 +14,16 @@ from psycopg import AsyncConnection, errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from trove.connectors.base import Account, AuthError, Connector, Page, RateLimitedError, SyncError, SyncMode
+from trove.connectors.base import (
+    Account,
+    AuthError,
+    Connector,
+    Enrichment,
+    Page,
+    RateLimitedError,
+    SyncError,
+    SyncMode,
+)
 from trove.crypto import KeyRing
 from trove.redact import redact
 from trove.store import Counts, store_post, store_raw_page
@@ -133,10 +142,11 @@ class SyncRunner:
                         conn, self.ring, connector, self.http, request.account_id, rejected_token=account.access_token
                     )
                 continue
-            account = await self._commit_page(request, account, mode, page, problems)
+            account = await self._commit_page(request, connector, account, mode, page, problems)
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
+        await self._enrich(request, connector, account, problems)
         status = "partial" if problems else "success"
         async with self.pool.connection() as conn:
             if problems:
@@ -156,7 +166,13 @@ class SyncRunner:
         return status if row and row[0] else "lost"
 
     async def _commit_page(
-        self, request: SyncRequest, account: Account, mode: SyncMode, page: Page, problems: list[str]
+        self,
+        request: SyncRequest,
+        connector: Connector,
+        account: Account,
+        mode: SyncMode,
+        page: Page,
+        problems: list[str],
     ) -> Account:
         """One transaction per page: raw page, posts, cursor, metrics and the lease move together."""
         counts = Counts()
@@ -170,7 +186,16 @@ class SyncRunner:
             for post in page.posts:
                 try:
                     async with conn.transaction():  # a savepoint: one bad post does not lose the page
-                        counts.add(await store_post(conn, account, post, item_id))
+                        counts.add(
+                            await store_post(
+                                conn,
+                                account,
+                                post,
+                                item_id,
+                                normalize=connector.normalize,
+                                detail_keys=connector.detail_keys,
+                            )
+                        )
                 except errors.DataError as error:
                     problems.append(f"{post.platform_post_id}: {redact(str(error).splitlines()[0])}")
                 except errors.IntegrityError as error:
@@ -218,6 +243,92 @@ class SyncRunner:
             account.access_token,
             state,
         )
+
+    async def _enrich(self, request: SyncRequest, connector: Connector, account: Account, problems: list[str]) -> None:
+        """Details after the archive: posts stored as summaries get their detail fetched, newest first, at
+        bulk priority. When the budget is spent the rest waits for the next sync (nothing is lost: the
+        summaries are stored)."""
+        while not self.stopping.is_set():
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "select id::text, post_data from public.ingested_posts where account_id = %s and detail_pending"
+                    " order by received_at desc, platform_post_id desc limit 20",
+                    (account.id,),
+                )
+                batch = await cur.fetchall()
+            if not batch:
+                return
+            for ingested_post_id, post_data in batch:
+                if self.stopping.is_set():
+                    return
+                for _ in range(max(connector.enrich_cost(post_data), 1)):
+                    wait_until = await self._call(
+                        "select trove_private.take_rate_limit(%s, 'bulk')", (request.platform,)
+                    )
+                    if wait_until is not None:
+                        log.info("sync %s: details wait for the budget until %s", request.id, wait_until)
+                        return
+                enrichment = await connector.enrich(self.http, account, post_data)
+                await self._store_enrichment(request, connector, account, ingested_post_id, enrichment, problems)
+
+    async def _store_enrichment(
+        self,
+        request: SyncRequest,
+        connector: Connector,
+        account: Account,
+        ingested_post_id: str,
+        enrichment: Enrichment,
+        problems: list[str],
+    ) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            for reading in enrichment.rate_limits:
+                await conn.execute(
+                    "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
+                    (request.platform, reading.window_name, reading.window_length, reading.limit, reading.used),
+                )
+            item_id = None
+            for event_type, payload in enrichment.payloads:
+                cur = await conn.execute(
+                    "insert into public.ingested_items (source, platform, account_id, event_type, payload, status,"
+                    " attempts, completed_at) values ('fetch', %s, %s, %s, %s, 'completed', 1, now()) returning id",
+                    (account.platform, account.id, event_type, Jsonb(payload)),
+                )
+                row = await cur.fetchone()
+                item_id = item_id or (row[0] if row else None)
+            if enrichment.post is None:  # gone on the platform
+                await conn.execute(
+                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
+                )
+                await conn.execute(
+                    "update public.posts as p set deleted_on_platform = true from public.ingested_posts as ip"
+                    " where ip.id = %s and p.platform = ip.platform and p.platform_post_id = ip.platform_post_id",
+                    (ingested_post_id,),
+                )
+                return
+            try:
+                async with conn.transaction():
+                    counts = await store_post(
+                        conn, account, enrichment.post, str(item_id) if item_id else None, normalize=connector.normalize
+                    )
+            except (errors.DataError, errors.IntegrityError) as error:
+                problems.append(f"{enrichment.post.platform_post_id}: {redact(str(error).splitlines()[0])}")
+                await conn.execute(
+                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
+                )
+                return
+            await conn.execute(
+                "update public.sync_logs set posts_updated = posts_updated + %s,"
+                " metadata = metadata || jsonb_build_object('details_fetched',"
+                " coalesce((metadata ->> 'details_fetched')::int, 0) + 1) where id = %s",
+                (counts.updated, request.sync_log_id),
+            )
+            extended = await conn.execute(
+                "select trove_private.extend_lease('sync_requests', %s, %s, %s)",
+                (request.id, self.worker_id, self.lease),
+            )
+            row = await extended.fetchone()
+            if not (row and row[0]):
+                raise LeaseLost
 
     async def _fail(self, request: SyncRequest, kind: str, message: str, retry_at: datetime | None = None) -> None:
         text = redact(message)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from trove.connectors.base import Account, Connector
@@ -290,7 +291,7 @@ class Worker:
         if connector is None:
             raise LookupError(f"no connector configured for {platform}")
         action = connector.handle_event(event_type, payload)
-        if action.platform_user_id is None:
+        if action.platform_user_id is None or action.kind == "ignore":
             return
         cur = await conn.execute(
             "update public.ingested_items as i set account_id = ca.id from public.connected_accounts as ca"
@@ -300,5 +301,23 @@ class Worker:
         found = await cur.fetchone()
         if found is None:  # kept and marked (dead-lettered), never dropped
             raise LookupError(f"no connected account for {platform} owner {action.platform_user_id}")
-        if action.sync:
-            await conn.execute("select trove_private.enqueue_sync(%s, 'webhook', %s)", (found[0], event_type))
+        account_id = found[0]
+        if action.kind == "deauthorize":
+            await conn.execute("select trove_private.deauthorize_account(%s)", (account_id,))
+            return
+        if action.kind == "delete_post":
+            await conn.execute(
+                "update public.posts set deleted_on_platform = true"
+                " where platform = %s and platform_post_id = %s and account_id = %s",
+                (platform, action.platform_post_id, account_id),
+            )
+            return
+        if action.kind == "refresh_post":
+            # The sync's detail step fetches it (again); a post not archived yet starts as the connector's stub.
+            await conn.execute(
+                "insert into public.ingested_posts (platform, account_id, platform_post_id, post_data, status,"
+                " attempts, completed_at, detail_pending) values (%s, %s, %s, %s, 'completed', 1, now(), true)"
+                " on conflict (platform, platform_post_id) do update set detail_pending = true",
+                (platform, account_id, action.platform_post_id, Jsonb(action.post_stub or {})),
+            )
+        await conn.execute("select trove_private.enqueue_sync(%s, 'webhook', %s)", (account_id, event_type))

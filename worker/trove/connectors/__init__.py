@@ -8,7 +8,7 @@ import os
 from trove.connectors.base import Connector
 
 # Built-in connectors register here as the platform issues land: {"strava": "trove.connectors.strava:..."}
-BUILTIN: dict[str, str] = {}
+BUILTIN: dict[str, str] = {"strava": "trove.connectors.strava:StravaConnector"}
 
 
 def _load(path: str) -> Connector:

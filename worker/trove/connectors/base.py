@@ -76,6 +76,8 @@ class NormalizedPost:
     deleted: bool = False
     engagement: dict[str, Any] | None = None  # likes/kudos/comments; history is kept when it changes
     media: tuple[MediaRef, ...] = ()
+    # False for a summary (e.g. a Strava list item): the engine fetches the detail later (Connector.enrich).
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -117,18 +119,34 @@ class TokenSet:
     scope: str | None = None
 
 
+@dataclass
+class Enrichment:
+    """The detail of one post: the raw responses fetched, the complete post (None: it is gone on the
+    platform), and what the calls said about the rate limits."""
+
+    payloads: list[tuple[str, Any]]
+    post: NormalizedPost | None
+    rate_limits: list[RateLimitReading] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class WebhookAction:
-    """What a stored webhook event asks for: sync the account it belongs to, or nothing."""
+    """What a stored webhook event asks for, for the account of `platform_user_id`:
+    sync (fetch what is new), refresh_post (fetch this post's detail again), delete_post (it was deleted),
+    deauthorize (the user revoked our access), ignore."""
 
     platform_user_id: str | None
-    sync: bool = True
-    note: str = ""
+    kind: Literal["sync", "refresh_post", "delete_post", "deauthorize", "ignore"] = "sync"
+    platform_post_id: str | None = None
+    # refresh_post of a post not archived yet: the raw stub the detail fetch starts from.
+    post_stub: dict[str, Any] | None = None
 
 
 class Connector(Protocol):
     platform: str
     poll_interval: timedelta
+    # Raw keys only a detail has: kept when a later summary of the same post arrives.
+    detail_keys: tuple[str, ...]
 
     async def fetch_page(
         self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None
@@ -139,3 +157,9 @@ class Connector(Protocol):
     def normalize(self, post_data: dict[str, Any]) -> NormalizedPost: ...
 
     def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction: ...
+
+    def enrich_cost(self, post_data: dict[str, Any]) -> int:
+        """API calls `enrich` will make for this post (each is taken from the rate-limit budget)."""
+        ...
+
+    async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment: ...
