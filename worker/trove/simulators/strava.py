@@ -153,6 +153,10 @@ class StravaSimulator:
         self.next_subscription_id = 120475
         self.next_activity_id = 10_000_000_000
         self.fail_next: list[int] = []
+        # After this many more API requests: answer one request with fail_later_status / expire all tokens.
+        self.fail_later_in: int | None = None
+        self.fail_later_status = 429
+        self.expire_tokens_in: int | None = None
         self.blip_rate = 0.0
         self.photo_url_ttl = 3600
         self.photo_secret = secrets.token_bytes(16)
@@ -355,6 +359,17 @@ class StravaSimulator:
                 ),
                 headers,
             )
+        if self.expire_tokens_in is not None:
+            self.expire_tokens_in -= 1
+            if self.expire_tokens_in < 0:
+                self.expire_tokens_in = None
+                for token in self.access_tokens.values():
+                    token.expires_at = int(now) - 1
+        if self.fail_later_in is not None:
+            self.fail_later_in -= 1
+            if self.fail_later_in < 0:
+                self.fail_later_in = None
+                self.fail_next.append(self.fail_later_status)
         if self.fail_next or (self.blip_rate and self.random.random() < self.blip_rate):
             status = self.fail_next.pop(0) if self.fail_next else 503
             return None, JSONResponse({"message": "Server error"}, status_code=status, headers=headers), headers
@@ -665,6 +680,9 @@ class StravaSimulator:
         if "read_usage" in body:
             self.read.roll(time.time())
             self.read.used_15, self.read.used_day = body["read_usage"]
+        for key in ("fail_later_in", "fail_later_status", "expire_tokens_in"):
+            if key in body:
+                setattr(self, key, body[key])
         if body.get("expire_tokens"):
             for token in self.access_tokens.values():
                 token.expires_at = int(time.time()) - 1
