@@ -8,7 +8,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from trove.config import MIGRATIONS_DIR, database_url
+from trove.config import HTTP_HOST, HTTP_PORT, MIGRATIONS_DIR, database_url, public_url
 from trove.connectors import load_connectors
 from trove.crypto import KeyRing, TokenCryptoError, generate_key
 from trove.db.cluster import ClusterError
@@ -16,6 +16,7 @@ from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
 from trove.keys import rotate_tokens
 from trove.redact import configure_logging
+from trove.subscriptions import SubscriptionError
 from trove.worker import Worker
 
 
@@ -88,6 +89,49 @@ def _worker(args: argparse.Namespace) -> None:
     asyncio.run(worker.run())
 
 
+def _serve(args: argparse.Namespace) -> None:
+    from trove.http.app import create_app
+    from trove.simulators.serve import serve_forever
+
+    configure_logging()
+    serve_forever(create_app(), args.port, args.host)
+
+
+def _simulate_strava(args: argparse.Namespace) -> None:
+    from trove.simulators.serve import serve_forever
+    from trove.simulators.strava import StravaSimulator
+
+    limits = {"overall_limits": (100_000, 1_000_000), "read_limits": (100_000, 1_000_000)} if args.generous else {}
+    simulator = StravaSimulator(client_id=args.client_id, client_secret=args.client_secret, **limits)
+    if args.activities:
+        athlete = simulator.add_athlete(args.activities)
+        print(f"simulated athlete {athlete.id} with {args.activities} activities", flush=True)
+    configure_logging()
+    serve_forever(simulator.app, args.port)
+
+
+def _strava_subscribe(args: argparse.Namespace) -> None:
+    from trove.subscriptions import subscribe
+
+    callback = args.callback_url or f"{public_url()}/functions/v1/webhook-strava"
+    print(f"subscribed: Strava push subscription {subscribe(database_url(), callback)} -> {callback}")
+
+
+def _strava_unsubscribe(_: argparse.Namespace) -> None:
+    from trove.subscriptions import unsubscribe
+
+    removed = unsubscribe(database_url())
+    print(f"unsubscribed from {removed}" if removed else "no subscription to remove")
+
+
+def _strava_status(_: argparse.Namespace) -> None:
+    import json
+
+    from trove.subscriptions import status
+
+    print(json.dumps(status(database_url()), indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trove", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +164,31 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work on SIGTERM")
     work.set_defaults(func=_worker)
 
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default=HTTP_HOST)
+    serve.add_argument("--port", type=int, default=HTTP_PORT)
+    serve.set_defaults(func=_serve)
+
+    simulate = commands.add_parser("simulate", help="run a platform simulator")
+    sim_commands = simulate.add_subparsers(dest="simulate_command", required=True)
+    sim_strava = sim_commands.add_parser("strava", help="the Strava API v3 simulator")
+    sim_strava.add_argument("--port", type=int, default=54330)
+    sim_strava.add_argument("--activities", type=int, default=0, help="create an athlete with this many")
+    sim_strava.add_argument("--client-id", default="trove-demo")
+    sim_strava.add_argument("--client-secret", default="trove-demo-secret")
+    sim_strava.add_argument("--generous", action="store_true", help="rate limits far above Strava's (demo)")
+    sim_strava.set_defaults(func=_simulate_strava)
+
+    strava = commands.add_parser("strava", help="Strava push subscription (one per application)")
+    strava_commands = strava.add_subparsers(dest="strava_command", required=True)
+    subscribe_cmd = strava_commands.add_parser("subscribe", help="create the push subscription")
+    subscribe_cmd.add_argument(
+        "--callback-url", default=None, help="default: $TROVE_PUBLIC_URL/functions/v1/webhook-strava"
+    )
+    subscribe_cmd.set_defaults(func=_strava_subscribe)
+    strava_commands.add_parser("unsubscribe", help="delete it").set_defaults(func=_strava_unsubscribe)
+    strava_commands.add_parser("status", help="what Strava and Trove know of it").set_defaults(func=_strava_status)
+
     keys = commands.add_parser("keys", help="token encryption keys ($TROVE_TOKEN_KEYS)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     key_commands.add_parser("generate", help="print a new random key").set_defaults(func=_keys_generate)
@@ -133,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ClusterError, MigrationError, TokenCryptoError) as error:
+    except (ClusterError, MigrationError, TokenCryptoError, SubscriptionError) as error:
         print(f"trove: {error}", file=sys.stderr)
         sys.exit(1)
 

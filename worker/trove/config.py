@@ -30,3 +30,18 @@ def state_dir() -> Path:
 def database_url() -> str:
     """The database Trove talks to: $DATABASE_URL, else the local cluster."""
     return os.environ.get("DATABASE_URL") or f"postgresql://postgres:{DB_PASSWORD}@{DB_HOST}:{db_port()}/postgres"
+
+
+HTTP_HOST = "127.0.0.1"
+HTTP_PORT = 54321  # Supabase's local API port
+# The Supabase CLI's local JWT secret: only the local stack uses it; set SUPABASE_JWT_SECRET elsewhere.
+LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
+
+
+def public_url() -> str:
+    """Where platforms and browsers reach the HTTP service (OAuth redirects, webhook callbacks)."""
+    return (os.environ.get("TROVE_PUBLIC_URL") or f"http://{HTTP_HOST}:{HTTP_PORT}").rstrip("/")
+
+
+def jwt_secret() -> str | None:
+    return os.environ.get("SUPABASE_JWT_SECRET") or (None if os.environ.get("SUPABASE_JWKS_URL") else LOCAL_JWT_SECRET)

@@ -1,0 +1,45 @@
+"""The HTTP service: FastAPI on 127.0.0.1:54321 locally. Routes live in one module per concern."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from trove.config import database_url
+from trove.connectors import load_connectors
+from trove.crypto import KeyRing
+from trove.http import health, oauth, webhooks
+
+
+def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            conninfo or database_url(), min_size=1, max_size=10, kwargs={"autocommit": True}, open=False
+        )
+        await pool.open(wait=False)
+        app.state.pool = pool
+        app.state.ring = ring or KeyRing.from_environment()
+        app.state.connectors = load_connectors()
+        async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
+            app.state.http = http
+            yield
+        await pool.close()
+
+    app = FastAPI(title="Trove", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_: Request, error: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=400)
+
+    app.include_router(health.router)
+    app.include_router(oauth.router)
+    app.include_router(webhooks.router)
+    return app

@@ -1,0 +1,72 @@
+"""Supabase JWTs for users: HS256 with the project's JWT secret, or asymmetric keys from the JWKS URL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Header, HTTPException
+
+from trove.config import jwt_secret
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    claims: dict[str, Any]
+
+
+@lru_cache(maxsize=1)
+def _jwks_client(url: str) -> jwt.PyJWKClient:
+    return jwt.PyJWKClient(url, cache_keys=True)
+
+
+def decode_user_token(token: str) -> User:
+    try:
+        header = jwt.get_unverified_header(token)
+        jwks_url = os.environ.get("SUPABASE_JWKS_URL")
+        if header.get("alg") == "HS256":
+            secret = jwt_secret()
+            if not secret:
+                raise HTTPException(401, "HS256 tokens are not accepted here (no SUPABASE_JWT_SECRET)")
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
+        elif jwks_url:
+            key = _jwks_client(jwks_url).get_signing_key_from_jwt(token)
+            claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256"], audience="authenticated")
+        else:
+            raise HTTPException(401, f"unsupported token algorithm {header.get('alg')!r}")
+    except jwt.ExpiredSignatureError as error:
+        raise HTTPException(401, "the access token has expired") from error
+    except jwt.PyJWTError as error:
+        raise HTTPException(401, f"invalid access token: {error}") from error
+    if claims.get("role") != "authenticated" or not claims.get("sub"):
+        raise HTTPException(401, "the token is not a signed-in user's")
+    return User(str(claims["sub"]), claims)
+
+
+async def current_user(authorization: Annotated[str | None, Header()] = None) -> User:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "sign in: send Authorization: Bearer <Supabase access token>")
+    return decode_user_token(authorization.split(" ", 1)[1].strip())
+
+
+def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:
+    """A user token signed with the local JWT secret (the demo and tests; Supabase Auth issues real ones)."""
+    import time
+
+    secret = jwt_secret()
+    if not secret:
+        raise RuntimeError("no JWT secret configured")
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "role": "authenticated",
+        "aud": "authenticated",
+        "email": email,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm="HS256")

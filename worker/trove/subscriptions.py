@@ -1,0 +1,107 @@
+"""`trove strava subscribe|unsubscribe|status`: Strava allows one push subscription per application.
+Subscribing stores our verify token (hashed) first, because Strava calls our webhook endpoint to check it
+before it answers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from typing import Any
+
+import httpx
+import psycopg
+
+from trove.connectors.strava import StravaConfig
+
+
+class SubscriptionError(RuntimeError):
+    pass
+
+
+def _strava_error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    errors = ", ".join(f"{e.get('field')} {e.get('code')}" for e in body.get("errors") or [])
+    return f"HTTP {response.status_code}: {body.get('message', '')}{' (' + errors + ')' if errors else ''}"
+
+
+def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = None) -> str:
+    config = config or StravaConfig.from_environment()
+    verify_token = os.environ.get("STRAVA_WEBHOOK_VERIFY_TOKEN") or secrets.token_urlsafe(24)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            "insert into public.webhook_subscriptions (platform, subscription_id, callback_url, verify_token_hash)"
+            " values ('strava', null, %s, %s) on conflict (platform) do update"
+            " set subscription_id = null, callback_url = excluded.callback_url,"
+            " verify_token_hash = excluded.verify_token_hash",
+            (callback_url, hashlib.sha256(verify_token.encode()).hexdigest()),
+        )
+        response = httpx.post(
+            f"{config.api}/push_subscriptions",
+            data={
+                "client_id": config.client_id,
+                "client_secret": config.client_secret,
+                "callback_url": callback_url,
+                "verify_token": verify_token,
+            },
+            timeout=30.0,
+        )
+        if response.status_code not in (200, 201):
+            conn.execute("delete from public.webhook_subscriptions where platform = 'strava'")
+            raise SubscriptionError(f"Strava refused the subscription: {_strava_error(response)}")
+        subscription_id = str(response.json()["id"])
+        conn.execute(
+            "update public.webhook_subscriptions set subscription_id = %s where platform = 'strava'",
+            (subscription_id,),
+        )
+        conn.execute(
+            "update public.connected_accounts set webhook_subscribed = true, webhook_subscription_id = %s"
+            " where platform = 'strava' and status <> 'disconnected'",
+            (subscription_id,),
+        )
+    return subscription_id
+
+
+def unsubscribe(conninfo: str, config: StravaConfig | None = None) -> str | None:
+    config = config or StravaConfig.from_environment()
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "select subscription_id from public.webhook_subscriptions where platform = 'strava'"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        response = httpx.delete(
+            f"{config.api}/push_subscriptions/{row[0]}",
+            params={"client_id": config.client_id, "client_secret": config.client_secret},
+            timeout=30.0,
+        )
+        if response.status_code not in (204, 404):
+            raise SubscriptionError(f"Strava refused to delete subscription {row[0]}: {_strava_error(response)}")
+        conn.execute("delete from public.webhook_subscriptions where platform = 'strava'")
+        conn.execute(
+            "update public.connected_accounts set webhook_subscribed = false, webhook_subscription_id = null"
+            " where platform = 'strava'"
+        )
+        return str(row[0])
+
+
+def status(conninfo: str, config: StravaConfig | None = None) -> dict[str, Any]:
+    config = config or StravaConfig.from_environment()
+    response = httpx.get(
+        f"{config.api}/push_subscriptions",
+        params={"client_id": config.client_id, "client_secret": config.client_secret},
+        timeout=30.0,
+    )
+    if response.status_code != 200:
+        raise SubscriptionError(f"Strava refused to list subscriptions: {_strava_error(response)}")
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "select subscription_id, callback_url from public.webhook_subscriptions where platform = 'strava'"
+        ).fetchone()
+    return {
+        "strava": response.json(),
+        "trove": {"subscription_id": row[0], "callback_url": row[1]} if row else None,
+    }
