@@ -42,12 +42,11 @@ db-status: venv
 db-reset: setup
 	@$(TROVE) db reset
 
+# Starts the HTTP service and the worker; with no Strava credentials also the simulator and the demo
+# archive. Runs until Ctrl-C (RUN_ARGS=--once exits when the demo archive is done).
 run: db
-	@echo
-	@echo "Trove's database is up and migrated."
-	@echo "  connection string: $$($(TROVE) db url)"
-	@echo "  psql:              psql $$($(TROVE) db url)"
-	@echo "  stop it with:      make db-stop"
+	@echo "Database: $$($(TROVE) db url)"
+	@$(TROVE) run $(RUN_ARGS)
 
 lint: setup
 	@$(BIN)/ruff check worker tests bench

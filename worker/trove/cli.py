@@ -132,6 +132,12 @@ def _strava_status(_: argparse.Namespace) -> None:
     print(json.dumps(status(database_url()), indent=2))
 
 
+def _run(args: argparse.Namespace) -> None:
+    from trove.demo import run
+
+    run(database_url(), once=args.once, activities=args.activities)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trove", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls when idle")
     work.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work on SIGTERM")
     work.set_defaults(func=_worker)
+
+    run_cmd = commands.add_parser("run", help="HTTP service + worker (+ simulators and the demo archive)")
+    run_cmd.add_argument("--once", action="store_true", help="exit once the demo archive is done")
+    run_cmd.add_argument("--activities", type=int, default=300, help="the simulated demo athlete's activities")
+    run_cmd.set_defaults(func=_run)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=HTTP_HOST)

@@ -33,7 +33,8 @@ def database_url() -> str:
 
 
 HTTP_HOST = "127.0.0.1"
-HTTP_PORT = 54321  # Supabase's local API port
+HTTP_PORT = int(os.environ.get("TROVE_HTTP_PORT") or 54321)  # Supabase's local API port
+SIMULATOR_PORT = int(os.environ.get("TROVE_SIMULATOR_PORT") or 54330)
 # The Supabase CLI's local JWT secret: only the local stack uses it; set SUPABASE_JWT_SECRET elsewhere.
 LOCAL_JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 

@@ -242,8 +242,12 @@ class StravaSimulator:
         data.update(overrides)
         photos = [
             {
-                "unique_id": f"{hashlib.sha1(f'{activity_id}-{i}'.encode()).hexdigest()[:8].upper()}-"
-                f"{secrets.token_hex(2).upper()}-4867-9E8D-{secrets.token_hex(6).upper()}",
+                # Deterministic per activity, like Strava's: the same photo keeps its id across restarts.
+                "unique_id": "{}-{}-4867-9E8D-{}".format(
+                    *(lambda h: (h[:8], h[8:12], h[12:24]))(
+                        hashlib.sha1(f"{activity_id}-{i}".encode()).hexdigest().upper()
+                    )
+                ),
                 "activity_id": activity_id,
                 "activity_name": data["name"],
                 "resource_state": 2,
