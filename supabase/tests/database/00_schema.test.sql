@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(505);
+select plan(551);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -12,7 +12,7 @@ select enum_has_labels('public', 'processing_status_enum', array['pending', 'pro
 select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
 select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the expected labels');
 
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions'], 'public has exactly the archive tables');
 
 -- users
 select columns_are('public', 'users', array['id', 'email', 'display_name', 'avatar_url', 'timezone', 'created_at', 'updated_at'], 'users has exactly the expected columns');
@@ -87,16 +87,16 @@ select col_type_is('public', 'connected_accounts', 'created_at', 'timestamp with
 select col_not_null('public', 'connected_accounts', 'created_at', 'connected_accounts.created_at is not null');
 select col_type_is('public', 'connected_accounts', 'updated_at', 'timestamp with time zone', 'connected_accounts.updated_at is timestamp with time zone');
 select col_not_null('public', 'connected_accounts', 'updated_at', 'connected_accounts.updated_at is not null');
+select col_type_is('public', 'connected_accounts', 'sync_state', 'jsonb', 'connected_accounts.sync_state is jsonb');
+select col_not_null('public', 'connected_accounts', 'sync_state', 'connected_accounts.sync_state is not null');
 select is(tests.constraint_names('public.connected_accounts'), array['connected_accounts_error_count_check', 'connected_accounts_last_sync_status_check', 'connected_accounts_metadata_check', 'connected_accounts_pkey', 'connected_accounts_platform_account_key', 'connected_accounts_platform_user_id_check', 'connected_accounts_sync_state_check', 'connected_accounts_user_id_fkey'], 'connected_accounts has exactly the expected constraints');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_error_count_check'), 'CHECK ((error_count >= 0))', 'constraint connected_accounts_error_count_check: CHECK ((error_count >= 0))');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_last_sync_status_check'), 'CHECK ((last_sync_status = ANY (ARRAY[''success''::text, ''failed''::text, ''partial''::text])))', 'constraint connected_accounts_last_sync_status_check: CHECK ((last_sync_status = ANY (ARRAY[''success''::text, ''failed''::text, ''partial''::text])))');
-select col_type_is('public', 'connected_accounts', 'sync_state', 'jsonb', 'connected_accounts.sync_state is jsonb');
-select col_not_null('public', 'connected_accounts', 'sync_state', 'connected_accounts.sync_state is not null');
-select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_sync_state_check'), 'CHECK ((jsonb_typeof(sync_state) = ''object''::text))', 'constraint connected_accounts_sync_state_check');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_metadata_check'), 'CHECK ((jsonb_typeof(metadata) = ''object''::text))', 'constraint connected_accounts_metadata_check: CHECK ((jsonb_typeof(metadata) = ''object''::text))');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_pkey'), 'PRIMARY KEY (id)', 'constraint connected_accounts_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_platform_account_key'), 'UNIQUE (platform, platform_user_id)', 'constraint connected_accounts_platform_account_key: UNIQUE (platform, platform_user_id)');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_platform_user_id_check'), 'CHECK ((platform_user_id <> ''''::text))', 'constraint connected_accounts_platform_user_id_check: CHECK ((platform_user_id <> ''''::text))');
+select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_sync_state_check'), 'CHECK ((jsonb_typeof(sync_state) = ''object''::text))', 'constraint connected_accounts_sync_state_check: CHECK ((jsonb_typeof(sync_state) = ''object''::text))');
 select is(tests.constraint_def('public.connected_accounts', 'connected_accounts_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint connected_accounts_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
 select indexes_are('public', 'connected_accounts', array['connected_accounts_pkey', 'connected_accounts_platform_account_key', 'connected_accounts_platform_idx', 'connected_accounts_status_idx', 'connected_accounts_sync_schedule_idx', 'connected_accounts_token_expires_at_idx', 'connected_accounts_user_id_idx'], 'connected_accounts has exactly the expected indexes');
 select is(pg_get_indexdef('public.connected_accounts_pkey'::regclass), 'CREATE UNIQUE INDEX connected_accounts_pkey ON public.connected_accounts USING btree (id)', 'index connected_accounts_pkey');
@@ -207,7 +207,7 @@ select is(tests.constraint_def('public.ingested_items', 'ingested_items_attempts
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_event_type_check'), 'CHECK ((event_type <> ''''::text))', 'constraint ingested_items_event_type_check: CHECK ((event_type <> ''''::text))');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_pkey'), 'PRIMARY KEY (id)', 'constraint ingested_items_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL', 'constraint ingested_items_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL');
-select indexes_are('public', 'ingested_items', array['ingested_items_account_id_idx', 'ingested_items_leased_idx', 'ingested_items_payload_idx', 'ingested_items_pkey', 'ingested_items_platform_external_id_idx', 'ingested_items_platform_idx', 'ingested_items_ready_idx', 'ingested_items_received_at_idx', 'ingested_items_status_idx', 'ingested_items_user_id_idx'], 'ingested_items has exactly the expected indexes');
+select indexes_are('public', 'ingested_items', array['ingested_items_account_id_idx', 'ingested_items_leased_idx', 'ingested_items_payload_idx', 'ingested_items_pkey', 'ingested_items_platform_external_id_idx', 'ingested_items_platform_idx', 'ingested_items_ready_idx', 'ingested_items_received_at_idx', 'ingested_items_status_idx', 'ingested_items_user_id_idx', 'ingested_items_webhook_dedupe_idx'], 'ingested_items has exactly the expected indexes');
 select is(pg_get_indexdef('public.ingested_items_account_id_idx'::regclass), 'CREATE INDEX ingested_items_account_id_idx ON public.ingested_items USING btree (account_id)', 'index ingested_items_account_id_idx');
 select is(pg_get_indexdef('public.ingested_items_leased_idx'::regclass), 'CREATE INDEX ingested_items_leased_idx ON public.ingested_items USING btree (locked_until) WHERE (status = ''processing''::processing_status_enum)', 'index ingested_items_leased_idx');
 select is(pg_get_indexdef('public.ingested_items_payload_idx'::regclass), 'CREATE INDEX ingested_items_payload_idx ON public.ingested_items USING gin (payload jsonb_path_ops)', 'index ingested_items_payload_idx');
@@ -218,10 +218,11 @@ select is(pg_get_indexdef('public.ingested_items_ready_idx'::regclass), 'CREATE 
 select is(pg_get_indexdef('public.ingested_items_received_at_idx'::regclass), 'CREATE INDEX ingested_items_received_at_idx ON public.ingested_items USING btree (received_at DESC)', 'index ingested_items_received_at_idx');
 select is(pg_get_indexdef('public.ingested_items_status_idx'::regclass), 'CREATE INDEX ingested_items_status_idx ON public.ingested_items USING btree (status)', 'index ingested_items_status_idx');
 select is(pg_get_indexdef('public.ingested_items_user_id_idx'::regclass), 'CREATE INDEX ingested_items_user_id_idx ON public.ingested_items USING btree (user_id)', 'index ingested_items_user_id_idx');
+select is(pg_get_indexdef('public.ingested_items_webhook_dedupe_idx'::regclass), 'CREATE UNIQUE INDEX ingested_items_webhook_dedupe_idx ON public.ingested_items USING btree (platform, external_id) WHERE ((source = ''webhook''::ingestion_source_enum) AND (external_id IS NOT NULL))', 'index ingested_items_webhook_dedupe_idx');
 select ok(tests.rls_enabled('public.ingested_items'), 'ingested_items has row level security enabled');
 
 -- ingested_posts
-select columns_are('public', 'ingested_posts', array['id', 'ingested_item_id', 'platform', 'account_id', 'user_id', 'platform_post_id', 'post_data', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until'], 'ingested_posts has exactly the expected columns');
+select columns_are('public', 'ingested_posts', array['id', 'ingested_item_id', 'platform', 'account_id', 'user_id', 'platform_post_id', 'post_data', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until', 'detail_pending'], 'ingested_posts has exactly the expected columns');
 select col_type_is('public', 'ingested_posts', 'id', 'uuid', 'ingested_posts.id is uuid');
 select col_not_null('public', 'ingested_posts', 'id', 'ingested_posts.id is not null');
 select col_type_is('public', 'ingested_posts', 'ingested_item_id', 'uuid', 'ingested_posts.ingested_item_id is uuid');
@@ -262,6 +263,8 @@ select col_type_is('public', 'ingested_posts', 'locked_by', 'text', 'ingested_po
 select col_is_null('public', 'ingested_posts', 'locked_by', 'ingested_posts.locked_by is nullable');
 select col_type_is('public', 'ingested_posts', 'locked_until', 'timestamp with time zone', 'ingested_posts.locked_until is timestamp with time zone');
 select col_is_null('public', 'ingested_posts', 'locked_until', 'ingested_posts.locked_until is nullable');
+select col_type_is('public', 'ingested_posts', 'detail_pending', 'boolean', 'ingested_posts.detail_pending is boolean');
+select col_not_null('public', 'ingested_posts', 'detail_pending', 'ingested_posts.detail_pending is not null');
 select is(tests.constraint_names('public.ingested_posts'), array['ingested_posts_account_id_fkey', 'ingested_posts_attempts_check', 'ingested_posts_ingested_item_id_fkey', 'ingested_posts_pkey', 'ingested_posts_platform_post_id_check', 'ingested_posts_platform_post_key', 'ingested_posts_user_id_fkey'], 'ingested_posts has exactly the expected constraints');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL', 'constraint ingested_posts_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint ingested_posts_attempts_check: CHECK ((attempts >= 0))');
@@ -270,8 +273,9 @@ select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_pkey'), 
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_platform_post_id_check'), 'CHECK ((platform_post_id <> ''''::text))', 'constraint ingested_posts_platform_post_id_check: CHECK ((platform_post_id <> ''''::text))');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_platform_post_key'), 'UNIQUE (platform, platform_post_id)', 'constraint ingested_posts_platform_post_key: UNIQUE (platform, platform_post_id)');
 select is(tests.constraint_def('public.ingested_posts', 'ingested_posts_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL', 'constraint ingested_posts_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL');
-select indexes_are('public', 'ingested_posts', array['ingested_posts_account_id_idx', 'ingested_posts_ingested_item_id_idx', 'ingested_posts_leased_idx', 'ingested_posts_pkey', 'ingested_posts_platform_post_key', 'ingested_posts_post_data_idx', 'ingested_posts_ready_idx', 'ingested_posts_received_at_idx', 'ingested_posts_status_idx', 'ingested_posts_user_id_idx'], 'ingested_posts has exactly the expected indexes');
+select indexes_are('public', 'ingested_posts', array['ingested_posts_account_id_idx', 'ingested_posts_detail_pending_idx', 'ingested_posts_ingested_item_id_idx', 'ingested_posts_leased_idx', 'ingested_posts_pkey', 'ingested_posts_platform_post_key', 'ingested_posts_post_data_idx', 'ingested_posts_ready_idx', 'ingested_posts_received_at_idx', 'ingested_posts_status_idx', 'ingested_posts_user_id_idx'], 'ingested_posts has exactly the expected indexes');
 select is(pg_get_indexdef('public.ingested_posts_account_id_idx'::regclass), 'CREATE INDEX ingested_posts_account_id_idx ON public.ingested_posts USING btree (account_id)', 'index ingested_posts_account_id_idx');
+select is(pg_get_indexdef('public.ingested_posts_detail_pending_idx'::regclass), 'CREATE INDEX ingested_posts_detail_pending_idx ON public.ingested_posts USING btree (account_id, received_at DESC) WHERE detail_pending', 'index ingested_posts_detail_pending_idx');
 select is(pg_get_indexdef('public.ingested_posts_ingested_item_id_idx'::regclass), 'CREATE INDEX ingested_posts_ingested_item_id_idx ON public.ingested_posts USING btree (ingested_item_id)', 'index ingested_posts_ingested_item_id_idx');
 select is(pg_get_indexdef('public.ingested_posts_leased_idx'::regclass), 'CREATE INDEX ingested_posts_leased_idx ON public.ingested_posts USING btree (locked_until) WHERE (status = ''processing''::processing_status_enum)', 'index ingested_posts_leased_idx');
 select is(pg_get_indexdef('public.ingested_posts_pkey'::regclass), 'CREATE UNIQUE INDEX ingested_posts_pkey ON public.ingested_posts USING btree (id)', 'index ingested_posts_pkey');
@@ -533,6 +537,52 @@ select indexes_are('public', 'health_checks', array['health_checks_checked_at_id
 select is(pg_get_indexdef('public.health_checks_checked_at_idx'::regclass), 'CREATE INDEX health_checks_checked_at_idx ON public.health_checks USING btree (checked_at DESC)', 'index health_checks_checked_at_idx');
 select is(pg_get_indexdef('public.health_checks_pkey'::regclass), 'CREATE UNIQUE INDEX health_checks_pkey ON public.health_checks USING btree (id)', 'index health_checks_pkey');
 select ok(tests.rls_enabled('public.health_checks'), 'health_checks has row level security enabled');
+
+-- oauth_states
+select columns_are('public', 'oauth_states', array['state_hash', 'user_id', 'platform', 'redirect_to', 'created_at', 'expires_at', 'used_at'], 'oauth_states has exactly the expected columns');
+select col_type_is('public', 'oauth_states', 'state_hash', 'text', 'oauth_states.state_hash is text');
+select col_not_null('public', 'oauth_states', 'state_hash', 'oauth_states.state_hash is not null');
+select col_type_is('public', 'oauth_states', 'user_id', 'uuid', 'oauth_states.user_id is uuid');
+select col_not_null('public', 'oauth_states', 'user_id', 'oauth_states.user_id is not null');
+select col_type_is('public', 'oauth_states', 'platform', 'platform_enum', 'oauth_states.platform is platform_enum');
+select col_not_null('public', 'oauth_states', 'platform', 'oauth_states.platform is not null');
+select col_type_is('public', 'oauth_states', 'redirect_to', 'text', 'oauth_states.redirect_to is text');
+select col_is_null('public', 'oauth_states', 'redirect_to', 'oauth_states.redirect_to is nullable');
+select col_type_is('public', 'oauth_states', 'created_at', 'timestamp with time zone', 'oauth_states.created_at is timestamp with time zone');
+select col_not_null('public', 'oauth_states', 'created_at', 'oauth_states.created_at is not null');
+select col_type_is('public', 'oauth_states', 'expires_at', 'timestamp with time zone', 'oauth_states.expires_at is timestamp with time zone');
+select col_not_null('public', 'oauth_states', 'expires_at', 'oauth_states.expires_at is not null');
+select col_type_is('public', 'oauth_states', 'used_at', 'timestamp with time zone', 'oauth_states.used_at is timestamp with time zone');
+select col_is_null('public', 'oauth_states', 'used_at', 'oauth_states.used_at is nullable');
+select is(tests.constraint_names('public.oauth_states'), array['oauth_states_expiry_check', 'oauth_states_pkey', 'oauth_states_user_id_fkey'], 'oauth_states has exactly the expected constraints');
+select is(tests.constraint_def('public.oauth_states', 'oauth_states_expiry_check'), 'CHECK ((expires_at > created_at))', 'constraint oauth_states_expiry_check: CHECK ((expires_at > created_at))');
+select is(tests.constraint_def('public.oauth_states', 'oauth_states_pkey'), 'PRIMARY KEY (state_hash)', 'constraint oauth_states_pkey: PRIMARY KEY (state_hash)');
+select is(tests.constraint_def('public.oauth_states', 'oauth_states_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint oauth_states_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
+select indexes_are('public', 'oauth_states', array['oauth_states_expires_at_idx', 'oauth_states_pkey', 'oauth_states_user_id_idx'], 'oauth_states has exactly the expected indexes');
+select is(pg_get_indexdef('public.oauth_states_expires_at_idx'::regclass), 'CREATE INDEX oauth_states_expires_at_idx ON public.oauth_states USING btree (expires_at)', 'index oauth_states_expires_at_idx');
+select is(pg_get_indexdef('public.oauth_states_pkey'::regclass), 'CREATE UNIQUE INDEX oauth_states_pkey ON public.oauth_states USING btree (state_hash)', 'index oauth_states_pkey');
+select is(pg_get_indexdef('public.oauth_states_user_id_idx'::regclass), 'CREATE INDEX oauth_states_user_id_idx ON public.oauth_states USING btree (user_id)', 'index oauth_states_user_id_idx');
+select ok(tests.rls_enabled('public.oauth_states'), 'oauth_states has row level security enabled');
+
+-- webhook_subscriptions
+select columns_are('public', 'webhook_subscriptions', array['platform', 'subscription_id', 'callback_url', 'verify_token_hash', 'created_at', 'updated_at'], 'webhook_subscriptions has exactly the expected columns');
+select col_type_is('public', 'webhook_subscriptions', 'platform', 'platform_enum', 'webhook_subscriptions.platform is platform_enum');
+select col_not_null('public', 'webhook_subscriptions', 'platform', 'webhook_subscriptions.platform is not null');
+select col_type_is('public', 'webhook_subscriptions', 'subscription_id', 'text', 'webhook_subscriptions.subscription_id is text');
+select col_is_null('public', 'webhook_subscriptions', 'subscription_id', 'webhook_subscriptions.subscription_id is nullable');
+select col_type_is('public', 'webhook_subscriptions', 'callback_url', 'text', 'webhook_subscriptions.callback_url is text');
+select col_not_null('public', 'webhook_subscriptions', 'callback_url', 'webhook_subscriptions.callback_url is not null');
+select col_type_is('public', 'webhook_subscriptions', 'verify_token_hash', 'text', 'webhook_subscriptions.verify_token_hash is text');
+select col_not_null('public', 'webhook_subscriptions', 'verify_token_hash', 'webhook_subscriptions.verify_token_hash is not null');
+select col_type_is('public', 'webhook_subscriptions', 'created_at', 'timestamp with time zone', 'webhook_subscriptions.created_at is timestamp with time zone');
+select col_not_null('public', 'webhook_subscriptions', 'created_at', 'webhook_subscriptions.created_at is not null');
+select col_type_is('public', 'webhook_subscriptions', 'updated_at', 'timestamp with time zone', 'webhook_subscriptions.updated_at is timestamp with time zone');
+select col_not_null('public', 'webhook_subscriptions', 'updated_at', 'webhook_subscriptions.updated_at is not null');
+select is(tests.constraint_names('public.webhook_subscriptions'), array['webhook_subscriptions_pkey'], 'webhook_subscriptions has exactly the expected constraints');
+select is(tests.constraint_def('public.webhook_subscriptions', 'webhook_subscriptions_pkey'), 'PRIMARY KEY (platform)', 'constraint webhook_subscriptions_pkey: PRIMARY KEY (platform)');
+select indexes_are('public', 'webhook_subscriptions', array['webhook_subscriptions_pkey'], 'webhook_subscriptions has exactly the expected indexes');
+select is(pg_get_indexdef('public.webhook_subscriptions_pkey'::regclass), 'CREATE UNIQUE INDEX webhook_subscriptions_pkey ON public.webhook_subscriptions USING btree (platform)', 'index webhook_subscriptions_pkey');
+select ok(tests.rls_enabled('public.webhook_subscriptions'), 'webhook_subscriptions has row level security enabled');
 
 select finish();
 rollback;

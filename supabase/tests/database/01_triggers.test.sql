@@ -1,6 +1,6 @@
 -- Every trigger's behaviour, and the check constraints that guard ranges.
 begin;
-select plan(50);
+select plan(52);
 
 select tests.create_two_archives();
 
@@ -31,6 +31,10 @@ select triggers_are(
     array['sync_requests_notify_work', 'sync_requests_set_updated_at', 'sync_requests_user_id_from_account'],
     'sync_requests triggers'
 );
+select triggers_are(
+    'public', 'webhook_subscriptions', array['webhook_subscriptions_set_updated_at'], 'webhook_subscriptions triggers'
+);
+select triggers_are('public', 'oauth_states', array[]::name[], 'oauth_states has no triggers');
 select triggers_are('public', 'rate_limit_budgets', array['rate_limit_budgets_set_updated_at'], 'rate_limit_budgets triggers');
 
 -- auth.users -> public.users

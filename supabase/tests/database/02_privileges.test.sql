@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(79);
+select plan(87);
 
 select tests.create_two_archives();
 
@@ -54,6 +54,22 @@ select table_privs_are(
 select table_privs_are('public', 'health_checks', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes health_checks');
 select ok(has_column_privilege('authenticated', 'public.notifications', 'read_at', 'update'), 'authenticated may mark notifications read');
 select ok(not has_column_privilege('authenticated', 'public.notifications', 'body', 'update'), 'authenticated cannot rewrite notifications');
+
+select table_privs_are('public', 'oauth_states', 'anon', array[]::text[], 'anon has no privilege on oauth_states');
+select table_privs_are('public', 'oauth_states', 'authenticated', array[]::text[], 'authenticated has no privilege on oauth_states');
+select table_privs_are(
+    'public', 'oauth_states', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes oauth_states'
+);
+select table_privs_are('public', 'webhook_subscriptions', 'anon', array[]::text[], 'anon has no privilege on webhook_subscriptions');
+select table_privs_are(
+    'public', 'webhook_subscriptions', 'authenticated', array[]::text[], 'authenticated has no privilege on webhook_subscriptions'
+);
+select table_privs_are(
+    'public', 'webhook_subscriptions', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
+    'service_role writes webhook_subscriptions'
+);
+select policies_are('public', 'oauth_states', array[]::name[], 'oauth_states: no policy, service role only');
+select policies_are('public', 'webhook_subscriptions', array[]::name[], 'webhook_subscriptions: no policy, service role only');
 
 -- Token columns
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'select'), 'authenticated cannot read access_token');
