@@ -11,13 +11,12 @@ from typing import Annotated, Any
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
+from trove.accounts import AlreadyConnected, save_connection
 from trove.config import public_url
 from trove.connectors.base import SyncError
 from trove.connectors.strava import SCOPES, StravaConnector
-from trove.crypto import encrypt
 from trove.http.auth import User, current_user
 from trove.redact import redact
 
@@ -130,65 +129,28 @@ async def callback(
     athlete_id = str(athlete.get("id") or "")
     if not athlete_id:
         return refuse(502, "exchange_failed", f"{platform} did not say which account this is")
-    ring = request.app.state.ring
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "select id::text, user_id::text from public.connected_accounts"
-            " where platform = %s and platform_user_id = %s for update",
-            (platform, athlete_id),
-        )
-        existing = await cur.fetchone()
-        if existing and existing[1] != user_id:
-            return refuse(409, "already_connected", f"this {platform} account is connected to another Trove user")
-        profile = {k: athlete.get(k) for k in ("firstname", "lastname", "city", "country", "premium", "sex")}
-        display_name = " ".join(filter(None, [athlete.get("firstname"), athlete.get("lastname")])) or None
-        username = athlete.get("username") or athlete_id
-        if existing is None:
-            cur = await conn.execute(
-                "insert into public.connected_accounts (user_id, platform, platform_user_id, username, display_name,"
-                " avatar_url, metadata) values (%s, %s, %s, %s, %s, %s, %s) returning id::text",
-                (user_id, platform, athlete_id, username, display_name, athlete.get("profile"), Jsonb(profile)),
+    profile = {k: athlete.get(k) for k in ("firstname", "lastname", "city", "country", "premium", "sex")}
+    username = athlete.get("username") or athlete_id
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            saved = await save_connection(
+                conn,
+                request.app.state.ring,
+                user_id=user_id,
+                platform=platform,
+                platform_user_id=athlete_id,
+                username=username,
+                tokens=tokens,
+                scope=",".join(sorted(granted)),
+                display_name=" ".join(filter(None, [athlete.get("firstname"), athlete.get("lastname")])) or None,
+                avatar_url=athlete.get("profile"),
+                metadata=profile,
             )
-            row = await cur.fetchone()
-            account_id = row[0]
-        else:
-            account_id = existing[0]
-        subscribed = await (
-            await conn.execute(
-                "select subscription_id from public.webhook_subscriptions where platform = %s"
-                " and subscription_id is not null",
-                (platform,),
-            )
-        ).fetchone()
-        await conn.execute(
-            """
-            update public.connected_accounts
-            set access_token = %s, refresh_token = %s, token_expires_at = %s, scope = %s, username = %s,
-                display_name = %s, avatar_url = %s, metadata = metadata || %s, status = 'active', error_count = 0,
-                error_message = null, webhook_subscribed = %s, webhook_subscription_id = %s
-            where id = %s
-            """,
-            (
-                encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
-                encrypt(ring, tokens.refresh_token, account_id=account_id, column="refresh_token")
-                if tokens.refresh_token
-                else None,
-                tokens.expires_at,
-                ",".join(sorted(granted)),
-                username,
-                display_name,
-                athlete.get("profile"),
-                Jsonb(profile),
-                subscribed is not None,
-                subscribed[0] if subscribed else None,
-                account_id,
-            ),
-        )
-        cur = await conn.execute("select trove_private.enqueue_sync(%s, 'backfill', 'connected')::text", (account_id,))
-        sync_log_id = (await cur.fetchone())[0]
+    except AlreadyConnected as taken:
+        return refuse(409, "already_connected", str(taken))
     if redirect_to:
-        return RedirectResponse(f"{redirect_to}?connected={platform}&account_id={account_id}", status_code=303)
+        return RedirectResponse(f"{redirect_to}?connected={platform}&account_id={saved.account_id}", status_code=303)
     return JSONResponse(
-        {"account_id": account_id, "platform": platform, "username": username, "sync_log_id": sync_log_id},
-        status_code=201 if existing is None else 200,
+        {"account_id": saved.account_id, "platform": platform, "username": username, "sync_log_id": saved.sync_log_id},
+        status_code=201 if saved.created else 200,
     )
