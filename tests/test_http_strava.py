@@ -261,3 +261,23 @@ def test_webhook_events_flow_through_the_worker(stack: dict[str, Any], tmp_path:
     assert scalar(stack["db"], "select count(*) from public.posts") == 4  # the archive stays
     deliveries = [d["status"] for d in sim.deliveries]
     assert deliveries and set(deliveries) == {200}
+
+
+def test_unsubscribe_and_status(stack: dict[str, Any]) -> None:
+    subscription_id = subscribe(stack)
+    env = {**strava_env(stack["db"], stack["sim_url"]), "TROVE_PUBLIC_URL": stack["url"]}
+
+    def trove(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "trove.cli", "strava", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    status = json.loads(trove("status").stdout)
+    assert status["trove"]["subscription_id"] == subscription_id
+    assert [s["id"] for s in status["strava"]] == [int(subscription_id)]
+    again = trove("subscribe")  # one subscription per application
+    assert again.returncode == 1 and f"already subscribed (subscription {subscription_id})" in again.stderr
+    assert trove("unsubscribe").stdout.strip() == f"unsubscribed from {subscription_id}"
+    assert stack["sim"].subscription is None
+    assert scalar(stack["db"], "select count(*) from public.webhook_subscriptions") == 0
+    assert trove("unsubscribe").stdout.strip() == "no subscription to remove"

@@ -32,6 +32,13 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
     config = config or StravaConfig.from_environment()
     verify_token = os.environ.get("STRAVA_WEBHOOK_VERIFY_TOKEN") or secrets.token_urlsafe(24)
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        current = conn.execute(
+            "select subscription_id from public.webhook_subscriptions where platform = 'strava'"
+            " and subscription_id is not null"
+        ).fetchone()
+        if current is not None:
+            # Never clobber the live subscription: Strava allows one per application.
+            raise SubscriptionError(f"already subscribed (subscription {current[0]}); unsubscribe first")
         conn.execute(
             "insert into public.webhook_subscriptions (platform, subscription_id, callback_url, verify_token_hash)"
             " values ('strava', null, %s, %s) on conflict (platform) do update"
@@ -50,7 +57,9 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
             timeout=30.0,
         )
         if response.status_code not in (200, 201):
-            conn.execute("delete from public.webhook_subscriptions where platform = 'strava'")
+            conn.execute(
+                "delete from public.webhook_subscriptions where platform = 'strava' and subscription_id is null"
+            )
             raise SubscriptionError(f"Strava refused the subscription: {_strava_error(response)}")
         subscription_id = str(response.json()["id"])
         conn.execute(
