@@ -21,6 +21,7 @@ from trove.connectors.base import (
     Enrichment,
     Page,
     RateLimitedError,
+    RateLimitReading,
     SyncError,
     SyncMode,
 )
@@ -60,6 +61,14 @@ def next_state(state: dict[str, Any], mode: SyncMode, page: Page) -> dict[str, A
     if page.next_cursor is None and mode == "backfill":
         updated["backfill_done"] = True
     return updated
+
+
+async def record_rate_limits(conn: AsyncConnection[Any], platform: str, readings: list[RateLimitReading]) -> None:
+    for reading in readings:
+        await conn.execute(
+            "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
+            (platform, reading.window_name, reading.window_length, reading.limit, reading.used),
+        )
 
 
 class SyncRunner:
@@ -177,11 +186,7 @@ class SyncRunner:
         """One transaction per page: raw page, posts, cursor, metrics and the lease move together."""
         counts = Counts()
         async with self.pool.connection() as conn, conn.transaction():
-            for reading in page.rate_limits:
-                await conn.execute(
-                    "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
-                    (request.platform, reading.window_name, reading.window_length, reading.limit, reading.used),
-                )
+            await record_rate_limits(conn, request.platform, page.rate_limits)
             item_id = await store_raw_page(conn, account, page, "backfill" if mode == "backfill" else "fetch")
             for post in page.posts:
                 try:
@@ -227,13 +232,7 @@ class SyncRunner:
             await conn.execute(
                 "update public.connected_accounts set sync_state = %s where id = %s", (Jsonb(state), account.id)
             )
-            extended = await conn.execute(
-                "select trove_private.extend_lease('sync_requests', %s, %s, %s)",
-                (request.id, self.worker_id, self.lease),
-            )
-            row = await extended.fetchone()
-            if not (row and row[0]):
-                raise LeaseLost  # rolls the page back: the new holder fetches it again
+            await self._keep_lease(conn, request)  # rolls the page back: the new holder fetches it again
         return Account(
             account.id,
             account.user_id,
@@ -281,11 +280,7 @@ class SyncRunner:
         problems: list[str],
     ) -> None:
         async with self.pool.connection() as conn, conn.transaction():
-            for reading in enrichment.rate_limits:
-                await conn.execute(
-                    "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
-                    (request.platform, reading.window_name, reading.window_length, reading.limit, reading.used),
-                )
+            await record_rate_limits(conn, request.platform, enrichment.rate_limits)
             item_id = None
             for event_type, payload in enrichment.payloads:
                 cur = await conn.execute(
@@ -322,13 +317,17 @@ class SyncRunner:
                 " coalesce((metadata ->> 'details_fetched')::int, 0) + 1) where id = %s",
                 (counts.updated, request.sync_log_id),
             )
-            extended = await conn.execute(
-                "select trove_private.extend_lease('sync_requests', %s, %s, %s)",
-                (request.id, self.worker_id, self.lease),
-            )
-            row = await extended.fetchone()
-            if not (row and row[0]):
-                raise LeaseLost
+            await self._keep_lease(conn, request)
+
+    async def _keep_lease(self, conn: AsyncConnection[Any], request: SyncRequest) -> None:
+        """Extend the lease inside the write's transaction: if another worker took the request, the write
+        rolls back and this run stops."""
+        cur = await conn.execute(
+            "select trove_private.extend_lease('sync_requests', %s, %s, %s)", (request.id, self.worker_id, self.lease)
+        )
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            raise LeaseLost
 
     async def _fail(self, request: SyncRequest, kind: str, message: str, retry_at: datetime | None = None) -> None:
         text = redact(message)
