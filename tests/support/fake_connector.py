@@ -108,5 +108,11 @@ class FakeConnector:
     def enrich_cost(self, post_data: dict[str, Any]) -> int:
         return 0
 
+    async def refresh_media_url(
+        self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str
+    ) -> str | None:
+        response = await http.get(f"{self.base_url}/media-url/{media_key}")
+        return response.json()["url"] if response.status_code == 200 else None
+
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment:
         raise AssertionError("the fake platform's posts are complete: nothing to enrich")

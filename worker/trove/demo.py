@@ -71,6 +71,7 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
             "STRAVA_CLIENT_ID": "trove-demo",
             "STRAVA_CLIENT_SECRET": "trove-demo-secret",
             "STRAVA_BASE_URL": sim_url,
+            "TROVE_MEDIA_ALLOW_LOOPBACK": "1",  # the simulator's photo files are on this machine
         }
     try:
         if simulated:
@@ -103,6 +104,13 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
                 raise RuntimeError(f"connecting the demo account failed: {callback.text}")
             account = callback.json()
             env_sub = {**env, "TROVE_PUBLIC_URL": service}
+            # A fresh simulator knows no subscription: drop the one a previous run recorded, then subscribe.
+            subprocess.run(
+                [sys.executable, "-m", "trove.cli", "strava", "unsubscribe"],
+                env=env_sub,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             subprocess.run(
                 [sys.executable, "-m", "trove.cli", "strava", "subscribe"],
                 env=env_sub,
@@ -125,9 +133,21 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
                     " (select count(*) from public.media_downloads where platform = 'strava')",
                     {"a": account["account_id"]},
                 ).fetchone()
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    waiting = conn.execute(
+                        "select count(*) from public.media_downloads where status in ('pending', 'downloading')"
+                    ).fetchone()[0]
+                    if waiting == 0:
+                        break
+                    time.sleep(0.5)
+                copied = conn.execute(
+                    "select count(*) from public.media_downloads where status = 'downloaded'"
+                ).fetchone()[0]
             print(
-                f"  backfill {status}: {posts} activities archived, {details} with full detail,"
-                f" {media} photos queued for download"
+                f"  backfill {status}: {posts} activities archived, {details} with full detail;"
+                f" {copied} of {media} photos copied to {state_dir() / 'media'}"
             )
             print("\nLook at it:")
             print(

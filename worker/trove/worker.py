@@ -15,9 +15,10 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -25,11 +26,14 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from trove.connectors.base import Account, Connector
+from trove.connectors.base import Account, Connector, SyncError
 from trove.crypto import KeyRing
+from trove.media.download import DownloadFailure, download
+from trove.media.storage import Storage, storage_from_environment, storage_path
 from trove.redact import redact
 from trove.store import store_post
 from trove.sync import SyncRequest, SyncRunner
+from trove.tokens import fresh_account
 
 log = logging.getLogger("trove.worker")
 
@@ -48,6 +52,7 @@ class Worker:
         lease: timedelta = timedelta(minutes=2),
         poll_interval: float = 5.0,
         shutdown_grace: float = 30.0,
+        per_host: int = 4,
     ) -> None:
         self.conninfo = conninfo
         self.connectors = connectors
@@ -64,6 +69,10 @@ class Worker:
         self.platform_slots = {name: asyncio.Semaphore(per_platform) for name in connectors}
         self.tasks: set[asyncio.Task[None]] = set()
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self.per_host = per_host
+        self.host_slots: dict[str, asyncio.Semaphore] = {}
+        self.storage: Storage | None = None
+        self.http: httpx.AsyncClient | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -88,6 +97,8 @@ class Worker:
         await self.pool.open(wait=False)
         listener = asyncio.create_task(self._listen())
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+            self.http = http
+            self.storage = storage_from_environment(http)
             runner = SyncRunner(self.pool, self.connectors, self.ring, http, self.worker_id, self.lease, self.stopping)
             log.info("worker %s: started (platforms: %s)", self.worker_id, ", ".join(sorted(self.connectors)) or "-")
             failures = 0
@@ -219,6 +230,16 @@ class Worker:
         if free > 0:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(
+                    "select trove_private.claim_work('media_downloads', %s, %s, %s)", (self.worker_id, free, self.lease)
+                )
+                media_ids = [str(row[0]) for row in await cur.fetchall()]
+            for media_id in media_ids:
+                self._spawn(lambda m=media_id: self._download(m), None)
+            claimed += len(media_ids)
+        free = min(self._free_slots(), self.batch_size)
+        if free > 0:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
                     "select trove_private.claim_work('ingested_items', %s, %s, %s)", (self.worker_id, free, self.lease)
                 )
                 item_ids = [str(row[0]) for row in await cur.fetchall()]
@@ -253,6 +274,109 @@ class Worker:
                         "select trove_private.fail_work(%s, %s, %s, %s, %s)",
                         (queue, item_id, self.worker_id, message, isinstance(error, LookupError)),
                     )
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, queue: str, item_id: str) -> AsyncIterator[None]:
+        """Keep the lease of a long job (a big download) alive while it runs."""
+
+        async def beat() -> None:
+            assert self.pool is not None
+            while True:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                with contextlib.suppress(psycopg.Error):
+                    async with self.pool.connection() as conn:
+                        await conn.execute(
+                            "select trove_private.extend_lease(%s, %s, %s, %s)",
+                            (queue, item_id, self.worker_id, self.lease),
+                        )
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _download(self, media_id: str) -> None:
+        """Copy one media file into storage: 404/410 -> unavailable; 403 -> ask the connector for a fresh URL
+        and try once more; oversize or not media -> failed at once; other trouble -> backoff, then failed."""
+        assert self.pool is not None and self.http is not None and self.storage is not None
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "select md.user_id::text, md.platform::text, md.media_key, md.original_url, ip.post_data,"
+                " ip.account_id::text from public.media_downloads as md"
+                " join public.ingested_posts as ip on ip.id = md.ingested_post_id where md.id = %s",
+                (media_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return
+        user_id, platform, media_key, url, post_data, account_id = row
+        host = urlsplit(url).hostname or ""
+        semaphore = self.host_slots.setdefault(host, asyncio.Semaphore(self.per_host))
+        outcome: tuple[str, str] | None = None
+        async with semaphore, self._heartbeat("media_downloads", media_id):
+            for attempt in (1, 2):
+                try:
+                    done = await download(
+                        self.http, self.storage, url, lambda ext: storage_path(user_id, platform, media_key, ext)
+                    )
+                except DownloadFailure as failure:
+                    if failure.kind == "expired" and attempt == 1:
+                        fresh = await self._fresh_media_url(platform, account_id, post_data, media_key)
+                        if fresh:
+                            url = fresh
+                            continue
+                        outcome = ("gone", f"{failure}; the platform has no fresh URL for it")
+                    else:
+                        outcome = (failure.kind, str(failure))
+                    break
+                async with self.pool.connection() as conn, conn.transaction():
+                    await conn.execute(
+                        "update public.media_downloads set storage_path = %s, content_type = %s, byte_size = %s,"
+                        " content_sha256 = %s, downloaded_at = now(), original_url = %s where id = %s",
+                        (done.path, done.content_type, done.size, done.sha256, url, media_id),
+                    )
+                    await conn.execute(
+                        "select trove_private.complete_work('media_downloads', %s, %s)", (media_id, self.worker_id)
+                    )
+                return
+        kind, message = outcome or ("transient", "no outcome")
+        message = redact(message)
+        log.info("media %s (%s): %s", media_id, kind, message)
+        async with self.pool.connection() as conn:
+            if kind == "rejected":
+                await conn.execute(
+                    "select trove_private.give_up_work('media_downloads', %s, %s, %s)",
+                    (media_id, self.worker_id, message),
+                )
+            else:
+                await conn.execute(
+                    "select trove_private.fail_work('media_downloads', %s, %s, %s, %s)",
+                    (media_id, self.worker_id, message, kind == "gone"),
+                )
+
+    async def _fresh_media_url(
+        self, platform: str, account_id: str, post_data: dict[str, Any], media_key: str
+    ) -> str | None:
+        connector = self.connectors.get(platform)
+        if connector is None or self.pool is None or self.http is None:
+            return None
+        try:
+            async with self.pool.connection() as conn:
+                account = await fresh_account(conn, self.ring, connector, self.http, account_id)
+            fresh = await connector.refresh_media_url(self.http, account, post_data, media_key)
+        except (SyncError, httpx.HTTPError, LookupError) as error:
+            log.info("media: could not refresh the URL of %s: %s", media_key, redact(str(error)))
+            return None
+        if fresh:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "update public.media_downloads set original_url = %s where platform = %s and media_key = %s",
+                    (fresh, platform, media_key),
+                )
+        return fresh
 
     async def _reprocess_posts(self, ids: list[str]) -> None:
         """Normalize stored raw posts again (e.g. after a normalizer change) into posts."""

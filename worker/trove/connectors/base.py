@@ -163,3 +163,9 @@ class Connector(Protocol):
         ...
 
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment: ...
+
+    async def refresh_media_url(
+        self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str
+    ) -> str | None:
+        """A fresh URL for a media file whose URL expired (CDN signatures do); None if it is gone."""
+        ...

@@ -271,6 +271,24 @@ class StravaConnector:
             detail["_photos"] = photos.json()
         return Enrichment(payloads, self.normalize(detail), readings)
 
+    async def refresh_media_url(
+        self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str
+    ) -> str | None:
+        """Photo URLs expire; the activity's photo list hands out fresh ones (one read call)."""
+        response = await http.get(
+            f"{self.config.api}/activities/{post_data['id']}/photos",
+            params={"size": PHOTO_SIZE, "photo_sources": "true"},
+            headers={"Authorization": f"Bearer {account.access_token}"},
+        )
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, f"photos of activity {post_data['id']}")
+        for photo in response.json():
+            if photo.get("unique_id") == media_key and photo.get("urls"):
+                urls = photo["urls"]
+                return str(urls[max(urls, key=lambda size: int(size) if str(size).isdigit() else 0)])
+        return None
+
     # --- webhooks ------------------------------------------------------------------------------------
     def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
         owner = str(payload.get("owner_id", "")) or None

@@ -1,0 +1,1 @@
+"""Media: copying every photo/video to storage (downloader), the storage backends, signed URLs."""
