@@ -15,7 +15,8 @@ from psycopg_pool import AsyncConnectionPool
 from trove.config import database_url
 from trove.connectors import load_connectors
 from trove.crypto import KeyRing
-from trove.http import health, oauth, webhooks
+from trove.http import health, media, oauth, webhooks
+from trove.media.storage import storage_from_environment
 
 
 def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> FastAPI:
@@ -30,6 +31,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         app.state.connectors = load_connectors()
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
             app.state.http = http
+            app.state.storage = storage_from_environment(http)
             yield
         await pool.close()
 
@@ -42,4 +44,5 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(health.router)
     app.include_router(oauth.router)
     app.include_router(webhooks.router)
+    app.include_router(media.router)
     return app

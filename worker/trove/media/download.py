@@ -23,7 +23,10 @@ from trove.media.storage import Storage
 MAX_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 5
 CHUNK = 64 * 1024
-TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+# Read timeout: $TROVE_MEDIA_READ_TIMEOUT seconds between bytes (default 20).
+TIMEOUT = httpx.Timeout(
+    connect=5.0, read=float(os.environ.get("TROVE_MEDIA_READ_TIMEOUT") or 20.0), write=10.0, pool=5.0
+)
 TOTAL_SECONDS = 300.0
 
 

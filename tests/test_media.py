@@ -1,0 +1,279 @@
+"""The media pipeline through the real worker process and a local file server: downloads, retries with
+backoff, gone files, refreshed expired URLs, rejected files, dead and slow servers, SSRF guards, a worker
+killed mid-download, dedup, and signed URLs served by the HTTP service."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from tests.support.file_server import FileServer, jpeg
+from tests.worker_harness import (
+    RING,
+    TEST_KEY,
+    connect_account,
+    running_worker,
+    scalar,
+    start_worker,
+    wait_for,
+    worker_env,
+)
+
+from trove.db.cluster import free_port
+from trove.http.app import create_app
+from trove.http.auth import issue_local_token
+from trove.simulators.serve import BackgroundServer
+
+
+@pytest.fixture
+def files() -> Iterator[FileServer]:
+    with FileServer() as server:
+        yield server
+
+
+@pytest.fixture
+def media_dir(tmp_path: Path) -> Path:
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def env(db_url: str, files: FileServer, media_dir: Path) -> dict[str, str]:
+    return worker_env(
+        db_url, files.url, TROVE_MEDIA_DIR=str(media_dir), TROVE_MEDIA_ALLOW_LOOPBACK="1", TROVE_MEDIA_READ_TIMEOUT="1"
+    )
+
+
+def add_media(db_url: str, account: str, urls: dict[str, str], post: str = "post-1") -> dict[str, str]:
+    """A raw post with media keyed by name; returns name -> media_downloads id."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        raw = conn.execute(
+            "insert into public.ingested_posts (platform, account_id, platform_post_id, post_data, status)"
+            " values ('bluesky', %s, %s, '{\"id\": 1}', 'completed') on conflict (platform, platform_post_id)"
+            " do update set status = 'completed' returning id",
+            (account, post),
+        ).fetchone()[0]
+        ids = {}
+        for key, url in urls.items():
+            ids[key] = str(
+                conn.execute(
+                    "insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)"
+                    " select %s, user_id, 'bluesky', %s, %s from public.connected_accounts where id = %s"
+                    " on conflict (user_id, platform, media_key) do update set original_url = excluded.original_url"
+                    " returning id",
+                    (raw, key, url, account),
+                ).fetchone()[0]
+            )
+    return ids
+
+
+def row(db_url: str, media_id: str) -> dict[str, Any]:
+    with psycopg.connect(db_url) as conn:
+        cur = conn.execute("select * from public.media_downloads where id = %s", (media_id,))
+        values = cur.fetchone()
+        return dict(zip([c.name for c in cur.description], values, strict=True))
+
+
+def settled(db_url: str) -> bool:
+    return scalar(db_url, "select count(*) from public.media_downloads where status in ('pending', 'downloading')") == 0
+
+
+def stored_files(media_dir: Path) -> list[Path]:
+    return [p for p in media_dir.rglob("*") if p.is_file() and ".partial" not in p.parts and "spool" not in p.parts]
+
+
+def test_files_are_streamed_into_storage_with_type_size_and_hash(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    ids = add_media(
+        db_url,
+        account,
+        {"photo": f"{files.url}/photo/a.jpg", "video": f"{files.url}/video.mp4", "moved": f"{files.url}/redirect.jpg"},
+    )
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the downloads")
+    photo = row(db_url, ids["photo"])
+    expected = jpeg(200_000, sum(b"/photo/a.jpg"))
+    assert (photo["status"], photo["content_type"], photo["byte_size"]) == ("downloaded", "image/jpeg", len(expected))
+    assert photo["content_sha256"] == hashlib.sha256(expected).hexdigest()
+    user_id = scalar(db_url, "select user_id::text from public.connected_accounts")
+    assert photo["storage_path"] == f"{user_id}/bluesky/{hashlib.sha256(b'photo').hexdigest()}.jpg"
+    assert (media_dir / photo["storage_path"]).read_bytes() == expected
+    video = row(db_url, ids["video"])
+    assert (video["content_type"], video["storage_path"].endswith(".mp4")) == ("video/mp4", True)
+    assert row(db_url, ids["moved"])["status"] == "downloaded"  # a redirect to a public file is followed
+    assert len(stored_files(media_dir)) == 3
+
+
+def test_gone_files_are_unavailable_and_rejected_ones_fail_with_the_reason(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    ids = add_media(
+        db_url,
+        account,
+        {
+            "gone": f"{files.url}/gone",
+            "gone410": f"{files.url}/gone410",
+            "html": f"{files.url}/html.jpg",
+            "huge": f"{files.url}/huge",
+            "declared": f"{files.url}/huge-declared",
+            "private": "http://10.1.2.3/internal.jpg",
+            "to-private": f"{files.url}/redirect-private.jpg",
+            "loop": f"{files.url}/redirect-loop.jpg",
+        },
+    )
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the downloads")
+    assert row(db_url, ids["gone"])["status"] == row(db_url, ids["gone410"])["status"] == "unavailable"
+    assert row(db_url, ids["gone"])["attempts"] == 1
+    reasons = {name: (row(db_url, i)["status"], row(db_url, i)["error"]) for name, i in ids.items()}
+    assert reasons["html"][0] == "failed" and "not an image, video or audio file" in reasons["html"][1]
+    assert reasons["huge"][0] == "failed" and "over the 52428800 byte limit" in reasons["huge"][1]
+    assert reasons["declared"][0] == "failed" and "over the 52428800 byte limit" in reasons["declared"][1]
+    assert reasons["private"][0] == "failed" and "not a public address" in reasons["private"][1]
+    assert reasons["to-private"][0] == "failed" and "10.1.2.3" in reasons["to-private"][1]
+    assert reasons["loop"][0] == "failed" and "more than 5 redirects" in reasons["loop"][1]
+    assert "/internal.jpg" not in files.state.hits  # the private address was never contacted
+    assert stored_files(media_dir) == []
+    assert list((media_dir / ".partial").iterdir()) == []  # aborted uploads leave nothing behind
+
+
+def test_transient_failures_back_off_then_succeed_and_dead_or_slow_servers_are_handled(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    files.state.flaky_left = 1
+    ids = add_media(
+        db_url,
+        account,
+        {
+            "flaky": f"{files.url}/flaky.jpg",
+            "dead": f"http://127.0.0.1:{free_port()}/nobody-home.jpg",
+            "slow": f"{files.url}/slow.jpg",
+        },
+    )
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the first attempts")
+        flaky = row(db_url, ids["flaky"])
+        assert (flaky["status"], flaky["attempts"], flaky["error"]) == ("failed", 1, "HTTP 503")
+        assert scalar(
+            db_url,
+            "select run_after > now() + interval '50 seconds' from public.media_downloads where id = %s",
+            (ids["flaky"],),
+        )  # backoff: a minute before the retry
+        assert "ConnectError" in row(db_url, ids["dead"])["error"]
+        assert "timed out" in row(db_url, ids["slow"])["error"]
+        with psycopg.connect(db_url, autocommit=True) as conn:  # the backoff passes
+            conn.execute("update public.media_downloads set run_after = now() where id = %s", (ids["flaky"],))
+        wait_for(lambda: row(db_url, ids["flaky"])["status"] == "downloaded", 60, "the retry")
+    assert row(db_url, ids["flaky"])["attempts"] == 2
+
+
+def test_an_expired_url_is_refreshed_through_the_connector(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    files.state.valid_token = "fresh-2"
+    ids = add_media(db_url, account, {"exp": f"{files.url}/expiring/fresh-1"})
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the download")
+    item = row(db_url, ids["exp"])
+    assert (item["status"], item["attempts"]) == ("downloaded", 1)
+    assert item["original_url"].endswith("/expiring/fresh-2")
+
+
+def test_a_worker_killed_mid_download_leaves_no_visible_half_file(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    ids = add_media(db_url, account, {"drip": f"{files.url}/drip.mp4"})
+    proc = start_worker(env, tmp_path / "worker.log", "--lease-seconds", "2")
+    wait_for(
+        lambda: any((media_dir / ".partial").glob("*")) if (media_dir / ".partial").exists() else False,
+        30,
+        "the download to start",
+    )
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert row(db_url, ids["drip"])["status"] == "downloading"
+    assert stored_files(media_dir) == []  # only an invisible partial upload remains
+    with running_worker(env, tmp_path / "worker2.log", "--lease-seconds", "2"):
+        wait_for(lambda: row(db_url, ids["drip"])["status"] == "downloaded", 60, "the download after the lease")
+    item = row(db_url, ids["drip"])
+    assert item["byte_size"] == 40 * (1 << 18) + 24 and len(stored_files(media_dir)) == 1
+
+
+def test_the_same_media_in_two_posts_is_stored_once(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    first = add_media(db_url, account, {"shared-cid": f"{files.url}/photo/shared.jpg?sig=1"}, post="post-1")
+    second = add_media(db_url, account, {"shared-cid": f"{files.url}/photo/shared.jpg?sig=2"}, post="post-2")
+    assert first == second  # one row, with the freshest URL
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the download")
+    assert files.state.hits["/photo/shared.jpg"] == 1
+    assert len(stored_files(media_dir)) == 1
+
+
+@pytest.fixture
+def service(db_url: str, media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = free_port()
+    monkeypatch.setenv("TROVE_MEDIA_DIR", str(media_dir))
+    monkeypatch.setenv("TROVE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TROVE_MEDIA_SIGNING_KEY", "test-signing-key")
+    monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
+    with BackgroundServer(create_app(db_url, RING), port) as server:
+        yield server.url
+
+
+def test_readers_get_signed_urls_of_copies_served_with_range_support(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path, service: str
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    ids = add_media(db_url, account, {"video": f"{files.url}/video.mp4", "later": f"{files.url}/gone"})
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        post_id = str(
+            conn.execute(
+                "insert into public.posts (account_id, platform, platform_post_id, created_at_platform)"
+                " values (%s, 'bluesky', 'post-1', now()) returning id",
+                (account,),
+            ).fetchone()[0]
+        )
+        conn.execute("update public.media_downloads set status = 'failed', attempts = 3 where id = %s", (ids["later"],))
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the download")
+    owner = scalar(db_url, "select user_id::text from public.connected_accounts")
+    listing = httpx.get(
+        f"{service}/api/posts/{post_id}/media", headers={"Authorization": f"Bearer {issue_local_token(owner)}"}
+    ).json()["media"]
+    by_key = {m["media_key"]: m for m in listing}
+    assert by_key["later"]["url"] == f"{files.url}/gone" and not by_key["later"]["copy"]  # not copied: original
+    signed = by_key["video"]["url"]
+    assert signed.startswith(f"{service}/media/") and by_key["video"]["copy"]
+    whole = httpx.get(signed)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert whole.content == (media_dir / row(db_url, ids["video"])["storage_path"]).read_bytes()
+    part = httpx.get(signed, headers={"Range": "bytes=4-11"})
+    assert part.status_code == 206 and part.content == b"ftypmp42"
+    tampered = httpx.get(signed[:-3] + ("AAA" if not signed.endswith("AAA") else "BBB"))
+    assert tampered.status_code == 403 and tampered.json()["error"] == "invalid_signature"
+    expired = signed.replace("expires=", "expires=1")  # a different (past or unsigned) deadline
+    assert httpx.get(expired).status_code == 403
+    assert httpx.get(signed.split("?")[0]).status_code == 403
+    assert httpx.get(f"{service}/media/..%2F..%2Fetc%2Fpasswd?expires=9999999999&sig=x").status_code in (403, 404)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        stranger = str(conn.execute("select tests.create_user('mallory')").fetchone()[0])
+    other = httpx.get(
+        f"{service}/api/posts/{post_id}/media", headers={"Authorization": f"Bearer {issue_local_token(stranger)}"}
+    )
+    assert other.status_code == 404
