@@ -277,3 +277,78 @@ def test_readers_get_signed_urls_of_copies_served_with_range_support(
         f"{service}/api/posts/{post_id}/media", headers={"Authorization": f"Bearer {issue_local_token(stranger)}"}
     )
     assert other.status_code == 404
+
+
+def test_the_supabase_storage_backend_uploads_and_signs(
+    db_url: str, env: dict[str, str], files: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.storage_standin import StorageStandIn
+
+    standin = StorageStandIn("service-key-for-tests")
+    with BackgroundServer(standin.app, free_port()) as storage_api:
+        supa_env = {
+            **env,
+            "TROVE_STORAGE": "supabase",
+            "SUPABASE_URL": storage_api.url,
+            "SUPABASE_SERVICE_ROLE_KEY": "service-key-for-tests",
+            "TROVE_STATE_DIR": str(tmp_path / "state"),
+        }
+        account = connect_account(db_url, "a", "r")
+        ids = add_media(db_url, account, {"photo": f"{files.url}/photo/s.jpg"})
+        with running_worker(supa_env, tmp_path / "worker.log"):
+            wait_for(lambda: settled(db_url), 60, "the upload")
+        item = row(db_url, ids["photo"])
+        assert item["status"] == "downloaded"
+        body, content_type = standin.objects[("media", item["storage_path"])]
+        assert content_type == "image/jpeg" and body == jpeg(200_000, sum(b"/photo/s.jpg"))
+        # Readers get a Supabase signed URL that serves the copy.
+        monkeypatch.setenv("TROVE_STORAGE", "supabase")
+        monkeypatch.setenv("SUPABASE_URL", storage_api.url)
+        monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "service-key-for-tests")
+        monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
+        port = free_port()
+        with BackgroundServer(create_app(db_url, RING), port) as service:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                post_id = str(
+                    conn.execute(
+                        "insert into public.posts (account_id, platform, platform_post_id, created_at_platform)"
+                        " values (%s, 'bluesky', 'post-1', now()) returning id",
+                        (account,),
+                    ).fetchone()[0]
+                )
+            owner = scalar(db_url, "select user_id::text from public.connected_accounts")
+            listing = httpx.get(
+                f"{service.url}/api/posts/{post_id}/media",
+                headers={"Authorization": f"Bearer {issue_local_token(owner)}"},
+            ).json()["media"]
+            signed = listing[0]["url"]
+            assert signed.startswith(f"{storage_api.url}/storage/v1/object/sign/media/")
+            assert httpx.get(signed).content == body
+
+
+def test_the_media_bucket_migration_on_a_database_with_supabase_storage(empty_db_url: str) -> None:
+    from trove.db.migrate import migrate
+
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:  # Supabase's storage schema, in miniature
+        conn.execute(
+            """
+            create schema storage;
+            create table storage.buckets (id text primary key, name text, public boolean,
+                                          file_size_limit bigint, allowed_mime_types text[]);
+            create table storage.objects (id uuid primary key default gen_random_uuid(), bucket_id text, name text);
+            alter table storage.objects enable row level security;
+            create function storage.foldername(name text) returns text[] language sql
+                as $$ select (string_to_array(name, '/'))[1:array_length(string_to_array(name, '/'), 1) - 1] $$;
+            """
+        )
+    migrate(empty_db_url, local_stack=True, log=lambda _: None)
+    with psycopg.connect(empty_db_url) as conn:
+        bucket = conn.execute(
+            "select public, file_size_limit, allowed_mime_types from storage.buckets where id = 'media'"
+        ).fetchone()
+        assert bucket == (False, 52428800, ["image/*", "video/*", "audio/*"])
+        policy = conn.execute(
+            "select roles, qual from pg_policies where schemaname = 'storage'"
+            " and policyname = 'trove_users_read_own_media'"
+        ).fetchone()
+        assert policy[0] == ["authenticated"] and "foldername" in policy[1]
