@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(551);
+select plan(564);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -288,7 +288,7 @@ select is(pg_get_indexdef('public.ingested_posts_user_id_idx'::regclass), 'CREAT
 select ok(tests.rls_enabled('public.ingested_posts'), 'ingested_posts has row level security enabled');
 
 -- media_downloads
-select columns_are('public', 'media_downloads', array['id', 'ingested_post_id', 'user_id', 'platform', 'media_key', 'original_url', 'status', 'attempts', 'error', 'last_attempt_at', 'created_at', 'run_after', 'locked_by', 'locked_until'], 'media_downloads has exactly the expected columns');
+select columns_are('public', 'media_downloads', array['id', 'ingested_post_id', 'user_id', 'platform', 'media_key', 'original_url', 'status', 'attempts', 'error', 'last_attempt_at', 'created_at', 'run_after', 'locked_by', 'locked_until', 'storage_path', 'content_type', 'byte_size', 'content_sha256', 'downloaded_at'], 'media_downloads has exactly the expected columns');
 select col_type_is('public', 'media_downloads', 'id', 'uuid', 'media_downloads.id is uuid');
 select col_not_null('public', 'media_downloads', 'id', 'media_downloads.id is not null');
 select col_type_is('public', 'media_downloads', 'ingested_post_id', 'uuid', 'media_downloads.ingested_post_id is uuid');
@@ -317,12 +317,25 @@ select col_type_is('public', 'media_downloads', 'locked_by', 'text', 'media_down
 select col_is_null('public', 'media_downloads', 'locked_by', 'media_downloads.locked_by is nullable');
 select col_type_is('public', 'media_downloads', 'locked_until', 'timestamp with time zone', 'media_downloads.locked_until is timestamp with time zone');
 select col_is_null('public', 'media_downloads', 'locked_until', 'media_downloads.locked_until is nullable');
-select is(tests.constraint_names('public.media_downloads'), array['media_downloads_attempts_check', 'media_downloads_ingested_post_id_fkey', 'media_downloads_media_key_check', 'media_downloads_original_url_check', 'media_downloads_pkey', 'media_downloads_user_id_fkey', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected constraints');
+select col_type_is('public', 'media_downloads', 'storage_path', 'text', 'media_downloads.storage_path is text');
+select col_is_null('public', 'media_downloads', 'storage_path', 'media_downloads.storage_path is nullable');
+select col_type_is('public', 'media_downloads', 'content_type', 'text', 'media_downloads.content_type is text');
+select col_is_null('public', 'media_downloads', 'content_type', 'media_downloads.content_type is nullable');
+select col_type_is('public', 'media_downloads', 'byte_size', 'bigint', 'media_downloads.byte_size is bigint');
+select col_is_null('public', 'media_downloads', 'byte_size', 'media_downloads.byte_size is nullable');
+select col_type_is('public', 'media_downloads', 'content_sha256', 'text', 'media_downloads.content_sha256 is text');
+select col_is_null('public', 'media_downloads', 'content_sha256', 'media_downloads.content_sha256 is nullable');
+select col_type_is('public', 'media_downloads', 'downloaded_at', 'timestamp with time zone', 'media_downloads.downloaded_at is timestamp with time zone');
+select col_is_null('public', 'media_downloads', 'downloaded_at', 'media_downloads.downloaded_at is nullable');
+select is(tests.constraint_names('public.media_downloads'), array['media_downloads_attempts_check', 'media_downloads_byte_size_check', 'media_downloads_downloaded_check', 'media_downloads_ingested_post_id_fkey', 'media_downloads_media_key_check', 'media_downloads_original_url_check', 'media_downloads_pkey', 'media_downloads_storage_path_check', 'media_downloads_user_id_fkey', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected constraints');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint media_downloads_attempts_check: CHECK ((attempts >= 0))');
+select is(tests.constraint_def('public.media_downloads', 'media_downloads_byte_size_check'), 'CHECK ((byte_size >= 0))', 'constraint media_downloads_byte_size_check: CHECK ((byte_size >= 0))');
+select is(tests.constraint_def('public.media_downloads', 'media_downloads_downloaded_check'), 'CHECK (((status <> ''downloaded''::download_status_enum) OR ((storage_path IS NOT NULL) AND (content_type IS NOT NULL) AND (byte_size IS NOT NULL))))', 'constraint media_downloads_downloaded_check: CHECK (((status <> ''downloaded''::download_status_enum) OR ((storage_path IS NOT NULL) AND (content_type IS NOT NULL) AND (byte_size IS NOT NULL))))');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_ingested_post_id_fkey'), 'FOREIGN KEY (ingested_post_id) REFERENCES ingested_posts(id) ON DELETE CASCADE', 'constraint media_downloads_ingested_post_id_fkey: FOREIGN KEY (ingested_post_id) REFERENCES ingested_posts(id) ON DELETE CASCADE');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_media_key_check'), 'CHECK ((media_key <> ''''::text))', 'constraint media_downloads_media_key_check: CHECK ((media_key <> ''''::text))');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_original_url_check'), 'CHECK ((original_url ~* ''^https?://''::text))', 'constraint media_downloads_original_url_check: CHECK ((original_url ~* ''^https?://''::text))');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_pkey'), 'PRIMARY KEY (id)', 'constraint media_downloads_pkey: PRIMARY KEY (id)');
+select is(tests.constraint_def('public.media_downloads', 'media_downloads_storage_path_check'), 'CHECK ((storage_path ~ ''^[0-9a-f-]{36}/(bluesky|strava|instagram)/[0-9a-f]{64}\.[a-z0-9]{2,5}$''::text))', 'constraint media_downloads_storage_path_check: CHECK ((storage_path ~ ''^[0-9a-f-]{36}/(bluesky|strava|instagram)/[0-9a-f]{64}\.[a-z0-9]{2,5}$''::text))');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint media_downloads_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
 select is(tests.constraint_def('public.media_downloads', 'media_downloads_user_media_key'), 'UNIQUE (user_id, platform, media_key)', 'constraint media_downloads_user_media_key: UNIQUE (user_id, platform, media_key)');
 select indexes_are('public', 'media_downloads', array['media_downloads_ingested_post_id_idx', 'media_downloads_leased_idx', 'media_downloads_pkey', 'media_downloads_ready_idx', 'media_downloads_status_attempts_idx', 'media_downloads_status_idx', 'media_downloads_user_id_idx', 'media_downloads_user_media_key'], 'media_downloads has exactly the expected indexes');

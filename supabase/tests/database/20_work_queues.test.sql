@@ -1,7 +1,7 @@
 -- Work queues (ingested_items, ingested_posts, media_downloads): claim with a lease, complete, fail with
 -- backoff, terminal states, lease expiry, release. The clock is moved by passing p_now.
 begin;
-select plan(34);
+select plan(37);
 
 select tests.create_two_archives();
 -- Start from a known queue: the fixtures' items plus three more pending raw pages.
@@ -329,6 +329,37 @@ select is(
 select is(
     (select count(*)::int from trove_private.claim_work('media_downloads', 'w1', 10, '5 minutes', now() + interval '1 day')),
     0, 'a download failed three times is not claimed again'
+);
+
+-- give up: a final rejection (oversize, not media) ends the item at once
+insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
+values (tests.id('ingested_post', 'alice'), tests.id('user', 'alice'), 'strava', 'too-big', 'https://x.test/big.mp4');
+select trove_private.claim_work('media_downloads', 'w1', 10, '5 minutes', now() + interval '2 days');
+select is(
+    trove_private.give_up_work(
+        'media_downloads', (
+            select id from public.media_downloads
+            where media_key = 'too-big'
+        ), 'w1', 'over 50 MB', now()
+    ),
+    'failed', 'give_up_work fails a download at once'
+);
+select is(
+    (
+        select attempts || ':' || error from public.media_downloads
+        where media_key = 'too-big'
+    ),
+    '3:over 50 MB', 'with its attempts used up and the reason recorded'
+);
+select is(
+    (select count(*)::int from
+        trove_private.claim_work('media_downloads', 'w1', 10, '5 minutes', now() + interval '3 days')
+            as c (id)
+    where c.id = (
+        select id from public.media_downloads
+        where media_key = 'too-big'
+    )),
+    0, 'and it is not claimed again'
 );
 
 select throws_ok(
