@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 from trove.config import database_url
 from trove.connectors import load_connectors
 from trove.crypto import KeyRing
-from trove.http import health, media, oauth, webhooks
+from trove.http import api, health, media, oauth, webhooks
 from trove.media.storage import storage_from_environment
 
 
@@ -45,4 +45,5 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(oauth.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)
+    app.include_router(api.router)
     return app

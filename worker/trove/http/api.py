@@ -1,0 +1,284 @@
+"""The read API (seed 7) and sync requests (seed 4.3). Every query runs as the user it is for, exactly as
+PostgREST would (`set local role authenticated` + the JWT claims), so RLS decides what anyone sees, whether
+they come with a Supabase JWT (the owner: everything they own) or a personal API key (public mode: only
+what is visible to everyone on its platform, for personal websites)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from psycopg import AsyncConnection
+from pydantic import BaseModel, Field
+
+from trove.http.auth import User, current_user, decode_user_token
+
+router = APIRouter(prefix="/api")
+PLATFORMS = {"bluesky", "strava", "instagram"}
+TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
+KEY_PREFIX = "trove_"
+
+
+@dataclass(frozen=True)
+class Reader:
+    user_id: str
+    public_only: bool  # API keys read the public view of the archive
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> Reader:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "send Authorization: Bearer <Supabase access token or trove_ API key>")
+    token = authorization.split(" ", 1)[1].strip()
+    if not token.startswith(KEY_PREFIX):
+        return Reader(decode_user_token(token).id, public_only=False)
+    parts = token.split("_")
+    if len(parts) != 3 or len(parts[1]) != 8 or len(parts[2]) < 32:
+        raise HTTPException(401, "malformed API key: expected trove_<8 characters>_<secret>")
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute("select trove_private.authenticate_api_key(%s)::text", (key_hash(token),))
+        row = await cur.fetchone()
+    if row is None or row[0] is None:
+        raise HTTPException(401, "unknown or revoked API key")
+    return Reader(row[0], public_only=True)
+
+
+async def as_user(conn: AsyncConnection[Any], user_id: str) -> None:
+    """Inside a transaction: what PostgREST does for a request carrying this user's JWT."""
+    await conn.execute("set local role authenticated")
+    await conn.execute(
+        "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": user_id, "role": "authenticated"}),)
+    )
+
+
+def parse_list(value: str | None, allowed: set[str], what: str) -> list[str] | None:
+    if not value:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = sorted(set(items) - allowed)
+    if unknown:
+        raise HTTPException(400, f"unknown {what}: {', '.join(unknown)} (one of {', '.join(sorted(allowed))})")
+    return items
+
+
+def parse_time(value: str | None, what: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise HTTPException(400, f"{what} must be an ISO 8601 date or time, got {value!r}") from error
+    if parsed.tzinfo is None:
+        raise HTTPException(400, f"{what} needs a time zone (e.g. 2026-01-31T00:00:00Z)")
+    return parsed
+
+
+@router.get("/posts")
+async def posts(
+    request: Request,
+    who: Annotated[Reader, Depends(reader)],
+    platforms: str | None = None,
+    types: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    q: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    offset: int | None = None,
+) -> dict[str, Any]:
+    if not 1 <= limit <= 100:
+        raise HTTPException(400, "limit must be between 1 and 100")
+    if offset is not None and offset < 0:
+        raise HTTPException(400, "offset must be >= 0")
+    if offset is not None and cursor:
+        raise HTTPException(400, "use cursor or offset, not both")
+    args = (
+        parse_list(platforms, PLATFORMS, "platforms"),
+        parse_list(types, TYPES, "types"),
+        parse_time(since, "since"),
+        parse_time(until, "until"),
+        q or None,
+        limit,
+        cursor or None,
+        offset,
+        who.public_only,
+    )
+    storage = request.app.state.storage
+    try:
+        async with request.app.state.pool.connection() as conn, conn.transaction():
+            await as_user(conn, who.user_id)
+            cur = await conn.execute(
+                "select id::text, platform::text, content_type::text, text_content, created_at_platform,"
+                " updated_at_platform, post_data, media, cursor"
+                " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s,"
+                " %s, %s, %s)",
+                args,
+            )
+            rows = await cur.fetchall()
+    except psycopg.errors.InvalidParameterValue as error:
+        raise HTTPException(400, error.diag.message_primary or "invalid parameter") from error
+    items = []
+    for post_id, platform, content_type, text, created, updated, post_data, media, row_cursor in rows:
+        resolved = []
+        for m in media:
+            copied = m.get("status") == "downloaded" and m.get("storage_path")
+            resolved.append(
+                {
+                    "media_key": m["media_key"],
+                    "content_type": m.get("content_type"),
+                    "url": await storage.signed_url(m["storage_path"]) if copied else m["original_url"],
+                    "copy": bool(copied),
+                }
+            )
+        items.append(
+            {
+                "id": post_id,
+                "platform": platform,
+                "content_type": content_type,
+                "text": text,
+                "created_at": created.isoformat(),
+                "updated_at": updated.isoformat() if updated else None,
+                "media": resolved,
+                "data": post_data,
+                "cursor": row_cursor,
+            }
+        )
+    next_cursor = items[-1]["cursor"] if len(items) == limit and offset is None else None
+    return {"posts": items, "next_cursor": next_cursor, "public": who.public_only}
+
+
+class KeyRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+@router.post("/keys", status_code=201)
+async def create_key(
+    body: KeyRequest, request: Request, user: Annotated[User, Depends(current_user)]
+) -> dict[str, Any]:
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(
+            "insert into public.api_keys (user_id, name, prefix, key_hash) values (%s, %s, %s, %s)"
+            " returning id::text, created_at",
+            (user.id, body.name, prefix, key_hash(key)),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return {
+        "id": row[0],
+        "name": body.name,
+        "prefix": prefix,
+        "created_at": row[1].isoformat(),
+        "key": key,
+        "note": "this is the only time the key is shown",
+    }
+
+
+@router.get("/keys")
+async def list_keys(request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)
+        cur = await conn.execute(
+            "select id::text, name, prefix, created_at, last_used_at, revoked_at from public.api_keys"
+            " order by created_at"
+        )
+        rows = await cur.fetchall()
+    return {
+        "keys": [
+            {
+                "id": r[0],
+                "name": r[1],
+                "prefix": r[2],
+                "created_at": r[3].isoformat(),
+                "last_used_at": r[4].isoformat() if r[4] else None,
+                "revoked_at": r[5].isoformat() if r[5] else None,
+            }
+            for r in rows
+        ]
+    }
+
+
+@router.delete("/keys/{key_id}")
+async def revoke_key(key_id: str, request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)
+        cur = await conn.execute(
+            "update public.api_keys set revoked_at = coalesce(revoked_at, now()) where id::text = %s returning id",
+            (key_id,),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, "no such key")
+    return {"id": key_id, "revoked": True}
+
+
+async def owned_account(conn: AsyncConnection[Any], user_id: str, account_id: str) -> None:
+    cur = await conn.execute("select user_id::text from public.connected_accounts where id::text = %s", (account_id,))
+    row = await cur.fetchone()
+    if row is None or row[0] != user_id:  # someone else's account looks exactly like a missing one
+        raise HTTPException(404, "no such account")
+
+
+@router.post("/sync/{account_id}", status_code=202)
+async def request_sync(
+    account_id: str, request: Request, user: Annotated[User, Depends(current_user)]
+) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn:
+        await owned_account(conn, user.id, account_id)
+        try:
+            cur = await conn.execute("select trove_private.enqueue_sync(%s, 'manual', 'sync now')::text", (account_id,))
+        except psycopg.errors.ObjectNotInPrerequisiteState as error:
+            raise HTTPException(409, "this account must be reconnected before it can sync") from error
+        row = await cur.fetchone()
+    assert row is not None
+    return {"sync_log_id": row[0], "status_url": f"/api/sync/{row[0]}/status"}
+
+
+@router.get("/sync/{sync_log_id}/status")
+async def sync_status(
+    sync_log_id: str, request: Request, user: Annotated[User, Depends(current_user)]
+) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)  # RLS: only the owner's logs exist here
+        try:
+            cur = await conn.execute(
+                "select status::text, sync_type::text, posts_fetched, posts_created, posts_updated, posts_deleted,"
+                " media_downloaded, media_failed, started_at, completed_at, duration_ms, error_message, metadata"
+                " from public.sync_logs where id = %s::uuid",
+                (sync_log_id,),
+            )
+        except psycopg.errors.InvalidTextRepresentation as error:
+            raise HTTPException(404, "no such sync") from error
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, "no such sync")
+    names = [
+        "status",
+        "sync_type",
+        "posts_fetched",
+        "posts_created",
+        "posts_updated",
+        "posts_deleted",
+        "media_downloaded",
+        "media_failed",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "error_message",
+        "metadata",
+    ]
+    result = dict(zip(names, row, strict=True))
+    for field in ("started_at", "completed_at"):
+        if result[field] is not None:
+            result[field] = result[field].isoformat()
+    return result
