@@ -42,9 +42,12 @@ grant select, insert, update, delete on table public.materialized_view_state to 
 
 insert into public.materialized_view_state (name, stale, refreshed_at) values ('public_posts', false, now());
 
+-- SECURITY DEFINER: users' own writes (disconnecting an account cascades to its posts) must be able to
+-- flag the view without any right on the bookkeeping table.
 create function trove_private.mark_public_posts_stale()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin

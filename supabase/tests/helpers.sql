@@ -95,6 +95,8 @@ begin
     values (uid, account, 'sync_failing', 'Syncing keeps failing')
     returning id into notification;
     queued_log := trove_private.enqueue_sync(account, 'scheduled');
+    insert into public.api_keys (user_id, name, prefix, key_hash)
+    values (uid, p_name || ' website', left(md5(p_name), 8), md5('key-' || p_name));
 
     insert into tests.fixtures (kind, owner_name, id)
     values
@@ -107,6 +109,7 @@ begin
     ('engagement', p_name, engagement),
     ('notification', p_name, notification),
     ('queued_sync_log', p_name, queued_log),
+    ('api_key', p_name, (select k.id from public.api_keys as k where k.user_id = uid)),
     ('sync_request', p_name, (select r.id from public.sync_requests as r where r.sync_log_id = queued_log));
 end;
 $$;

@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(564);
+select plan(604);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -12,7 +12,7 @@ select enum_has_labels('public', 'processing_status_enum', array['pending', 'pro
 select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
 select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the expected labels');
 
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state'], 'public has exactly the archive tables');
 
 -- users
 select columns_are('public', 'users', array['id', 'email', 'display_name', 'avatar_url', 'timezone', 'created_at', 'updated_at'], 'users has exactly the expected columns');
@@ -146,13 +146,14 @@ select is(tests.constraint_def('public.posts', 'posts_pkey'), 'PRIMARY KEY (id)'
 select is(tests.constraint_def('public.posts', 'posts_platform_post_id_check'), 'CHECK ((platform_post_id <> ''''::text))', 'constraint posts_platform_post_id_check: CHECK ((platform_post_id <> ''''::text))');
 select is(tests.constraint_def('public.posts', 'posts_platform_post_key'), 'UNIQUE (platform, platform_post_id)', 'constraint posts_platform_post_key: UNIQUE (platform, platform_post_id)');
 select is(tests.constraint_def('public.posts', 'posts_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint posts_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
-select indexes_are('public', 'posts', array['posts_account_id_idx', 'posts_deleted_on_platform_idx', 'posts_pkey', 'posts_platform_post_key', 'posts_search_vector_idx', 'posts_user_created_idx', 'posts_user_id_idx', 'posts_user_platform_created_idx'], 'posts has exactly the expected indexes');
+select indexes_are('public', 'posts', array['posts_account_id_idx', 'posts_deleted_on_platform_idx', 'posts_pkey', 'posts_platform_post_key', 'posts_search_vector_idx', 'posts_user_created_idx', 'posts_user_feed_idx', 'posts_user_id_idx', 'posts_user_platform_created_idx'], 'posts has exactly the expected indexes');
 select is(pg_get_indexdef('public.posts_account_id_idx'::regclass), 'CREATE INDEX posts_account_id_idx ON public.posts USING btree (account_id)', 'index posts_account_id_idx');
 select is(pg_get_indexdef('public.posts_deleted_on_platform_idx'::regclass), 'CREATE INDEX posts_deleted_on_platform_idx ON public.posts USING btree (deleted_on_platform)', 'index posts_deleted_on_platform_idx');
 select is(pg_get_indexdef('public.posts_pkey'::regclass), 'CREATE UNIQUE INDEX posts_pkey ON public.posts USING btree (id)', 'index posts_pkey');
 select is(pg_get_indexdef('public.posts_platform_post_key'::regclass), 'CREATE UNIQUE INDEX posts_platform_post_key ON public.posts USING btree (platform, platform_post_id)', 'index posts_platform_post_key');
 select is(pg_get_indexdef('public.posts_search_vector_idx'::regclass), 'CREATE INDEX posts_search_vector_idx ON public.posts USING gin (search_vector)', 'index posts_search_vector_idx');
 select is(pg_get_indexdef('public.posts_user_created_idx'::regclass), 'CREATE INDEX posts_user_created_idx ON public.posts USING btree (user_id, created_at_platform DESC)', 'index posts_user_created_idx');
+select is(pg_get_indexdef('public.posts_user_feed_idx'::regclass), 'CREATE INDEX posts_user_feed_idx ON public.posts USING btree (user_id, created_at_platform DESC, id DESC)', 'index posts_user_feed_idx');
 select is(pg_get_indexdef('public.posts_user_id_idx'::regclass), 'CREATE INDEX posts_user_id_idx ON public.posts USING btree (user_id)', 'index posts_user_id_idx');
 select is(pg_get_indexdef('public.posts_user_platform_created_idx'::regclass), 'CREATE INDEX posts_user_platform_created_idx ON public.posts USING btree (user_id, platform, created_at_platform DESC)', 'index posts_user_platform_created_idx');
 select ok(tests.rls_enabled('public.posts'), 'posts has row level security enabled');
@@ -596,6 +597,49 @@ select is(tests.constraint_def('public.webhook_subscriptions', 'webhook_subscrip
 select indexes_are('public', 'webhook_subscriptions', array['webhook_subscriptions_pkey'], 'webhook_subscriptions has exactly the expected indexes');
 select is(pg_get_indexdef('public.webhook_subscriptions_pkey'::regclass), 'CREATE UNIQUE INDEX webhook_subscriptions_pkey ON public.webhook_subscriptions USING btree (platform)', 'index webhook_subscriptions_pkey');
 select ok(tests.rls_enabled('public.webhook_subscriptions'), 'webhook_subscriptions has row level security enabled');
+
+-- api_keys
+select columns_are('public', 'api_keys', array['id', 'user_id', 'name', 'prefix', 'key_hash', 'created_at', 'last_used_at', 'revoked_at'], 'api_keys has exactly the expected columns');
+select col_type_is('public', 'api_keys', 'id', 'uuid', 'api_keys.id is uuid');
+select col_not_null('public', 'api_keys', 'id', 'api_keys.id is not null');
+select col_type_is('public', 'api_keys', 'user_id', 'uuid', 'api_keys.user_id is uuid');
+select col_not_null('public', 'api_keys', 'user_id', 'api_keys.user_id is not null');
+select col_type_is('public', 'api_keys', 'name', 'text', 'api_keys.name is text');
+select col_not_null('public', 'api_keys', 'name', 'api_keys.name is not null');
+select col_type_is('public', 'api_keys', 'prefix', 'text', 'api_keys.prefix is text');
+select col_not_null('public', 'api_keys', 'prefix', 'api_keys.prefix is not null');
+select col_type_is('public', 'api_keys', 'key_hash', 'text', 'api_keys.key_hash is text');
+select col_not_null('public', 'api_keys', 'key_hash', 'api_keys.key_hash is not null');
+select col_type_is('public', 'api_keys', 'created_at', 'timestamp with time zone', 'api_keys.created_at is timestamp with time zone');
+select col_not_null('public', 'api_keys', 'created_at', 'api_keys.created_at is not null');
+select col_type_is('public', 'api_keys', 'last_used_at', 'timestamp with time zone', 'api_keys.last_used_at is timestamp with time zone');
+select col_is_null('public', 'api_keys', 'last_used_at', 'api_keys.last_used_at is nullable');
+select col_type_is('public', 'api_keys', 'revoked_at', 'timestamp with time zone', 'api_keys.revoked_at is timestamp with time zone');
+select col_is_null('public', 'api_keys', 'revoked_at', 'api_keys.revoked_at is nullable');
+select is(tests.constraint_names('public.api_keys'), array['api_keys_key_hash_key', 'api_keys_name_check', 'api_keys_pkey', 'api_keys_user_id_fkey'], 'api_keys has exactly the expected constraints');
+select is(tests.constraint_def('public.api_keys', 'api_keys_key_hash_key'), 'UNIQUE (key_hash)', 'constraint api_keys_key_hash_key: UNIQUE (key_hash)');
+select is(tests.constraint_def('public.api_keys', 'api_keys_name_check'), 'CHECK (((length(name) >= 1) AND (length(name) <= 100)))', 'constraint api_keys_name_check: CHECK (((length(name) >= 1) AND (length(name) <= 100)))');
+select is(tests.constraint_def('public.api_keys', 'api_keys_pkey'), 'PRIMARY KEY (id)', 'constraint api_keys_pkey: PRIMARY KEY (id)');
+select is(tests.constraint_def('public.api_keys', 'api_keys_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint api_keys_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
+select indexes_are('public', 'api_keys', array['api_keys_key_hash_key', 'api_keys_pkey', 'api_keys_user_id_idx'], 'api_keys has exactly the expected indexes');
+select is(pg_get_indexdef('public.api_keys_key_hash_key'::regclass), 'CREATE UNIQUE INDEX api_keys_key_hash_key ON public.api_keys USING btree (key_hash)', 'index api_keys_key_hash_key');
+select is(pg_get_indexdef('public.api_keys_pkey'::regclass), 'CREATE UNIQUE INDEX api_keys_pkey ON public.api_keys USING btree (id)', 'index api_keys_pkey');
+select is(pg_get_indexdef('public.api_keys_user_id_idx'::regclass), 'CREATE INDEX api_keys_user_id_idx ON public.api_keys USING btree (user_id)', 'index api_keys_user_id_idx');
+select ok(tests.rls_enabled('public.api_keys'), 'api_keys has row level security enabled');
+
+-- materialized_view_state
+select columns_are('public', 'materialized_view_state', array['name', 'stale', 'refreshed_at'], 'materialized_view_state has exactly the expected columns');
+select col_type_is('public', 'materialized_view_state', 'name', 'text', 'materialized_view_state.name is text');
+select col_not_null('public', 'materialized_view_state', 'name', 'materialized_view_state.name is not null');
+select col_type_is('public', 'materialized_view_state', 'stale', 'boolean', 'materialized_view_state.stale is boolean');
+select col_not_null('public', 'materialized_view_state', 'stale', 'materialized_view_state.stale is not null');
+select col_type_is('public', 'materialized_view_state', 'refreshed_at', 'timestamp with time zone', 'materialized_view_state.refreshed_at is timestamp with time zone');
+select col_is_null('public', 'materialized_view_state', 'refreshed_at', 'materialized_view_state.refreshed_at is nullable');
+select is(tests.constraint_names('public.materialized_view_state'), array['materialized_view_state_pkey'], 'materialized_view_state has exactly the expected constraints');
+select is(tests.constraint_def('public.materialized_view_state', 'materialized_view_state_pkey'), 'PRIMARY KEY (name)', 'constraint materialized_view_state_pkey: PRIMARY KEY (name)');
+select indexes_are('public', 'materialized_view_state', array['materialized_view_state_pkey'], 'materialized_view_state has exactly the expected indexes');
+select is(pg_get_indexdef('public.materialized_view_state_pkey'::regclass), 'CREATE UNIQUE INDEX materialized_view_state_pkey ON public.materialized_view_state USING btree (name)', 'index materialized_view_state_pkey');
+select ok(tests.rls_enabled('public.materialized_view_state'), 'materialized_view_state has row level security enabled');
 
 select finish();
 rollback;

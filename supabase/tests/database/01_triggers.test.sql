@@ -14,18 +14,18 @@ select triggers_are(
 );
 select triggers_are(
     'public', 'ingested_posts',
-    array['ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
+    array['ingested_posts_mark_public_posts_stale', 'ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
     'ingested_posts triggers'
 );
 select triggers_are(
-    'public', 'posts', array['posts_check_account', 'posts_set_search_vector', 'posts_set_updated_at'], 'posts triggers'
+    'public', 'posts', array['posts_check_account', 'posts_mark_public_posts_stale', 'posts_set_search_vector', 'posts_set_updated_at'], 'posts triggers'
 );
 select triggers_are(
     'public', 'sync_logs', array['sync_logs_complete', 'sync_logs_record_on_account', 'sync_logs_user_id_from_account'],
     'sync_logs triggers'
 );
 select triggers_are('public', 'engagement_history', array['engagement_history_user_id_from_post'], 'engagement_history triggers');
-select triggers_are('public', 'media_downloads', array['media_downloads_notify_work'], 'media_downloads triggers');
+select triggers_are('public', 'media_downloads', array['media_downloads_mark_public_posts_stale', 'media_downloads_notify_work'], 'media_downloads triggers');
 select triggers_are(
     'public', 'sync_requests',
     array['sync_requests_notify_work', 'sync_requests_set_updated_at', 'sync_requests_user_id_from_account'],

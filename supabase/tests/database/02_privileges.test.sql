@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(87);
+select plan(97);
 
 select tests.create_two_archives();
 
@@ -70,6 +70,40 @@ select table_privs_are(
 );
 select policies_are('public', 'oauth_states', array[]::name[], 'oauth_states: no policy, service role only');
 select policies_are('public', 'webhook_subscriptions', array[]::name[], 'webhook_subscriptions: no policy, service role only');
+
+select table_privs_are('public', 'api_keys', 'anon', array[]::text[], 'anon has no privilege on api_keys');
+select table_privs_are(
+    'public', 'api_keys', 'authenticated', array['DELETE'],
+    'authenticated deletes its keys; reads and renames/revokes them per column'
+);
+select ok(not has_column_privilege('authenticated', 'public.api_keys', 'key_hash', 'select'), 'nobody reads key hashes');
+select ok(not has_column_privilege('authenticated', 'public.api_keys', 'user_id', 'update'), 'a key cannot be moved');
+select ok(
+    not has_table_privilege('authenticated', 'public.public_posts', 'select')
+    and not has_table_privilege('anon', 'public.public_posts', 'select'),
+    'public_posts (no RLS on materialized views) is not readable by the API roles'
+);
+select ok(has_table_privilege('service_role', 'public.public_posts', 'select'), 'the service role reads public_posts');
+select ok(
+    has_function_privilege(
+        'authenticated', 'public.feed(public.platform_enum[], public.content_type_enum[], timestamptz,'
+        || ' timestamptz, text, integer, text, integer, boolean)', 'execute'
+    )
+    and not has_function_privilege(
+        'anon', 'public.feed(public.platform_enum[], public.content_type_enum[], timestamptz,'
+        || ' timestamptz, text, integer, text, integer, boolean)', 'execute'
+    ),
+    'the feed RPC is for signed-in users, not anon'
+);
+select ok(
+    not has_function_privilege('anon', 'public.search_posts(text, public.platform_enum[], integer, integer)', 'execute')
+    and not has_function_privilege('anon', 'public.account_stats()', 'execute'),
+    'search and stats are not for anon'
+);
+select policies_are(
+    'public', 'api_keys', array['api_keys_select_own', 'api_keys_update_own', 'api_keys_delete_own'], 'api_keys policies'
+);
+select policies_are('public', 'materialized_view_state', array[]::name[], 'materialized_view_state: service role only');
 
 -- Token columns
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'select'), 'authenticated cannot read access_token');

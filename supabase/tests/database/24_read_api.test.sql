@@ -1,0 +1,73 @@
+-- The read side in SQL: the feed as each caller sees it, public mode's privacy, cursors, and the public_posts
+-- materialized view's staleness and refresh.
+begin;
+select plan(14);
+
+select tests.create_two_archives();
+-- alice's fixture activity is public; add a followers-only one and a private one with coordinates.
+insert into public.ingested_posts (platform, account_id, platform_post_id, post_data)
+values
+('strava', tests.id('account', 'alice'), 'alice-friends', '{"visibility": "followers_only", "start_latlng": [1, 2]}'),
+('strava', tests.id('account', 'alice'), 'alice-private', '{"visibility": "only_me", "private": true}');
+insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, created_at_platform)
+values
+(tests.id('account', 'alice'), 'strava', 'alice-friends', 'activity', 'with friends', now() - interval '1 day'),
+(tests.id('account', 'alice'), 'strava', 'alice-private', 'activity', 'alone', now() - interval '2 days');
+update public.ingested_posts set post_data = post_data || '{"start_latlng": [45.5, -122.6], "map": {"polyline": "x"}}'
+where platform_post_id = 'alice-post-1';
+
+select tests.authenticate_as('alice');
+select is((select count(*)::int from public.feed()), 3, 'the owner sees all her posts');
+select is((select count(*)::int from public.feed(p_public_only => true)), 1, 'public mode shows only posts visible to everyone');
+select ok(
+    (
+        select post_data ? 'start_latlng' from public.feed()
+        where text_content = 'alice morning run'
+    ),
+    'the owner sees her coordinates'
+);
+select ok(
+    (select not(post_data ? 'start_latlng' or post_data ? 'map') from public.feed(p_public_only => true)),
+    'public mode strips coordinates and routes'
+);
+select is(
+    (
+        select array_agg(text_content order by created_at_platform desc)
+        from public.feed(p_limit => 2, p_cursor => (select cursor from public.feed(p_limit => 1)))
+    ),
+    array['with friends', 'alone'], 'a cursor continues right after the post it came from'
+);
+select throws_ok($$ select * from public.feed(p_cursor => 'garbage!') $$, '22023', 'invalid cursor', 'a bad cursor is refused');
+select throws_ok($$ select * from public.feed(p_limit => 0) $$, '22023', 'limit must be between 1 and 100', 'limit bounds');
+select tests.authenticate_as('bob');
+select is((select count(*)::int from public.feed()), 1, 'another user sees only his own');
+select is((select count(*)::int from public.account_stats()), 1, 'stats cover only the caller''s accounts');
+select tests.clear_authentication();
+
+-- public_posts: stale after writes, refreshed when stale
+select trove_private.refresh_public_posts();
+select is(
+    (
+        select count(*)::int from public.public_posts
+        where user_id = tests.id('user', 'alice')
+    ), 1,
+    'public_posts holds only alice''s public post'
+);
+select ok(
+    (
+        select not(post_data ? 'start_latlng') from public.public_posts
+        where user_id = tests.id('user', 'alice')
+    ),
+    'without coordinates'
+);
+update public.posts set text_content = 'alone, edited'
+where platform_post_id = 'alice-private';
+select ok((
+    select stale from public.materialized_view_state
+    where name = 'public_posts'
+), 'a write marks it stale');
+select ok(trove_private.refresh_public_posts(), 'a stale view is refreshed');
+select ok(not trove_private.refresh_public_posts(), 'a fresh one is left alone');
+
+select finish();
+rollback;
