@@ -220,3 +220,41 @@ def test_sync_now_returns_the_log_to_poll_and_only_for_the_owner(api: dict[str, 
     assert httpx.post(f"{api['url']}/api/sync/{account}", headers=api["jwt"]["bob"]).status_code == 404
     assert httpx.get(f"{api['url']}/api/sync/{log_id}/status", headers=api["jwt"]["bob"]).status_code == 404
     assert httpx.get(f"{api['url']}/api/sync/not-a-uuid/status", headers=api["jwt"]["alice"]).status_code == 404
+
+
+def test_responses_are_cached_invalidated_by_a_change_and_answer_304(api: dict[str, Any]) -> None:
+    alice, bob = api["jwt"]["alice"], api["jwt"]["bob"]
+    first = get(api, alice, limit=5)
+    assert first.headers["x-cache"] == "miss"
+    second = get(api, alice, limit=5)
+    assert second.headers["x-cache"] == "hit" and second.json() == first.json()
+    etag = second.headers["etag"]
+    assert get(api, {**alice, "If-None-Match": etag}, limit=5).status_code == 304
+    assert get(api, bob, limit=5).headers["x-cache"] == "miss"  # per user
+    bob_etag = get(api, bob, limit=5).headers["etag"]
+    # alice's archive changes: her cache is invalid, bob's is untouched.
+    with psycopg.connect(api["db"], autocommit=True) as conn:
+        conn.execute("update public.posts set text_content = 'edited' where platform_post_id = 'alice-strava-29'")
+    fresh = get(api, {**alice, "If-None-Match": etag}, limit=5)
+    assert fresh.status_code == 200 and fresh.headers["x-cache"] == "miss" and fresh.headers["etag"] != etag
+    assert "edited" in [p["text"] for p in fresh.json()["posts"]]
+    assert get(api, {**bob, "If-None-Match": bob_etag}, limit=5).status_code == 304
+
+
+def test_json_feed_and_atom_renderings(api: dict[str, Any]) -> None:
+    import xml.etree.ElementTree as ET
+
+    key = httpx.post(f"{api['url']}/api/keys", json={"name": "site"}, headers=api["jwt"]["alice"]).json()["key"]
+    auth = {"Authorization": f"Bearer {key}"}
+    feed = httpx.get(f"{api['url']}/api/feed.json", params={"limit": 5}, headers=auth)
+    assert feed.headers["content-type"].startswith("application/feed+json")
+    body = feed.json()
+    assert body["version"] == "https://jsonfeed.org/version/1.1" and len(body["items"]) == 5
+    assert body["next_url"].startswith(f"{api['url']}/api/feed.json?cursor=")
+    assert all(item["date_published"] and item["id"] for item in body["items"])
+    atom = httpx.get(f"{api['url']}/api/feed.atom", params={"platforms": "strava"}, headers=auth)
+    assert atom.headers["content-type"].startswith("application/atom+xml")
+    root = ET.fromstring(atom.content)
+    entries = root.findall("{http://www.w3.org/2005/Atom}entry")
+    assert len(entries) == 20
+    assert all(e.find("{http://www.w3.org/2005/Atom}category").get("term") == "strava" for e in entries)

@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
+from trove.http import feeds
 from trove.http.auth import User, current_user, decode_user_token
+from trove.http.cache import ResponseCache
 
 router = APIRouter(prefix="/api")
 PLATFORMS = {"bluesky", "strava", "instagram"}
@@ -82,18 +84,15 @@ def parse_time(value: str | None, what: str) -> datetime | None:
     return parsed
 
 
-@router.get("/posts")
-async def posts(
-    request: Request,
-    who: Annotated[Reader, Depends(reader)],
-    platforms: str | None = None,
-    types: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    q: str | None = None,
-    limit: int = 20,
-    cursor: str | None = None,
-    offset: int | None = None,
+def feed_params(
+    platforms: str | None,
+    types: str | None,
+    since: str | None,
+    until: str | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+    offset: int | None,
 ) -> dict[str, Any]:
     if not 1 <= limit <= 100:
         raise HTTPException(400, "limit must be between 1 and 100")
@@ -101,17 +100,20 @@ async def posts(
         raise HTTPException(400, "offset must be >= 0")
     if offset is not None and cursor:
         raise HTTPException(400, "use cursor or offset, not both")
-    args = (
-        parse_list(platforms, PLATFORMS, "platforms"),
-        parse_list(types, TYPES, "types"),
-        parse_time(since, "since"),
-        parse_time(until, "until"),
-        q or None,
-        limit,
-        cursor or None,
-        offset,
-        who.public_only,
-    )
+    return {
+        "platforms": parse_list(platforms, PLATFORMS, "platforms"),
+        "types": parse_list(types, TYPES, "types"),
+        "since": parse_time(since, "since"),
+        "until": parse_time(until, "until"),
+        "q": q or None,
+        "limit": limit,
+        "cursor": cursor or None,
+        "offset": offset,
+    }
+
+
+async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> dict[str, Any]:
+    """The feed page as the reader may see it, media resolved to signed copies or original URLs."""
     storage = request.app.state.storage
     try:
         async with request.app.state.pool.connection() as conn, conn.transaction():
@@ -121,7 +123,17 @@ async def posts(
                 " updated_at_platform, post_data, media, cursor"
                 " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s,"
                 " %s, %s, %s)",
-                args,
+                (
+                    params["platforms"],
+                    params["types"],
+                    params["since"],
+                    params["until"],
+                    params["q"],
+                    params["limit"],
+                    params["cursor"],
+                    params["offset"],
+                    who.public_only,
+                ),
             )
             rows = await cur.fetchall()
     except psycopg.errors.InvalidParameterValue as error:
@@ -152,8 +164,85 @@ async def posts(
                 "cursor": row_cursor,
             }
         )
-    next_cursor = items[-1]["cursor"] if len(items) == limit and offset is None else None
-    return {"posts": items, "next_cursor": next_cursor, "public": who.public_only}
+    full = len(items) == params["limit"] and params["offset"] is None
+    return {"posts": items, "next_cursor": items[-1]["cursor"] if full else None, "public": who.public_only}
+
+
+async def archive_version(request: Request, user_id: str) -> int:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute("select version from public.archive_versions where user_id = %s", (user_id,))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def cached(
+    request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
+) -> Response:
+    """Serve from the cache (or 304) when the user's archive has not changed; else render and keep."""
+    cache: ResponseCache = request.app.state.cache
+    key = cache.key(who.user_id, who.public_only, await archive_version(request, who.user_id), {**params, "kind": kind})
+    etag = cache.etag_for(key)
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=300", "Vary": "Authorization"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    entry = cache.get(key)
+    if entry is not None:
+        return Response(entry.body, media_type=media_type, headers={**headers, "X-Cache": "hit"})
+    body = await render(await fetch_feed(request, who, params))
+    cache.put(key, body)
+    return Response(body, media_type=media_type, headers={**headers, "X-Cache": "miss"})
+
+
+FeedQuery = dict[str, Any]
+
+
+async def feed_query(
+    platforms: str | None = None,
+    types: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    q: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    offset: int | None = None,
+) -> FeedQuery:
+    return feed_params(platforms, types, since, until, q, limit, cursor, offset)
+
+
+@router.get("/posts", response_model=None)
+async def posts(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    async def render(page: dict[str, Any]) -> bytes:
+        return json.dumps(page).encode()
+
+    return await cached(request, who, params, "json", render, "application/json")
+
+
+@router.get("/feed.json", response_model=None)
+async def json_feed(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
+    base = str(request.url).split("?")[0]
+
+    async def render(page: dict[str, Any]) -> bytes:
+        return json.dumps(feeds.json_feed(page, base)).encode()
+
+    return await cached(request, who, params, "jsonfeed", render, "application/feed+json")
+
+
+@router.get("/feed.atom", response_model=None)
+async def atom_feed(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    """Atom rendering of the same page."""
+    base = str(request.url).split("?")[0]
+
+    async def render(page: dict[str, Any]) -> bytes:
+        return feeds.atom_feed(page, base)
+
+    return await cached(request, who, params, "atom", render, "application/atom+xml")
 
 
 class KeyRequest(BaseModel):
