@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(604);
+select plan(617);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -12,7 +12,7 @@ select enum_has_labels('public', 'processing_status_enum', array['pending', 'pro
 select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
 select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the expected labels');
 
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions'], 'public has exactly the archive tables');
 
 -- users
 select columns_are('public', 'users', array['id', 'email', 'display_name', 'avatar_url', 'timezone', 'created_at', 'updated_at'], 'users has exactly the expected columns');
@@ -640,6 +640,21 @@ select is(tests.constraint_def('public.materialized_view_state', 'materialized_v
 select indexes_are('public', 'materialized_view_state', array['materialized_view_state_pkey'], 'materialized_view_state has exactly the expected indexes');
 select is(pg_get_indexdef('public.materialized_view_state_pkey'::regclass), 'CREATE UNIQUE INDEX materialized_view_state_pkey ON public.materialized_view_state USING btree (name)', 'index materialized_view_state_pkey');
 select ok(tests.rls_enabled('public.materialized_view_state'), 'materialized_view_state has row level security enabled');
+
+-- archive_versions
+select columns_are('public', 'archive_versions', array['user_id', 'version', 'changed_at'], 'archive_versions has exactly the expected columns');
+select col_type_is('public', 'archive_versions', 'user_id', 'uuid', 'archive_versions.user_id is uuid');
+select col_not_null('public', 'archive_versions', 'user_id', 'archive_versions.user_id is not null');
+select col_type_is('public', 'archive_versions', 'version', 'bigint', 'archive_versions.version is bigint');
+select col_not_null('public', 'archive_versions', 'version', 'archive_versions.version is not null');
+select col_type_is('public', 'archive_versions', 'changed_at', 'timestamp with time zone', 'archive_versions.changed_at is timestamp with time zone');
+select col_not_null('public', 'archive_versions', 'changed_at', 'archive_versions.changed_at is not null');
+select is(tests.constraint_names('public.archive_versions'), array['archive_versions_pkey', 'archive_versions_user_id_fkey'], 'archive_versions has exactly the expected constraints');
+select is(tests.constraint_def('public.archive_versions', 'archive_versions_pkey'), 'PRIMARY KEY (user_id)', 'constraint archive_versions_pkey: PRIMARY KEY (user_id)');
+select is(tests.constraint_def('public.archive_versions', 'archive_versions_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint archive_versions_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
+select indexes_are('public', 'archive_versions', array['archive_versions_pkey'], 'archive_versions has exactly the expected indexes');
+select is(pg_get_indexdef('public.archive_versions_pkey'::regclass), 'CREATE UNIQUE INDEX archive_versions_pkey ON public.archive_versions USING btree (user_id)', 'index archive_versions_pkey');
+select ok(tests.rls_enabled('public.archive_versions'), 'archive_versions has row level security enabled');
 
 select finish();
 rollback;

@@ -18,7 +18,10 @@ select triggers_are(
     'ingested_posts triggers'
 );
 select triggers_are(
-    'public', 'posts', array['posts_check_account', 'posts_mark_public_posts_stale', 'posts_set_search_vector', 'posts_set_updated_at'], 'posts triggers'
+    'public', 'posts', array[
+        'posts_bump_archive_versions_delete', 'posts_bump_archive_versions_insert', 'posts_bump_archive_versions_update',
+        'posts_check_account', 'posts_mark_public_posts_stale', 'posts_set_search_vector', 'posts_set_updated_at'
+    ], 'posts triggers'
 );
 select triggers_are(
     'public', 'sync_logs', array['sync_logs_complete', 'sync_logs_record_on_account', 'sync_logs_user_id_from_account'],

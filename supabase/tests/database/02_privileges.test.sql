@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(97);
+select plan(100);
 
 select tests.create_two_archives();
 
@@ -104,6 +104,10 @@ select policies_are(
     'public', 'api_keys', array['api_keys_select_own', 'api_keys_update_own', 'api_keys_delete_own'], 'api_keys policies'
 );
 select policies_are('public', 'materialized_view_state', array[]::name[], 'materialized_view_state: service role only');
+
+select table_privs_are('public', 'archive_versions', 'anon', array[]::text[], 'anon has no privilege on archive_versions');
+select table_privs_are('public', 'archive_versions', 'authenticated', array['SELECT'], 'authenticated reads its archive version');
+select policies_are('public', 'archive_versions', array['archive_versions_select_own'], 'archive_versions policies');
 
 -- Token columns
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'select'), 'authenticated cannot read access_token');

@@ -1,7 +1,7 @@
 -- The read side in SQL: the feed as each caller sees it, public mode's privacy, cursors, and the public_posts
 -- materialized view's staleness and refresh.
 begin;
-select plan(14);
+select plan(16);
 
 select tests.create_two_archives();
 -- alice's fixture activity is public; add a followers-only one and a private one with coordinates.
@@ -68,6 +68,28 @@ select ok((
 ), 'a write marks it stale');
 select ok(trove_private.refresh_public_posts(), 'a stale view is refreshed');
 select ok(not trove_private.refresh_public_posts(), 'a fresh one is left alone');
+
+-- archive versions: one bump per statement for each user whose posts changed
+create temporary table t_before on commit drop as select
+    user_id,
+    version
+from public.archive_versions;
+update public.posts set text_content = text_content || '!'
+where user_id = tests.id('user', 'alice');
+select
+    is(
+        (select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
+        where v.user_id = tests.id('user', 'alice')
+    ),
+    1::bigint, 'a statement changing three of alice''s posts bumps her archive version once'
+);
+select
+is(
+    (select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
+    where v.user_id = tests.id('user', 'bob')
+),
+0::bigint, 'bob''s version is untouched'
+);
 
 select finish();
 rollback;
