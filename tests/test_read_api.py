@@ -271,10 +271,84 @@ def test_openapi_schema_and_no_server_errors_on_any_input(api: dict[str, Any], t
     assert {"/api/posts", "/api/keys", "/api/sync/{account_id}", "/health"} <= set(schema["paths"])
     token = api["jwt"]["alice"]["Authorization"]
     proc = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", f"{api['url']}/openapi.json",
-         "--checks", "not_a_server_error", "--max-examples", "25", "--header", f"Authorization: {token}",
-         "--exclude-path-regex", "^/functions/v1/oauth-.*/callback$"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{api['url']}/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "--header",
+            f"Authorization: {token}",
+            "--exclude-path-regex",
+            "^/functions/v1/oauth-.*/callback$",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "", "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+def test_redis_cache_is_shared_by_several_service_processes(
+    api: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import shutil
+    import subprocess
+    import time
+
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is missing: scripts/install-system-deps.sh installs it")
+    port = free_port()
+    redis = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        import redis as redis_client
+
+        client = redis_client.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_client.ConnectionError:
+                time.sleep(0.05)
+        monkeypatch.setenv("TROVE_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+        one, two = free_port(), free_port()
+        with (
+            BackgroundServer(create_app(api["db"], RING), one) as first,
+            BackgroundServer(create_app(api["db"], RING), two) as second,
+        ):
+            alice = api["jwt"]["alice"]
+            miss = httpx.get(f"{first.url}/api/posts", params={"limit": 3}, headers=alice)
+            hit = httpx.get(f"{second.url}/api/posts", params={"limit": 3}, headers=alice)
+            assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("miss", "hit")
+            assert hit.json()["posts"] == miss.json()["posts"]
+            assert 0 < client.ttl(next(iter(client.scan_iter("trove:posts:*")))) <= 300
+            with psycopg.connect(api["db"], autocommit=True) as conn:
+                conn.execute(
+                    "update public.posts set text_content = 'changed' where platform_post_id = 'alice-strava-29'"
+                )
+            after = httpx.get(f"{second.url}/api/posts", params={"limit": 3}, headers=alice)
+            assert after.headers["x-cache"] == "miss" and after.json()["posts"][0]["text"] == "changed"
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from trove.http import feeds
 from trove.http.auth import User, current_user, decode_user_token
-from trove.http.cache import ResponseCache
+from trove.http.cache import Cache, cache_key, etag_for
 
 router = APIRouter(prefix="/api")
 PLATFORMS = {"bluesky", "strava", "instagram"}
@@ -179,17 +179,17 @@ async def cached(
     request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
 ) -> Response:
     """Serve from the cache (or 304) when the user's archive has not changed; else render and keep."""
-    cache: ResponseCache = request.app.state.cache
-    key = cache.key(who.user_id, who.public_only, await archive_version(request, who.user_id), {**params, "kind": kind})
-    etag = cache.etag_for(key)
+    cache: Cache = request.app.state.cache
+    key = cache_key(who.user_id, who.public_only, await archive_version(request, who.user_id), {**params, "kind": kind})
+    etag = etag_for(key)
     headers = {"ETag": etag, "Cache-Control": "private, max-age=300", "Vary": "Authorization"}
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers=headers)
-    entry = cache.get(key)
+    entry = await cache.get(key)
     if entry is not None:
         return Response(entry.body, media_type=media_type, headers={**headers, "X-Cache": "hit"})
     body = await render(await fetch_feed(request, who, params))
-    cache.put(key, body)
+    await cache.put(key, body)
     return Response(body, media_type=media_type, headers={**headers, "X-Cache": "miss"})
 
 

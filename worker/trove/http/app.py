@@ -16,7 +16,7 @@ from trove.config import database_url
 from trove.connectors import load_connectors
 from trove.crypto import KeyRing
 from trove.http import api, health, media, oauth, webhooks
-from trove.http.cache import ResponseCache
+from trove.http.cache import cache_from_environment
 from trove.media.storage import storage_from_environment
 
 
@@ -33,7 +33,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
             app.state.http = http
             app.state.storage = storage_from_environment(http)
-            app.state.cache = ResponseCache()
+            app.state.cache = cache_from_environment()
             yield
         await pool.close()
 
