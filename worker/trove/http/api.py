@@ -25,6 +25,7 @@ router = APIRouter(prefix="/api")
 PLATFORMS = {"bluesky", "strava", "instagram"}
 TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
 KEY_PREFIX = "trove_"
+MAX_OFFSET = 100_000
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def feed_params(
 ) -> dict[str, Any]:
     if not 1 <= limit <= 100:
         raise HTTPException(400, "limit must be between 1 and 100")
-    if offset is not None and offset < 0:
-        raise HTTPException(400, "offset must be >= 0")
+    if offset is not None and not 0 <= offset <= MAX_OFFSET:
+        raise HTTPException(400, f"offset must be between 0 and {MAX_OFFSET} (use the cursor to go further)")
     if offset is not None and cursor:
         raise HTTPException(400, "use cursor or offset, not both")
     return {
@@ -105,7 +106,7 @@ def feed_params(
         "types": parse_list(types, TYPES, "types"),
         "since": parse_time(since, "since"),
         "until": parse_time(until, "until"),
-        "q": q or None,
+        "q": clean_text(q, "q") if q else None,
         "limit": limit,
         "cursor": cursor or None,
         "offset": offset,
@@ -121,8 +122,8 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
             cur = await conn.execute(
                 "select id::text, platform::text, content_type::text, text_content, created_at_platform,"
                 " updated_at_platform, post_data, media, cursor"
-                " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s,"
-                " %s, %s, %s)",
+                " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s,"
+                " %s::integer, %s, %s::integer, %s)",
                 (
                     params["platforms"],
                     params["types"],
@@ -245,6 +246,17 @@ async def atom_feed(
     return await cached(request, who, params, "atom", render, "application/atom+xml")
 
 
+def clean_text(value: str, what: str) -> str:
+    """Text that Postgres can store: no NUL or other control characters, valid Unicode."""
+    if any(ord(c) < 0x20 and c not in "\t" for c in value):
+        raise HTTPException(400, f"{what} must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise HTTPException(400, f"{what} is not valid Unicode text") from error
+    return value
+
+
 class KeyRequest(BaseModel):
     name: str = Field(min_length=1, max_length=100)
 
@@ -253,13 +265,16 @@ class KeyRequest(BaseModel):
 async def create_key(
     body: KeyRequest, request: Request, user: Annotated[User, Depends(current_user)]
 ) -> dict[str, Any]:
+    name = clean_text(body.name, "name").strip()
+    if not name:
+        raise HTTPException(400, "name must not be blank")
     prefix = secrets.token_hex(4)
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
     async with request.app.state.pool.connection() as conn:
         cur = await conn.execute(
             "insert into public.api_keys (user_id, name, prefix, key_hash) values (%s, %s, %s, %s)"
             " returning id::text, created_at",
-            (user.id, body.name, prefix, key_hash(key)),
+            (user.id, name, prefix, key_hash(key)),
         )
         row = await cur.fetchone()
     assert row is not None

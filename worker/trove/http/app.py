@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
@@ -38,6 +39,11 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         await pool.close()
 
     app = FastAPI(title="Trove", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(psycopg.errors.DataError)
+    async def bad_data(_: Request, error: psycopg.errors.DataError) -> JSONResponse:
+        # Input Postgres cannot take (a value out of range, a malformed literal): the caller's mistake.
+        return JSONResponse({"detail": f"invalid input: {error.diag.message_primary}"}, status_code=400)
 
     @app.exception_handler(ValueError)
     async def bad_value(_: Request, error: ValueError) -> JSONResponse:
