@@ -147,6 +147,19 @@ def test_search_ranks_and_counts_facets(api: dict[str, Any]) -> None:
     assert len(ranked) == 5 and all("sourdough" in t for t, _ in ranked)
     assert [r for _, r in ranked] == sorted((r for _, r in ranked), reverse=True)
     assert "Seq Scan on posts" not in plan
+    with psycopg.connect(api["db"], autocommit=True) as conn:
+        conn.execute("set enable_seqscan = on")
+        feed_plan = "\n".join(
+            r[0]
+            for r in conn.execute(
+                # The feed function's query shape (plpgsql hides its plan from EXPLAIN of the call).
+                "explain select p.id from public.posts as p where p.user_id = %s and not p.deleted_on_platform"
+                " and (p.created_at_platform, p.id) < (now(), gen_random_uuid())"
+                " order by p.created_at_platform desc, p.id desc limit 20",
+                (api["users"]["alice"],),
+            ).fetchall()
+        )
+    assert "Seq Scan on posts" not in feed_plan and "posts_user_feed_idx" in feed_plan
 
 
 def test_api_key_reads_only_the_public_view_without_coordinates(api: dict[str, Any]) -> None:
