@@ -78,18 +78,20 @@ update public.posts set text_content = text_content || '!'
 where user_id = tests.id('user', 'alice');
 select
     is(
-        (select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
-        where v.user_id = tests.id('user', 'alice')
-    ),
-    1::bigint, 'a statement changing three of alice''s posts bumps her archive version once'
-);
+        (
+            select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
+            where v.user_id = tests.id('user', 'alice')
+        ),
+        1::bigint, 'a statement changing three of alice''s posts bumps her archive version once'
+    );
 select
-is(
-    (select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
-    where v.user_id = tests.id('user', 'bob')
-),
-0::bigint, 'bob''s version is untouched'
-);
+    is(
+        (
+            select v.version - b.version from public.archive_versions as v inner join t_before as b on v.user_id = b.user_id
+            where v.user_id = tests.id('user', 'bob')
+        ),
+        0::bigint, 'bob''s version is untouched'
+    );
 
 select finish();
 rollback;
