@@ -207,7 +207,10 @@ def test_webhook_events_flow_through_the_worker(stack: dict[str, Any], tmp_path:
     control = f"{stack['sim_url']}/_sim/activities"
     with running_worker(env, tmp_path / "worker.log"):
         wait_for(lambda: scalar(stack["db"], "select count(*) from public.posts") == 3, 60, "the backfill")
-        created = httpx.post(control, json={"athlete_id": athlete.id, "fields": {"name": "Hill Repeats"}}).json()
+        created = httpx.post(
+            control, json={"athlete_id": athlete.id, "fields": {"name": "Hill Repeats"}}, timeout=60
+        ).json()
+        assert sim.deliveries[-1]["status"] == 200, sim.deliveries
         wait_for(
             lambda: scalar(stack["db"], "select count(*) from public.posts where text_content like 'Hill Repeats%%'"),
             60,

@@ -163,6 +163,7 @@ class StravaSimulator:
         self.base_url = ""  # learned from the first request: photo URLs point back at us
         self.requests: dict[str, int] = {}
         self.deliveries: list[dict[str, Any]] = []
+        self.delivery_timeout = 10.0
         self.default_athlete: int | None = None
         self.app = Starlette(routes=self._routes())
 
@@ -627,7 +628,9 @@ class StravaSimulator:
         status = None
         for attempt in range(4):
             try:
-                async with httpx.AsyncClient(timeout=2.0) as client:
+                # Strava allows the receiver 2 s; the simulator is lenient so a loaded test machine does not
+                # turn into lost events (our endpoint answers in milliseconds; see the webhook tests).
+                async with httpx.AsyncClient(timeout=self.delivery_timeout) as client:
                     status = (await client.post(callback, json=event)).status_code
                 if status == 200:
                     break
