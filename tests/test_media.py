@@ -4,10 +4,12 @@ killed mid-download, dedup, and signed URLs served by the HTTP service."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from tests.worker_harness import (
     RING,
     TEST_KEY,
     connect_account,
+    query,
     running_worker,
     scalar,
     start_worker,
@@ -26,10 +29,12 @@ from tests.worker_harness import (
     worker_env,
 )
 
+from trove.connectors.base import Account, MediaRef, NormalizedPost
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
 from trove.simulators.serve import BackgroundServer
+from trove.store import store_post
 
 
 @pytest.fixture
@@ -212,19 +217,6 @@ def test_a_worker_killed_mid_download_leaves_no_visible_half_file(
     assert item["byte_size"] == 40 * (1 << 18) + 24 and len(stored_files(media_dir)) == 1
 
 
-def test_the_same_media_in_two_posts_is_stored_once(
-    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path
-) -> None:
-    account = connect_account(db_url, "a", "r")
-    first = add_media(db_url, account, {"shared-cid": f"{files.url}/photo/shared.jpg?sig=1"}, post="post-1")
-    second = add_media(db_url, account, {"shared-cid": f"{files.url}/photo/shared.jpg?sig=2"}, post="post-2")
-    assert first == second  # one row, with the freshest URL
-    with running_worker(env, tmp_path / "worker.log"):
-        wait_for(lambda: settled(db_url), 60, "the download")
-    assert files.state.hits["/photo/shared.jpg"] == 1
-    assert len(stored_files(media_dir)) == 1
-
-
 @pytest.fixture
 def service(db_url: str, media_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     port = free_port()
@@ -352,3 +344,53 @@ def test_the_media_bucket_migration_on_a_database_with_supabase_storage(empty_db
             " and policyname = 'trove_users_read_own_media'"
         ).fetchone()
         assert policy[0] == ["authenticated"] and "foldername" in policy[1]
+
+
+def store_posts_sharing_media(db_url: str, account_id: str, urls: list[str]) -> list[str]:
+    """Posts stored the way the sync engine stores them, each showing one photo with the same stable key (a new
+    signed URL each time); returns the posts' ids."""
+
+    async def store() -> list[str]:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            cur = await conn.execute("select user_id::text from public.connected_accounts where id = %s", (account_id,))
+            user_id = (await cur.fetchone())[0]
+            account = Account(account_id, user_id, "bluesky", "alice-owner", "alice", None, {})
+            for n, url in enumerate(urls, 1):
+                post = NormalizedPost(
+                    platform_post_id=f"shared-{n}",
+                    created_at=datetime(2026, 11, n, tzinfo=UTC),
+                    post_data={"id": n},
+                    text=f"post {n}",
+                    media=(MediaRef("shared-cid", url), MediaRef(f"own-{n}", url.replace("shared", f"own-{n}"))),
+                )
+                await store_post(conn, account, post, None)
+            await conn.commit()
+            cur = await conn.execute("select id::text from public.posts order by platform_post_id")
+            return [r[0] for r in await cur.fetchall()]
+
+    return asyncio.run(store())
+
+
+def test_the_same_media_in_two_posts_is_stored_once_and_shown_on_both(
+    db_url: str, env: dict[str, str], files: FileServer, media_dir: Path, tmp_path: Path, service: str
+) -> None:
+    account = connect_account(db_url, "a", "r")
+    posts = store_posts_sharing_media(
+        db_url, account, [f"{files.url}/photo/shared.jpg?sig=1", f"{files.url}/photo/shared.jpg?sig=2"]
+    )
+    shared = query(db_url, "select id::text, original_url from public.media_downloads where media_key = 'shared-cid'")
+    assert len(shared) == 1 and shared[0][1].endswith("sig=2")  # one row, with the freshest URL
+    with running_worker(env, tmp_path / "worker.log"):
+        wait_for(lambda: settled(db_url), 60, "the downloads")
+    assert files.state.hits["/photo/shared.jpg"] == 1
+    assert len(stored_files(media_dir)) == 3  # the shared photo once, plus each post's own
+
+    token = issue_local_token(scalar(db_url, "select user_id::text from public.connected_accounts"))
+    for n, post_id in enumerate(posts, 1):
+        listing = httpx.get(f"{service}/api/posts/{post_id}/media", headers={"Authorization": f"Bearer {token}"})
+        media = listing.json()["media"]
+        assert [m["media_key"] for m in media] == ["shared-cid", f"own-{n}"]  # in the post's order
+        assert all(m["copy"] for m in media) and media[0]["id"] == shared[0][0]
+    page = httpx.get(f"{service}/api/posts", headers={"Authorization": f"Bearer {token}"}).json()
+    shown = {p["id"]: [m["media_key"] for m in p["media"]] for p in page["posts"]}
+    assert shown == {posts[0]: ["shared-cid", "own-1"], posts[1]: ["shared-cid", "own-2"]}

@@ -150,16 +150,41 @@ async def store_post(
             {"post": post_id, "stats": Jsonb(post.engagement)},
         )
 
-    for media in (*post.media, *extra_media):
-        # Same stable key = same file: keep the row, take the fresh (re-signed) URL.
+    for position, media in enumerate((*post.media, *extra_media)):
+        # Same stable key = same file: keep the row, take the fresh (re-signed) URL; then link it to this post
+        # (a file shared by two posts is one row and one download, shown on both).
         await conn.execute(
             """
             insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
-            values (%s, %s, %s, %s, %s)
+            values (%(post)s, %(user)s, %(platform)s, %(key)s, %(url)s)
             on conflict (user_id, platform, media_key) do update
             set original_url = excluded.original_url
             where media_downloads.original_url is distinct from excluded.original_url
             """,
-            (ingested_post_id, account.user_id, account.platform, media.media_key, media.url),
+            {
+                "post": ingested_post_id,
+                "user": account.user_id,
+                "platform": account.platform,
+                "key": media.media_key,
+                "url": media.url,
+            },
+        )
+        await conn.execute(
+            """
+            insert into public.post_media (ingested_post_id, media_download_id, user_id, position)
+            select %(post)s, md.id, md.user_id, %(position)s
+            from public.media_downloads as md
+            where md.user_id = %(user)s and md.platform = %(platform)s and md.media_key = %(key)s
+            on conflict (ingested_post_id, media_download_id) do update
+            set position = excluded.position
+            where post_media.position is distinct from excluded.position
+            """,
+            {
+                "post": ingested_post_id,
+                "user": account.user_id,
+                "platform": account.platform,
+                "key": media.media_key,
+                "position": position,
+            },
         )
     return counts

@@ -12,7 +12,7 @@ select enum_has_labels('public', 'processing_status_enum', array['pending', 'pro
 select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
 select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill'], 'enum sync_type_enum has the expected labels');
 
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions', 'post_media'], 'public has exactly the archive tables');
 
 -- users
 select columns_are('public', 'users', array['id', 'email', 'display_name', 'avatar_url', 'timezone', 'created_at', 'updated_at'], 'users has exactly the expected columns');

@@ -1,7 +1,7 @@
 -- The read side in SQL: the feed as each caller sees it, public mode's privacy, cursors, and the public_posts
 -- materialized view's staleness and refresh.
 begin;
-select plan(16);
+select plan(18);
 
 select tests.create_two_archives();
 -- alice's fixture activity is public; add a followers-only one and a private one with coordinates.
@@ -15,8 +15,30 @@ values
 (tests.id('account', 'alice'), 'strava', 'alice-private', 'activity', 'alone', now() - interval '2 days');
 update public.ingested_posts set post_data = post_data || '{"start_latlng": [45.5, -122.6], "map": {"polyline": "x"}}'
 where platform_post_id = 'alice-post-1';
+-- alice's photo (deduplicated by its key) is on the followers-only activity too, and has been copied.
+insert into public.post_media (ingested_post_id, media_download_id, user_id, position)
+select
+    ip.id,
+    tests.id('media_download', 'alice') as media_download_id,
+    tests.id('user', 'alice') as user_id,
+    0 as position -- noqa: RF04
+from public.ingested_posts as ip
+where ip.platform_post_id = 'alice-friends';
+update public.media_downloads
+set
+    status = 'downloaded', content_type = 'image/jpeg', byte_size = 1,
+    storage_path = tests.id('user', 'alice') || '/strava/' || repeat('a', 64) || '.jpg'
+where id = tests.id('media_download', 'alice');
 
 select tests.authenticate_as('alice');
+select is(
+    (
+        select array_agg(text_content order by text_content) from public.feed()
+        where media @> '[{"media_key": "alice-photo-1"}]'
+    ),
+    array['alice morning run', 'with friends'],
+    'a photo shared by two posts is in both posts'' media'
+);
 select is((select count(*)::int from public.feed()), 3, 'the owner sees all her posts');
 select is((select count(*)::int from public.feed(p_public_only => true)), 1, 'public mode shows only posts visible to everyone');
 select ok(
@@ -59,6 +81,14 @@ select ok(
         where user_id = tests.id('user', 'alice')
     ),
     'without coordinates'
+);
+select is(
+    (
+        select media -> 0 ->> 'media_key' from public.public_posts
+        where user_id = tests.id('user', 'alice')
+    ),
+    'alice-photo-1',
+    'with its copied media'
 );
 update public.posts set text_content = 'alone, edited'
 where platform_post_id = 'alice-private';

@@ -19,9 +19,10 @@ async def media_for_post(conn: AsyncConnection[Any], storage: Storage, post_id: 
                md.byte_size
         from public.posts as p
         join public.ingested_posts as ip on ip.platform = p.platform and ip.platform_post_id = p.platform_post_id
-        join public.media_downloads as md on md.ingested_post_id = ip.id
+        join public.post_media as pm on pm.ingested_post_id = ip.id
+        join public.media_downloads as md on md.id = pm.media_download_id
         where p.id = %s
-        order by md.created_at, md.media_key
+        order by pm.position, md.created_at, md.media_key
         """,
         (post_id,),
     )
