@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -55,6 +56,36 @@ def test_backfill_archives_every_activity_from_list_pages_then_details_within_th
     assert budget["read_15min"] == simulator.read.used_15
 
 
+def test_activities_starting_in_the_same_second_are_all_archived_once_across_page_boundaries(
+    db_url: str, sim: tuple[StravaSimulator, str], tmp_path: Path
+) -> None:
+    simulator, url = sim
+    athlete = simulator.add_athlete()
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
+    # Newest first: 198 seconds apart, 5 in one second across the first page's end (200), 230 in one second
+    # (more than a page), 40 older ones.
+    starts = [base - timedelta(seconds=n) for n in range(198)]
+    starts += [base - timedelta(seconds=500)] * 5 + [base - timedelta(seconds=1000)] * 230
+    starts += [base - timedelta(seconds=2000 + n) for n in range(40)]
+    for start in starts:
+        simulator.add_activity(athlete, start)
+    account = connect_strava(db_url, url, athlete.id)
+    with running_worker(strava_env(db_url, url), tmp_path / "worker.log"):
+        backfill = enqueue(db_url, account, "backfill")
+        assert wait_for_log(db_url, backfill, timeout=120) == "success"
+        counts = "select posts_fetched, posts_created from public.sync_logs where id = %s"
+        assert query(db_url, counts, (backfill,))[0] == (473, 473)  # each once: none skipped, none twice
+        assert scalar(db_url, "select count(*) from public.posts") == 473
+        # Polling reads oldest first (after=): 210 new ones in one second, then 5 more.
+        newer = base + timedelta(hours=1)
+        for start in [newer] * 210 + [newer + timedelta(seconds=n + 1) for n in range(5)]:
+            simulator.add_activity(athlete, start)
+        poll = enqueue(db_url, account, "scheduled")
+        assert wait_for_log(db_url, poll, timeout=120) == "success"
+        assert query(db_url, counts, (poll,))[0] == (473 + 215, 215)  # the 7-day re-read, then the new ones
+    assert scalar(db_url, "select count(*) from public.posts") == 473 + 215
+
+
 def test_poll_finds_new_activities_and_a_repeat_changes_nothing(
     db_url: str, sim: tuple[StravaSimulator, str], tmp_path: Path
 ) -> None:
@@ -101,7 +132,8 @@ def test_429_mid_backfill_waits_for_the_reset_and_resumes_without_loss_or_duplic
     first = enqueue(db_url, account, "backfill")
     with running_worker(strava_env(db_url, url), tmp_path / "worker.log"):
         assert wait_for_log(db_url, first, timeout=60) == "failed"
-        assert scalar(db_url, "select count(*) from public.posts") == 400
+        # Two pages of 200; the second re-read the first's boundary second (its one activity skipped as seen).
+        assert scalar(db_url, "select count(*) from public.posts") == 399
         row = query(
             db_url,
             "select error_count, next_sync_at > now(), next_sync_at <= now() + interval '15 minutes', sync_state"

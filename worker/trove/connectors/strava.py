@@ -180,15 +180,20 @@ class StravaConnector:
     async def fetch_page(
         self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None
     ) -> Page:
+        # Strava pages by start second (before/after are exclusive). Several activities can start in the same
+        # second, so a cursor re-includes its boundary second and skips the ids already archived there ("seen");
+        # a full page inside one second goes on with `page` at the same boundary.
+        cursor = cursor or {}
         params: dict[str, Any] = {"per_page": PER_PAGE}
         if mode == "backfill":
-            # Newest to oldest by start time; the cursor is the oldest start seen.
-            if cursor and cursor.get("before"):
+            # Newest to oldest by start time.
+            if cursor.get("before"):
                 params["before"] = cursor["before"]
         else:
             newest = int(account.sync_state.get("newest_start") or 0)
-            after = (cursor or {}).get("after", max(newest - int(RECHECK_WINDOW.total_seconds()), 0))
-            params["after"] = after
+            params["after"] = cursor.get("after", max(newest - int(RECHECK_WINDOW.total_seconds()), 0))
+        if int(cursor.get("page") or 1) > 1:
+            params["page"] = int(cursor["page"])
         response = await http.get(
             f"{self.config.api}/athlete/activities",
             params=params,
@@ -198,13 +203,24 @@ class StravaConnector:
         activities = response.json()
         if not isinstance(activities, list):
             raise TransientError("Strava returned something other than a list of activities")
-        posts = [self.normalize(activity) for activity in activities]
+        seen = {str(i) for i in cursor.get("seen") or ()}
+        posts = [self.normalize(a) for a in activities if str(a["id"]) not in seen]
         starts = [int(parse_time(a["start_date"]).timestamp()) for a in activities]
-        full = len(activities) == PER_PAGE
-        if mode == "backfill":
-            next_cursor = {"before": min(starts)} if full and starts else None
-        else:
-            next_cursor = {"after": max(starts)} if full and starts else None
+        next_cursor = None
+        if len(activities) == PER_PAGE:
+            backward = mode == "backfill"
+            edge = min(starts) if backward else max(starts)
+            bound_key, bound = ("before", edge + 1) if backward else ("after", edge - 1)
+            at_edge = {str(a["id"]) for a, start in zip(activities, starts, strict=True) if start == edge}
+            if cursor.get(bound_key) == bound:
+                # The whole page started within that one second: the next page of it.
+                next_cursor = {
+                    bound_key: bound,
+                    "page": int(cursor.get("page") or 1) + 1,
+                    "seen": sorted(seen | at_edge),
+                }
+            else:
+                next_cursor = {bound_key: bound, "seen": sorted(at_edge)}
         newest = max([int(account.sync_state.get("newest_start") or 0), *starts])
         return Page(
             "athlete.activities",

@@ -179,6 +179,10 @@ class StravaSimulator:
             self._new_activity(athlete, newest - timedelta(hours=26 * (activities - 1 - n)))
         return athlete
 
+    def add_activity(self, athlete: Athlete, start: datetime, **overrides: Any) -> Activity:
+        """One more activity that started at `start` (several may share a second, as on Strava)."""
+        return self._new_activity(athlete, start, **overrides)
+
     def _new_activity(self, athlete: Athlete, start: datetime, **overrides: Any) -> Activity:
         rng = self.random
         kind, sport, name = rng.choice(SPORTS)
