@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.support.file_server import FileServer, jpeg
+from tests.support.file_server import FileServer, jpeg, self_signed
 from tests.worker_harness import (
     RING,
     TEST_KEY,
@@ -33,6 +34,8 @@ from trove.connectors.base import Account, MediaRef, NormalizedPost
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.media.download import DownloadFailure, download
+from trove.media.storage import LocalStorage, storage_path
 from trove.simulators.serve import BackgroundServer
 from trove.store import store_post
 
@@ -394,3 +397,76 @@ def test_the_same_media_in_two_posts_is_stored_once_and_shown_on_both(
     page = httpx.get(f"{service}/api/posts", headers={"Authorization": f"Bearer {token}"}).json()
     shown = {p["id"]: [m["media_key"] for m in p["media"]] for p in page["posts"]}
     assert shown == {posts[0]: ["shared-cid", "own-1"], posts[1]: ["shared-cid", "own-2"]}
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(files: FileServer, tmp_path: Path) -> None:
+    """DNS rebinding: a name checked as public must not be re-resolved to somewhere else for the connection.
+    The name here exists only in our resolver, so the download works only if it connects to the checked
+    address itself; the server still sees the name in Host."""
+    port = int(files.url.rsplit(":", 1)[1])
+    answers = iter([["127.0.0.1"], ["10.9.9.9"]])  # a second lookup would be "rebound" to a private address
+    lookups: list[str] = []
+
+    async def rebinding_resolver(host: str, _port: int) -> list[str]:
+        lookups.append(host)
+        return next(answers)
+
+    async def fetch() -> Any:
+        async with httpx.AsyncClient() as http:
+            return await download(
+                http,
+                LocalStorage(tmp_path / "media", b"k", "http://127.0.0.1"),
+                f"http://photos.rebind.test:{port}/photo/pinned.jpg",
+                lambda ext: storage_path(str(uuid.uuid4()), "bluesky", "pinned", ext),
+                loopback_ok=True,
+                resolve=rebinding_resolver,
+            )
+
+    done = asyncio.run(fetch())
+    assert done.content_type == "image/jpeg" and lookups == ["photos.rebind.test"]
+    assert files.state.host_headers["/photo/pinned.jpg"] == f"photos.rebind.test:{port}"
+
+    async def refused() -> None:
+        async with httpx.AsyncClient() as http:
+            await download(
+                http,
+                LocalStorage(tmp_path / "media", b"k", "http://127.0.0.1"),
+                f"http://photos.rebind.test:{port}/photo/never.jpg",
+                lambda ext: storage_path(str(uuid.uuid4()), "bluesky", "never", ext),
+                loopback_ok=True,
+                resolve=rebinding_resolver,  # now answers the private address
+            )
+
+    with pytest.raises(DownloadFailure) as failure:
+        asyncio.run(refused())
+    assert failure.value.kind == "rejected" and "10.9.9.9" in str(failure.value)
+    assert "/photo/never.jpg" not in files.state.hits
+
+
+def test_https_to_the_checked_address_still_verifies_the_certificate_of_the_name(tmp_path: Path) -> None:
+    """Connecting to the checked address keeps TLS honest: SNI and certificate verification use the name."""
+    server_tls, client_tls = self_signed("cdn.pinned.test", tmp_path)
+    with FileServer(tls=server_tls) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+
+        async def only_loopback(host: str, _port: int) -> list[str]:
+            return ["127.0.0.1"]
+
+        async def fetch(name: str) -> Any:
+            async with httpx.AsyncClient(verify=client_tls) as http:
+                return await download(
+                    http,
+                    LocalStorage(tmp_path / "media", b"k", "http://127.0.0.1"),
+                    f"https://{name}:{port}/photo/{name}.jpg",
+                    lambda ext: storage_path(str(uuid.uuid4()), "bluesky", name, ext),
+                    loopback_ok=True,
+                    resolve=only_loopback,
+                )
+
+        assert asyncio.run(fetch("cdn.pinned.test")).content_type == "image/jpeg"
+        assert server.state.host_headers["/photo/cdn.pinned.test.jpg"] == f"cdn.pinned.test:{port}"
+        # Another name on the same address: the certificate does not match it, nothing is fetched.
+        with pytest.raises(DownloadFailure) as failure:
+            asyncio.run(fetch("other.pinned.test"))
+        assert failure.value.kind == "transient" and "certificate" in str(failure.value).lower()
+        assert "/photo/other.pinned.test.jpg" not in server.state.hits

@@ -4,10 +4,18 @@ expiring URLs, redirects, flaky answers."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 JPEG_HEAD = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
 MP4_HEAD = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
@@ -24,6 +32,7 @@ class State:
         self.valid_token = "fresh-1"
         self.flaky_left = 0
         self.hits: dict[str, int] = {}
+        self.host_headers: dict[str, str] = {}  # path -> the Host header it was last asked with
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -63,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         with self.state.lock:
             self.state.hits[path] = self.state.hits.get(path, 0) + 1
+            self.state.host_headers[path] = self.headers.get("Host", "")
         if path.startswith("/photo/"):
             seed = sum(path.encode())
             self._send(200, jpeg(200_000, seed))
@@ -127,12 +137,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class FileServer:
-    def __init__(self) -> None:
+    """tls: an SSLContext with the server's certificate; the server then speaks HTTPS."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.state = State()
         handler = type("BoundFileHandler", (Handler,), {"state": self.state})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> FileServer:
@@ -142,3 +156,31 @@ class FileServer:
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def self_signed(hostname: str, directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A certificate for `hostname` only: the server's context, and a client context trusting just it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client

@@ -1,7 +1,9 @@
 """Copying one media file into storage, safely: media URLs come from platform payloads, so they are
 untrusted. Only http(s); no connection to private, loopback or link-local addresses (loopback only when
 TROVE_MEDIA_ALLOW_LOOPBACK=1, for the local simulators); redirects followed by hand, each hop checked, at
-most 5; timeouts on connect, each read and the whole transfer. The body is streamed to storage in 64 KiB
+most 5; timeouts on connect, each read and the whole transfer. The connection goes to the very address that
+was checked (Host header and TLS SNI keep the name), so a name re-resolving elsewhere in between (DNS
+rebinding) cannot redirect it. The body is streamed to storage in 64 KiB
 chunks (a 50 MB video never sits in memory), its type sniffed from the first bytes, its size capped."""
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ import hashlib
 import ipaddress
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -51,16 +54,27 @@ def allow_loopback() -> bool:
     return os.environ.get("TROVE_MEDIA_ALLOW_LOOPBACK") == "1"
 
 
-async def check_destination(url: str, loopback_ok: bool) -> None:
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+async def check_destination(url: str, loopback_ok: bool, resolve: Resolver = system_resolver) -> list[str]:
+    """The addresses to connect to (IPv4 first), once every address the name resolves to is acceptable."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadFailure("rejected", f"refusing a non-http(s) media URL ({parts.scheme or 'no'} scheme)")
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
+        addresses = await resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    except (socket.gaierror, OSError) as error:
         raise DownloadFailure("transient", f"cannot resolve {parts.hostname}: {error}") from error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+    if not addresses:
+        raise DownloadFailure("transient", f"cannot resolve {parts.hostname}: no address")
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
         if address.is_loopback and loopback_ok:
             continue
         if (
@@ -74,6 +88,32 @@ async def check_destination(url: str, loopback_ok: bool) -> None:
             raise DownloadFailure(
                 "rejected", f"refusing to fetch media from {parts.hostname} ({address}): not a public address"
             )
+    return sorted(dict.fromkeys(addresses), key=lambda text: ":" in text)
+
+
+async def open_pinned(http: httpx.AsyncClient, url: str, addresses: list[str]) -> httpx.Response:
+    """The response head from the first checked address that accepts the connection."""
+    failure: httpx.ConnectError | None = None
+    for address in addresses:
+        target, headers, extensions = pinned_request(url, address)
+        request = http.build_request("GET", target, headers=headers, extensions=extensions, timeout=TIMEOUT)
+        try:
+            return await http.send(request, stream=True, follow_redirects=False)
+        except httpx.ConnectError as error:
+            failure = error
+    assert failure is not None
+    raise failure
+
+
+def pinned_request(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL rewritten to the checked address, with the Host header (and TLS SNI, which httpx also
+    verifies the certificate against) of the original name."""
+    parts = urlsplit(url)
+    host = f"[{address}]" if ":" in address else address
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    original_host = parts.netloc.rsplit("@", 1)[-1]  # never send userinfo on
+    extensions: dict[str, Any] = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, "")), {"Host": original_host}, extensions
 
 
 async def download(
@@ -83,18 +123,21 @@ async def download(
     path_for: Callable[[str], str],
     *,
     loopback_ok: bool | None = None,
+    resolve: Resolver = system_resolver,
 ) -> Downloaded:
     """Stream `url` into storage at path_for(extension)."""
     loopback_ok = allow_loopback() if loopback_ok is None else loopback_ok
     try:
         async with asyncio.timeout(TOTAL_SECONDS):
             for _ in range(MAX_REDIRECTS + 1):
-                await check_destination(url, loopback_ok)
-                async with http.stream("GET", url, follow_redirects=False, timeout=TIMEOUT) as response:
+                response = await open_pinned(http, url, await check_destination(url, loopback_ok, resolve))
+                try:
                     if response.status_code in (301, 302, 303, 307, 308) and "location" in response.headers:
                         url = urljoin(url, response.headers["location"])
                         continue
                     return await _store(response, storage, path_for)
+                finally:
+                    await response.aclose()
             raise DownloadFailure("rejected", f"more than {MAX_REDIRECTS} redirects")
     except TimeoutError as error:
         raise DownloadFailure("transient", f"the transfer took longer than {TOTAL_SECONDS:.0f}s") from error
