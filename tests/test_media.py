@@ -35,7 +35,7 @@ from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
 from trove.media.download import DownloadFailure, download
-from trove.media.storage import LocalStorage, storage_path
+from trove.media.storage import LocalStorage, SupabaseStorage, storage_path
 from trove.simulators.serve import BackgroundServer
 from trove.store import store_post
 
@@ -290,10 +290,17 @@ def test_the_supabase_storage_backend_uploads_and_signs(
         }
         account = connect_account(db_url, "a", "r")
         ids = add_media(db_url, account, {"photo": f"{files.url}/photo/s.jpg"})
+        standin.fail_uploads = 1  # Storage down for the first try: retried later, nothing half-stored
         with running_worker(supa_env, tmp_path / "worker.log"):
-            wait_for(lambda: settled(db_url), 60, "the upload")
+            wait_for(lambda: row(db_url, ids["photo"])["status"] == "failed", 60, "the refused upload")
+            assert "Supabase Storage refused the upload" in row(db_url, ids["photo"])["error"]
+            assert not standin.objects and not [p for p in (tmp_path / "state" / "spool").rglob("*") if p.is_file()]
+            with psycopg.connect(db_url, autocommit=True) as conn:  # the backoff passes
+                conn.execute("update public.media_downloads set run_after = now() where id = %s", (ids["photo"],))
+            wait_for(lambda: row(db_url, ids["photo"])["status"] == "downloaded", 60, "the upload")
         item = row(db_url, ids["photo"])
-        assert item["status"] == "downloaded"
+        assert item["attempts"] == 2 and item["storage_path"] is not None
+        assert len(standin.objects) == 1
         body, content_type = standin.objects[("media", item["storage_path"])]
         assert content_type == "image/jpeg" and body == jpeg(200_000, sum(b"/photo/s.jpg"))
         # Readers get a Supabase signed URL that serves the copy.
@@ -319,6 +326,13 @@ def test_the_supabase_storage_backend_uploads_and_signs(
             signed = listing[0]["url"]
             assert signed.startswith(f"{storage_api.url}/storage/v1/object/sign/media/")
             assert httpx.get(signed).content == body
+
+        async def exists(path: str) -> bool:
+            async with httpx.AsyncClient() as http:
+                return await SupabaseStorage(storage_api.url, "service-key-for-tests", http).exists(path)
+
+        assert asyncio.run(exists(item["storage_path"])) is True
+        assert asyncio.run(exists(item["storage_path"].replace(".jpg", ".png"))) is False
 
 
 def test_the_media_bucket_migration_on_a_database_with_supabase_storage(empty_db_url: str) -> None:

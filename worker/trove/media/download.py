@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from trove.media.sniff import MAX_SNIFF, sniff
-from trove.media.storage import Storage
+from trove.media.storage import Storage, StorageError
 
 MAX_BYTES = 50 * 1024 * 1024
 MAX_REDIRECTS = 5
@@ -145,6 +145,8 @@ async def download(
         raise DownloadFailure("transient", f"timed out ({type(error).__name__})") from error
     except httpx.HTTPError as error:
         raise DownloadFailure("transient", f"{type(error).__name__}: {error}") from error
+    except (StorageError, OSError) as error:  # storage down or full: nothing was stored, try again later
+        raise DownloadFailure("transient", f"storing the file failed: {error}") from error
 
 
 async def _store(response: httpx.Response, storage: Storage, path_for: Callable[[str], str]) -> Downloaded:

@@ -11,13 +11,13 @@ import os
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 import httpx
+from storage3 import AsyncStorageClient
+from storage3.exceptions import StorageException
 
 from trove.config import public_url, state_dir
 
@@ -127,9 +127,13 @@ class LocalStorage:
 
 
 # --- Supabase Storage ------------------------------------------------------------------------------------
+class StorageError(Exception):
+    """The storage backend refused or failed a write (the download is retried later)."""
+
+
 class SupabaseUpload:
     """Supabase Storage takes an object in one request: the bytes are spooled to a temporary file (not
-    memory) and sent streaming on commit."""
+    memory), which storage3 then sends streaming."""
 
     def __init__(self, storage: SupabaseStorage) -> None:
         self.storage = storage
@@ -140,20 +144,12 @@ class SupabaseUpload:
 
     async def commit(self, path: str, content_type: str) -> None:
         self.spool.handle.close()
-
-        async def body() -> AsyncIterator[bytes]:
-            with self.spool.temp.open("rb") as handle:
-                while chunk := handle.read(1 << 16):
-                    yield chunk
-
         try:
-            response = await self.storage.http.post(
-                f"{self.storage.url}/storage/v1/object/{self.storage.bucket}/{quote(path)}",
-                content=body(),
-                headers={**self.storage.headers, "Content-Type": content_type, "x-upsert": "true"},
+            await self.storage.bucket.upload(
+                path, self.spool.temp, {"content-type": content_type, "upsert": "true", "cache-control": "3600"}
             )
-            if response.status_code >= 300:
-                raise OSError(f"Supabase Storage refused the upload: HTTP {response.status_code} {response.text[:200]}")
+        except (StorageException, httpx.HTTPError) as error:
+            raise StorageError(f"Supabase Storage refused the upload: {error}") from error
         finally:
             self.spool.temp.unlink(missing_ok=True)
 
@@ -163,34 +159,33 @@ class SupabaseUpload:
 
 @dataclass
 class SupabaseStorage:
+    """The `media` bucket through Supabase's own client (storage3), on our shared httpx client."""
+
     url: str
     service_key: str
     http: httpx.AsyncClient
-    bucket: str = "media"
+    bucket_name: str = "media"
     name: str = "supabase"
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.service_key}", "apikey": self.service_key}
+    def __post_init__(self) -> None:
+        self.client = AsyncStorageClient(
+            f"{self.url}/storage/v1/",
+            {"Authorization": f"Bearer {self.service_key}", "apikey": self.service_key},
+            http_client=self.http,
+        )
+        self.bucket = self.client.from_(self.bucket_name)
 
     async def begin(self) -> SupabaseUpload:
         return SupabaseUpload(self)
 
     async def exists(self, path: str) -> bool:
-        response = await self.http.head(
-            f"{self.url}/storage/v1/object/{self.bucket}/{quote(path)}", headers=self.headers
-        )
-        return response.status_code == 200
+        return await self.bucket.exists(path)
 
     async def signed_url(self, path: str, ttl_seconds: int = 3600) -> str:
-        response = await self.http.post(
-            f"{self.url}/storage/v1/object/sign/{self.bucket}/{quote(path)}",
-            json={"expiresIn": ttl_seconds},
-            headers=self.headers,
-        )
-        response.raise_for_status()
-        signed = response.json().get("signedURL") or response.json().get("signedUrl")
-        return f"{self.url}/storage/v1{signed}"
+        signed = (await self.bucket.create_signed_url(path, ttl_seconds))["signedURL"]
+        if not signed:
+            raise StorageError(f"Supabase Storage gave no signed URL for {path}")
+        return signed
 
 
 def storage_from_environment(http: httpx.AsyncClient) -> LocalStorage | SupabaseStorage:
