@@ -260,11 +260,17 @@ def test_json_feed_and_atom_renderings(api: dict[str, Any]) -> None:
 
     key = httpx.post(f"{api['url']}/api/keys", json={"name": "site"}, headers=api["jwt"]["alice"]).json()["key"]
     auth = {"Authorization": f"Bearer {key}"}
-    feed = httpx.get(f"{api['url']}/api/feed.json", params={"limit": 5}, headers=auth)
+    feed = httpx.get(f"{api['url']}/api/feed.json", params={"limit": 5, "platforms": "strava"}, headers=auth)
     assert feed.headers["content-type"].startswith("application/feed+json")
     body = feed.json()
     assert body["version"] == "https://jsonfeed.org/version/1.1" and len(body["items"]) == 5
-    assert body["next_url"].startswith(f"{api['url']}/api/feed.json?cursor=")
+    assert body["next_url"].startswith(f"{api['url']}/api/feed.json?limit=5&platforms=strava&cursor=")
+    following = httpx.get(body["next_url"], headers=auth).json()  # the next page keeps the filters
+    assert len(following["items"]) == 5 and {i["id"] for i in following["items"]}.isdisjoint(
+        {i["id"] for i in body["items"]}
+    )
+    assert all("strava" in i["tags"] for i in body["items"] + following["items"])
+    assert following["next_url"].startswith(f"{api['url']}/api/feed.json?limit=5&platforms=strava&cursor=")
     assert all(item["date_published"] and item["id"] for item in body["items"])
     atom = httpx.get(f"{api['url']}/api/feed.atom", params={"platforms": "strava"}, headers=auth)
     assert atom.headers["content-type"].startswith("application/atom+xml")
@@ -272,6 +278,8 @@ def test_json_feed_and_atom_renderings(api: dict[str, Any]) -> None:
     entries = root.findall("{http://www.w3.org/2005/Atom}entry")
     assert len(entries) == 20
     assert all(e.find("{http://www.w3.org/2005/Atom}category").get("term") == "strava" for e in entries)
+    links = {link.get("rel"): link.get("href") for link in root.findall("{http://www.w3.org/2005/Atom}link")}
+    assert links["next"].startswith(f"{api['url']}/api/feed.atom?platforms=strava&cursor=")
 
 
 def test_openapi_schema_and_no_server_errors_on_any_input(api: dict[str, Any], tmp_path: Any) -> None:

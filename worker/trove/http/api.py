@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
@@ -220,12 +221,20 @@ async def posts(
     return await cached(request, who, params, "json", render, "application/json")
 
 
+def feed_url(request: Request) -> str:
+    """This feed's URL with its filters, without the page position (cursor/offset) or anything unknown (the
+    rendering is cached by filters)."""
+    filters = ("platforms", "types", "since", "until", "q", "limit")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k in filters]
+    return str(request.url.replace(query=urlencode(kept)))
+
+
 @router.get("/feed.json", response_model=None)
 async def json_feed(
     request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
 ) -> Response:
     """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
-    base = str(request.url).split("?")[0]
+    base = feed_url(request)
 
     async def render(page: dict[str, Any]) -> bytes:
         return json.dumps(feeds.json_feed(page, base)).encode()
@@ -238,7 +247,7 @@ async def atom_feed(
     request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
 ) -> Response:
     """Atom rendering of the same page."""
-    base = str(request.url).split("?")[0]
+    base = feed_url(request)
 
     async def render(page: dict[str, Any]) -> bytes:
         return feeds.atom_feed(page, base)

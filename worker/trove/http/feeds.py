@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 from xml.etree import ElementTree as ET
 
 TITLE = "Trove archive"
+
+
+def next_page_url(feed_url: str, cursor: str) -> str:
+    """The same feed (its filters kept) from the cursor on."""
+    return f"{feed_url}{'&' if '?' in feed_url else '?'}{urlencode({'cursor': cursor})}"
 
 
 def _title(post: dict[str, Any]) -> str:
@@ -36,7 +42,7 @@ def json_feed(page: dict[str, Any], feed_url: str) -> dict[str, Any]:
         ],
     }
     if page.get("next_cursor"):
-        feed["next_url"] = f"{feed_url}?cursor={page['next_cursor']}"
+        feed["next_url"] = next_page_url(feed_url, page["next_cursor"])
     return feed
 
 
@@ -50,7 +56,7 @@ def atom_feed(page: dict[str, Any], feed_url: str) -> bytes:
     newest = max((p["updated_at"] or p["created_at"] for p in page["posts"]), default=None)
     ET.SubElement(root, f"{{{ns}}}updated").text = newest or datetime.now(UTC).isoformat()
     if page.get("next_cursor"):
-        ET.SubElement(root, f"{{{ns}}}link", rel="next", href=f"{feed_url}?cursor={page['next_cursor']}")
+        ET.SubElement(root, f"{{{ns}}}link", rel="next", href=next_page_url(feed_url, page["next_cursor"]))
     for post in page["posts"]:
         entry = ET.SubElement(root, f"{{{ns}}}entry")
         ET.SubElement(entry, f"{{{ns}}}id").text = f"urn:uuid:{post['id']}"
