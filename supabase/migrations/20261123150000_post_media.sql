@@ -62,7 +62,9 @@ create trigger post_media_mark_public_posts_stale
 after insert or update or delete on public.post_media
 for each statement execute function trove_private.mark_public_posts_stale();
 
--- The feed's media list goes through the links (same signature: grants stay).
+-- The feed's media list goes through the links (same signature: grants stay). Each call is planned for its own
+-- arguments: after five calls PL/pgSQL may switch to a generic plan, which cannot see that p_cursor or p_query
+-- is null and sorts all of a user's posts (measured: 1.4 ms -> 39 ms for a first page of 10,000 posts).
 create or replace function public.feed(
     p_platforms public.platform_enum[] default null,
     p_types public.content_type_enum[] default null,
@@ -88,6 +90,7 @@ returns table (
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
     after_created timestamptz;
