@@ -324,7 +324,7 @@ class Worker:
                     )
                 except DownloadFailure as failure:
                     if failure.kind == "expired" and attempt == 1:
-                        fresh = await self._fresh_media_url(platform, account_id, post_data, media_key)
+                        fresh = await self._fresh_media_url(user_id, platform, account_id, post_data, media_key)
                         if fresh:
                             url = fresh
                             continue
@@ -358,7 +358,7 @@ class Worker:
                 )
 
     async def _fresh_media_url(
-        self, platform: str, account_id: str, post_data: dict[str, Any], media_key: str
+        self, user_id: str, platform: str, account_id: str, post_data: dict[str, Any], media_key: str
     ) -> str | None:
         connector = self.connectors.get(platform)
         if connector is None or self.pool is None or self.http is None:
@@ -373,8 +373,9 @@ class Worker:
         if fresh:
             async with self.pool.connection() as conn:
                 await conn.execute(
-                    "update public.media_downloads set original_url = %s where platform = %s and media_key = %s",
-                    (fresh, platform, media_key),
+                    "update public.media_downloads set original_url = %s"
+                    " where user_id = %s and platform = %s and media_key = %s",
+                    (fresh, user_id, platform, media_key),
                 )
         return fresh
 

@@ -28,7 +28,7 @@ select triggers_are(
     'sync_logs triggers'
 );
 select triggers_are('public', 'engagement_history', array['engagement_history_user_id_from_post'], 'engagement_history triggers');
-select triggers_are('public', 'media_downloads', array['media_downloads_link_to_post', 'media_downloads_mark_public_posts_stale', 'media_downloads_notify_work'], 'media_downloads triggers');
+select triggers_are('public', 'media_downloads', array['media_downloads_bump_archive_version', 'media_downloads_link_to_post', 'media_downloads_mark_public_posts_stale', 'media_downloads_notify_work'], 'media_downloads triggers');
 select triggers_are('public', 'post_media', array['post_media_mark_public_posts_stale'], 'post_media triggers');
 select triggers_are(
     'public', 'sync_requests',

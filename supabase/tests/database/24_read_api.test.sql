@@ -1,7 +1,7 @@
 -- The read side in SQL: the feed as each caller sees it, public mode's privacy, cursors, and the public_posts
 -- materialized view's staleness and refresh.
 begin;
-select plan(19);
+select plan(21);
 
 select tests.create_two_archives();
 -- alice's fixture activity is public; add a followers-only one and a private one with coordinates.
@@ -129,6 +129,34 @@ select
             where v.user_id = tests.id('user', 'bob')
         ),
         0::bigint, 'bob''s version is untouched'
+    );
+
+-- a media copy landing bumps its owner's version (readers get the copy now); other downloader writes do not
+create temporary table t_media_before on commit drop as select
+    user_id,
+    version
+from public.archive_versions;
+update public.media_downloads set status = 'failed', attempts = 1
+where id = tests.id('media_download', 'alice');
+update public.media_downloads set attempts = 2
+where id = tests.id('media_download', 'alice');
+select
+    is(
+        (
+            select v.version - b.version from public.archive_versions as v inner join t_media_before as b on v.user_id = b.user_id
+            where v.user_id = tests.id('user', 'alice')
+        ),
+        0::bigint, 'a failed or retried download leaves cached pages alone'
+    );
+update public.media_downloads set status = 'downloaded'
+where id = tests.id('media_download', 'alice');
+select
+    is(
+        (
+            select v.version - b.version from public.archive_versions as v inner join t_media_before as b on v.user_id = b.user_id
+            where v.user_id = tests.id('user', 'alice')
+        ),
+        1::bigint, 'a copy that lands bumps its owner''s archive version'
     );
 
 select finish();
