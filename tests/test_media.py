@@ -30,7 +30,7 @@ from tests.worker_harness import (
     worker_env,
 )
 
-from trove.connectors.base import Account, MediaRef, NormalizedPost
+from trove.connectors.base import MediaRef, NormalizedPost
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
@@ -38,6 +38,7 @@ from trove.media.download import DownloadFailure, download
 from trove.media.storage import LocalStorage, SupabaseStorage, storage_path
 from trove.simulators.serve import BackgroundServer
 from trove.store import store_post
+from trove.tokens import load_account
 
 
 @pytest.fixture
@@ -369,9 +370,7 @@ def store_posts_sharing_media(db_url: str, account_id: str, urls: list[str]) -> 
 
     async def store() -> list[str]:
         async with await psycopg.AsyncConnection.connect(db_url) as conn:
-            cur = await conn.execute("select user_id::text from public.connected_accounts where id = %s", (account_id,))
-            user_id = (await cur.fetchone())[0]
-            account = Account(account_id, user_id, "bluesky", "alice-owner", "alice", None, {})
+            account = await load_account(conn, RING, account_id)
             for n, url in enumerate(urls, 1):
                 post = NormalizedPost(
                     platform_post_id=f"shared-{n}",

@@ -47,6 +47,9 @@ as $$
         || '|' || p_id::text, 'UTF8'), 'base64'), E'+/=\n', '-_')
 $$;
 
+-- Each call is planned for its own arguments: after five calls PL/pgSQL may switch to a generic plan, which
+-- cannot see that p_cursor or p_query is null and sorts all of a user's posts (measured: 1.4 ms -> 39 ms for a
+-- first page of 10,000 posts).
 create function public.feed(
     p_platforms public.platform_enum[] default null,
     p_types public.content_type_enum[] default null,
@@ -72,6 +75,7 @@ returns table (
 language plpgsql
 stable
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 declare
     after_created timestamptz;
@@ -112,9 +116,10 @@ begin
         select jsonb_agg(jsonb_build_object(
             'id', md.id, 'media_key', md.media_key, 'status', md.status, 'original_url', md.original_url,
             'storage_path', md.storage_path, 'content_type', md.content_type
-        ) order by md.created_at) as media
-        from public.media_downloads as md
-        where md.ingested_post_id = ip.id
+        ) order by pm.position, md.created_at) as media
+        from public.post_media as pm
+        inner join public.media_downloads as md on pm.media_download_id = md.id
+        where pm.ingested_post_id = ip.id
     ) as m on true
     where p.user_id = (select auth.uid())
         and not p.deleted_on_platform

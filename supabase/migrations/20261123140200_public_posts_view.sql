@@ -15,9 +15,10 @@ select
         select
             jsonb_agg(jsonb_build_object(
                 'media_key', md.media_key, 'storage_path', md.storage_path, 'content_type', md.content_type
-            ) order by md.created_at)
-        from public.media_downloads as md
-        where md.ingested_post_id = ip.id and md.status = 'downloaded'
+            ) order by pm.position, md.created_at)
+        from public.post_media as pm
+        inner join public.media_downloads as md on pm.media_download_id = md.id
+        where pm.ingested_post_id = ip.id and md.status = 'downloaded'
     ), '[]'::jsonb) as media
 from public.posts as p
 left join public.ingested_posts as ip
@@ -66,6 +67,10 @@ for each statement execute function trove_private.mark_public_posts_stale();
 
 create trigger media_downloads_mark_public_posts_stale
 after insert or update or delete on public.media_downloads
+for each statement execute function trove_private.mark_public_posts_stale();
+
+create trigger post_media_mark_public_posts_stale
+after insert or update or delete on public.post_media
 for each statement execute function trove_private.mark_public_posts_stale();
 
 -- True when it refreshed. The flag is cleared first: writes during the refresh mark it stale again.
