@@ -153,6 +153,14 @@ async def store_post(
     for position, media in enumerate((*post.media, *extra_media)):
         # Same stable key = same file: keep the row, take the fresh (re-signed) URL; then link it to this post
         # (a file shared by two posts is one row and one download, shown on both).
+        params = {
+            "post": ingested_post_id,
+            "user": account.user_id,
+            "platform": account.platform,
+            "key": media.media_key,
+            "url": media.url,
+            "position": position,
+        }
         await conn.execute(
             """
             insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
@@ -161,13 +169,7 @@ async def store_post(
             set original_url = excluded.original_url
             where media_downloads.original_url is distinct from excluded.original_url
             """,
-            {
-                "post": ingested_post_id,
-                "user": account.user_id,
-                "platform": account.platform,
-                "key": media.media_key,
-                "url": media.url,
-            },
+            params,
         )
         await conn.execute(
             """
@@ -179,12 +181,6 @@ async def store_post(
             set position = excluded.position
             where post_media.position is distinct from excluded.position
             """,
-            {
-                "post": ingested_post_id,
-                "user": account.user_id,
-                "platform": account.platform,
-                "key": media.media_key,
-                "position": position,
-            },
+            params,
         )
     return counts

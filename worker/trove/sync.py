@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -233,15 +233,7 @@ class SyncRunner:
                 "update public.connected_accounts set sync_state = %s where id = %s", (Jsonb(state), account.id)
             )
             await self._keep_lease(conn, request)  # rolls the page back: the new holder fetches it again
-        return Account(
-            account.id,
-            account.user_id,
-            account.platform,
-            account.platform_user_id,
-            account.username,
-            account.access_token,
-            state,
-        )
+        return replace(account, sync_state=state)
 
     async def _enrich(self, request: SyncRequest, connector: Connector, account: Account, problems: list[str]) -> None:
         """Details after the archive: posts stored as summaries get their detail fetched, newest first, at

@@ -6,6 +6,7 @@ account at once (Strava rotates refresh tokens: the loser of such a race would b
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,12 +86,4 @@ async def fresh_account(
                 account_id,
             ),
         )
-        return Account(
-            account.id,
-            account.user_id,
-            account.platform,
-            account.platform_user_id,
-            account.username,
-            tokens.access_token,
-            account.sync_state,
-        )
+        return replace(account, access_token=tokens.access_token)
