@@ -102,10 +102,6 @@ revoke execute on function trove_private.check_post_account() from public;
 revoke execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) from public;
 revoke execute on function trove_private.set_post_search_vector() from public;
 
--- The sync writes posts and raw posts as service_role; their triggers call this helper with its rights.
-grant usage on schema trove_private to service_role;
-grant execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) to service_role;
-
 create trigger posts_check_account
 before insert or update of account_id, platform on public.posts
 for each row execute function trove_private.check_post_account();
