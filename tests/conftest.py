@@ -3,6 +3,7 @@ a template database migrated once, and a fresh clone of it for every test that a
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -11,9 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from trove.config import PROJECT_ROOT
+from trove.config import LOCAL_STACK_ENV, PROJECT_ROOT
 from trove.db.cluster import Cluster, free_port
 from trove.db.migrate import migrate
+
+# The tests are the local stack (their databases are throwaway clusters on 127.0.0.1): the services and
+# workers they start, and the tokens they sign, may use the Supabase CLI's local JWT secret (trove.config).
+os.environ[LOCAL_STACK_ENV] = "1"
 
 TEMPLATE_DB = "trove_template"
 TEST_HELPERS = PROJECT_ROOT / "supabase" / "tests" / "helpers.sql"

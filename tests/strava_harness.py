@@ -7,16 +7,19 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import httpx
 import psycopg
+import pytest
 from tests.worker_harness import RING, TEST_KEY
 
 from trove.config import PROJECT_ROOT
 from trove.connectors.strava import StravaConfig, StravaConnector
 from trove.crypto import encrypt
 from trove.db.cluster import free_port
+from trove.http.app import create_app
+from trove.http.auth import issue_local_token
 from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import StravaSimulator
 
@@ -29,6 +32,47 @@ def strava_simulator(**kwargs: Any) -> Iterator[tuple[StravaSimulator, str]]:
     with BackgroundServer(sim.app, free_port()) as server:
         sim.base_url = server.url
         yield sim, server.url
+
+
+@contextmanager
+def service_stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Simulator + HTTP service, both on real ports; the service configured for the simulator."""
+    with strava_simulator() as (sim, sim_url):
+        port = free_port()
+        monkeypatch.setenv("STRAVA_CLIENT_ID", CLIENT_ID)
+        monkeypatch.setenv("STRAVA_CLIENT_SECRET", CLIENT_SECRET)
+        monkeypatch.setenv("STRAVA_BASE_URL", sim_url)
+        monkeypatch.setenv("TROVE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
+        monkeypatch.delenv("TROVE_CONNECTORS", raising=False)
+        with BackgroundServer(create_app(db_url, RING), port) as service:
+            yield {"sim": sim, "sim_url": sim_url, "url": service.url, "db": db_url}
+
+
+def user(db_url: str, name: str) -> tuple[str, dict[str, str]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        user_id = str(conn.execute("select tests.create_user(%s)", (name,)).fetchone()[0])
+    return user_id, {"Authorization": f"Bearer {issue_local_token(user_id)}"}
+
+
+def consent_on_strava(browser: httpx.Client, authorize_url: str, **params: Any) -> httpx.Response:
+    """The user approves (or not) on "Strava": simulator-only parameters pick the athlete and the answer."""
+    return browser.get(authorize_url + ("&" + urlencode(params) if params else ""))
+
+
+def start_connect(stack: dict[str, Any], browser: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    """Start connecting from this browser (it keeps the binding cookie start sets)."""
+    start = browser.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers=headers)
+    assert start.status_code == 200, start.text
+    return dict(start.json())
+
+
+def connect(stack: dict[str, Any], headers: dict[str, str], **authorize_params: Any) -> httpx.Response:
+    """The whole flow in one browser: start, consent on the simulator, back to our callback."""
+    with httpx.Client() as browser:
+        consent = consent_on_strava(browser, start_connect(stack, browser, headers)["url"], **authorize_params)
+        assert consent.status_code == 302
+        return browser.get(consent.headers["location"])
 
 
 def strava_env(db_url: str, sim_url: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
@@ -66,14 +66,17 @@ def test_rs256_token_signed_by_another_key_is_refused(
 
 @pytest.mark.parametrize(
     ("token_claims", "detail"),
-    [
-        (claims(role="anon"), "the token is not a signed-in user's"),
-        (claims(aud="something-else"), "invalid access token"),
-        (claims(exp=int(time.time()) - 5), "the access token has expired"),
+    [  # built when the test runs, not at collection: a token made then could expire before its test runs
+        (lambda: claims(role="anon"), "the token is not a signed-in user's"),
+        (lambda: claims(aud="something-else"), "invalid access token"),
+        (lambda: claims(exp=int(time.time()) - 5), "the access token has expired"),
     ],
+    ids=["anon", "other-audience", "expired"],
 )
-def test_tokens_that_are_not_a_signed_in_users_are_refused(token_claims: dict[str, object], detail: str) -> None:
-    token = jwt.encode(token_claims, "super-secret-jwt-token-with-at-least-32-characters-long", algorithm="HS256")
+def test_tokens_that_are_not_a_signed_in_users_are_refused(
+    token_claims: Callable[[], dict[str, object]], detail: str
+) -> None:
+    token = jwt.encode(token_claims(), "super-secret-jwt-token-with-at-least-32-characters-long", algorithm="HS256")
     with pytest.raises(HTTPException) as refused:
         decode_user_token(token)
     assert refused.value.status_code == 401 and detail in str(refused.value.detail)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 # The checkout: worker/trove/config.py -> ../../
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -44,5 +48,68 @@ def public_url() -> str:
     return (os.environ.get("TROVE_PUBLIC_URL") or f"http://{HTTP_HOST}:{HTTP_PORT}").rstrip("/")
 
 
+LOCAL_STACK_ENV = "TROVE_LOCAL_STACK"
+
+
+class ConfigError(Exception):
+    """The environment is not safe or not complete enough to start: the message says what to set."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """A host only this machine can reach: a loopback name or address, or a Unix socket (a path or none)."""
+    if not host or host.startswith("/"):
+        return True
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def local_stack() -> bool:
+    """The local stack (`trove run`, the tests) is an explicit opt-in, $TROVE_LOCAL_STACK=1, and only counts
+    when the database is on this machine: the Supabase CLI's published JWT secret is accepted nowhere else."""
+    if os.environ.get(LOCAL_STACK_ENV) != "1":
+        return False
+    try:
+        params = conninfo_to_dict(database_url())
+    except psycopg.Error:  # an unparseable URL is nobody's local cluster
+        return False
+    host = str(params.get("host") or os.environ.get("PGHOST") or "")  # no host: libpq's $PGHOST or a socket
+    hosts = [*host.split(","), *str(params.get("hostaddr") or "").split(",")]
+    return all(is_loopback_host(h.strip()) for h in hosts)  # libpq allows host1,host2
+
+
 def jwt_secret() -> str | None:
-    return os.environ.get("SUPABASE_JWT_SECRET") or (None if os.environ.get("SUPABASE_JWKS_URL") else LOCAL_JWT_SECRET)
+    """The HS256 secret user tokens are checked with: $SUPABASE_JWT_SECRET; on the local stack only (and
+    without a JWKS URL) the Supabase CLI's local secret; else none, and HS256 tokens are refused. The local
+    secret is published, so it is refused off the local stack even when set explicitly."""
+    configured = os.environ.get("SUPABASE_JWT_SECRET") or None
+    if configured == LOCAL_JWT_SECRET or (configured is None and not os.environ.get("SUPABASE_JWKS_URL")):
+        return LOCAL_JWT_SECRET if local_stack() else None
+    return configured
+
+
+def require_token_verification() -> None:
+    """`trove serve` and `trove worker` refuse to start unless user tokens can be verified with a secret
+    nobody else knows: $SUPABASE_JWT_SECRET or $SUPABASE_JWKS_URL (the local stack may use its own)."""
+    configured = os.environ.get("SUPABASE_JWT_SECRET")
+    if local_stack() or (configured and configured != LOCAL_JWT_SECRET):
+        return
+    if configured == LOCAL_JWT_SECRET:
+        raise ConfigError(
+            "SUPABASE_JWT_SECRET is the Supabase CLI's published local secret: anyone could sign tokens with it."
+            " Set your project's own JWT secret (or SUPABASE_JWKS_URL)"
+        )
+    if os.environ.get("SUPABASE_JWKS_URL"):
+        return
+    why = (
+        f"{LOCAL_STACK_ENV}=1 applies only to a database on this machine, and DATABASE_URL points elsewhere"
+        if os.environ.get(LOCAL_STACK_ENV) == "1"
+        else f"the local stack's published secret is only for `trove run` and the tests ({LOCAL_STACK_ENV}=1)"
+    )
+    raise ConfigError(
+        "no way to verify user tokens: set SUPABASE_JWT_SECRET (your project's JWT secret) or"
+        f" SUPABASE_JWKS_URL (its JWKS endpoint); {why}"
+    )

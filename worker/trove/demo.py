@@ -73,6 +73,7 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
             "STRAVA_BASE_URL": sim_url,
             "TROVE_MEDIA_ALLOW_LOOPBACK": "1",  # the simulator's photo files are on this machine
         }
+    browser = httpx.Client(timeout=30.0)
     try:
         if simulated:
             supervisor.start(
@@ -87,19 +88,24 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
         _wait_http(f"{service}/health", "the HTTP service")
         token = issue_local_token(DEMO_USER_ID, "demo@trove.local", ttl_seconds=30 * 24 * 3600)
         headers = {"Authorization": f"Bearer {token}"}
-        start = httpx.post(f"{service}/functions/v1/oauth-strava/start", headers=headers, timeout=10.0)
-        start.raise_for_status()
+        # The simulated consent: this client plays the browser (start sets the cookie the callback must carry
+        # back). Real Strava: a handoff link binds the flow to the browser you open it in.
+        start = browser.post(
+            f"{service}/functions/v1/oauth-strava/start", headers=headers, json={"handoff": not simulated}
+        )
+        if start.status_code != 200:
+            raise RuntimeError(f"starting the Strava connect failed ({start.status_code}): {start.text}")
         print("\nTrove is running.")
         print(f"  HTTP service:  {service}  (health: {service}/health)")
         print(f"  database:      psql {conninfo}")
         print(f"  logs:          {supervisor.log_dir}/")
         if not simulated:
             print("\nConnect your Strava account: open this link in a browser and approve:")
-            print(f"  {start.json()['url']}")
+            print(f"  {start.json()['handoff_url']}")
         else:
             print(f"  Strava:        simulated at {sim_url} (set STRAVA_CLIENT_ID/SECRET to use the real one)")
-            consent = httpx.get(start.json()["url"], timeout=10.0)  # the simulator approves at once
-            callback = httpx.get(consent.headers["location"], timeout=30.0)
+            consent = browser.get(start.json()["url"])  # the simulator approves at once
+            callback = browser.get(consent.headers["location"])
             if callback.status_code not in (200, 201):
                 raise RuntimeError(f"connecting the demo account failed: {callback.text}")
             account = callback.json()
@@ -169,6 +175,7 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        browser.close()
         supervisor.stop()
 
 

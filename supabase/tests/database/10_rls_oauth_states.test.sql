@@ -1,7 +1,8 @@
 -- RLS matrix for public.oauth_states: application state, for the service role only. Every cell asserted:
--- select/insert/update/delete by anon, alice, bob (all refused) and service_role.
+-- select/insert/update/delete by anon, alice, bob (all refused) and service_role. Then the browser binding:
+-- a state always names a browser (a row written without one is bound to a random value nobody holds).
 begin;
-select plan(16);
+select plan(20);
 
 select tests.create_two_archives();
 select trove_private.record_rate_limit('strava', '15min', '15 minutes', 100, 10);
@@ -64,6 +65,14 @@ select tests.clear_authentication();
 select tests.authenticate_as_service_role();
 select isnt_empty($$ delete from public.oauth_states returning state_hash $$, 'oauth_states delete by service_role: allowed');
 select tests.clear_authentication();
+
+-- browser binding
+insert into public.oauth_states (state_hash, user_id, platform) values ('unbound-1', tests.id('user', 'alice'), 'strava');
+insert into public.oauth_states (state_hash, user_id, platform) values ('unbound-2', tests.id('user', 'alice'), 'strava');
+select results_eq($$ select browser_hash ~ '^[0-9a-f]{64}$' from public.oauth_states where state_hash in ('unbound-1', 'unbound-2') $$, $$ values (true), (true) $$, 'oauth_states: a state written without a browser hash gets a random one');
+select results_ne($$ select browser_hash from public.oauth_states where state_hash = 'unbound-1' $$, $$ select browser_hash from public.oauth_states where state_hash = 'unbound-2' $$, 'oauth_states: each unbound state gets its own random browser hash');
+select throws_ok($$ insert into public.oauth_states (state_hash, user_id, platform, browser_hash) values ('h-bad', tests.id('user', 'alice'), 'strava', 'not-a-sha256') $$, '23514', null, 'oauth_states: a browser hash that is not a hex SHA-256 is refused (23514)');
+select throws_ok($$ insert into public.oauth_states (state_hash, user_id, platform, browser_hash) values ('h-null', tests.id('user', 'alice'), 'strava', null) $$, '23502', null, 'oauth_states: a state without a browser is refused (23502)');
 
 select finish();
 rollback;

@@ -1,14 +1,17 @@
-"""Supabase JWTs for users: HS256 with the project's JWT secret, or asymmetric keys from the JWKS URL."""
+"""Supabase JWTs for users: HS256 with the project's JWT secret, or asymmetric keys from the JWKS URL.
+Every token must carry `exp` and `sub` (Supabase always sets them). Routes that write on behalf of a user
+depend on `known_user`: a valid token whose user Trove does not know is refused with 403, never a 500."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Header, HTTPException
+from fastapi import Depends, Header, HTTPException, Request
 
 from trove.config import jwt_secret
 
@@ -17,6 +20,10 @@ from trove.config import jwt_secret
 class User:
     id: str
     claims: dict[str, Any]
+
+
+REQUIRED_CLAIMS = {"require": ["exp", "sub"]}
+UNKNOWN_USER = "no Trove user for this token"
 
 
 @lru_cache(maxsize=1)
@@ -32,10 +39,12 @@ def decode_user_token(token: str) -> User:
             secret = jwt_secret()
             if not secret:
                 raise HTTPException(401, "HS256 tokens are not accepted here (no SUPABASE_JWT_SECRET)")
-            claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated")
+            claims = jwt.decode(token, secret, algorithms=["HS256"], audience="authenticated", options=REQUIRED_CLAIMS)
         elif jwks_url:
             key = _jwks_client(jwks_url).get_signing_key_from_jwt(token)
-            claims = jwt.decode(token, key.key, algorithms=["RS256", "ES256"], audience="authenticated")
+            claims = jwt.decode(
+                token, key.key, algorithms=["RS256", "ES256"], audience="authenticated", options=REQUIRED_CLAIMS
+            )
         else:
             raise HTTPException(401, f"unsupported token algorithm {header.get('alg')!r}")
     except jwt.ExpiredSignatureError as error:
@@ -44,13 +53,31 @@ def decode_user_token(token: str) -> User:
         raise HTTPException(401, f"invalid access token: {error}") from error
     if claims.get("role") != "authenticated" or not claims.get("sub"):
         raise HTTPException(401, "the token is not a signed-in user's")
-    return User(str(claims["sub"]), claims)
+    try:
+        user_id = str(uuid.UUID(str(claims["sub"])))
+    except ValueError as error:  # Supabase user ids are UUIDs
+        raise HTTPException(401, "the token's subject is not a user id") from error
+    return User(user_id, claims)
 
 
 async def current_user(authorization: Annotated[str | None, Header()] = None) -> User:
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(401, "sign in: send Authorization: Bearer <Supabase access token>")
     return decode_user_token(authorization.split(" ", 1)[1].strip())
+
+
+async def is_known_user(request: Request, user_id: str) -> bool:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute("select 1 from public.users where id = %s::uuid", (user_id,))
+        return await cur.fetchone() is not None
+
+
+async def known_user(request: Request, user: Annotated[User, Depends(current_user)]) -> User:
+    """A signed-in user Trove knows (a public.users row, made for every auth.users row): for every route
+    that writes on behalf of a user. A valid token for a deleted or foreign user gets 403, not a 500."""
+    if not await is_known_user(request, user.id):
+        raise HTTPException(403, UNKNOWN_USER)
+    return user
 
 
 def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:

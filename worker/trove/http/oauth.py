@@ -1,35 +1,77 @@
 """OAuth connect (seed 2): start returns the platform's authorize URL with a random single-use state; the
 callback validates the state, exchanges the code, stores the account with encrypted tokens and queues its
-backfill. Every refusal is a clear JSON error; nothing already stored is touched by a failed attempt."""
+backfill. Every refusal is a clear JSON error; nothing already stored is touched by a failed attempt.
+
+The flow is bound to the Trove user who started it (the state row) and to the browser that started it: start
+sets an HttpOnly, SameSite=Lax cookie (Path /functions/v1/oauth-{platform}, Secure on https) holding a random
+value, the state row keeps its hash, and the callback must present it. So a connect link started by one user
+and completed in someone else's browser connects nothing. A state is consumed by any callback that names it,
+the right browser or not: a link that reached the wrong browser (and the platform's code with it) cannot be
+replayed from the right one. Start the flow with the browser's cookies (same site, or fetch with
+`credentials: "include"`).
+
+On the local stack only (`trove run`, whose JWT secret is public anyway), start can instead return a
+`handoff_url` (`{"handoff": true}`): a link that sets the cookie in whichever browser opens it and goes on to
+the platform. That is how `trove run` with real Strava credentials lets you connect from your own browser."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import re
 import secrets
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 
 from trove.accounts import AlreadyConnected, save_connection
-from trove.config import public_url
+from trove.config import local_stack, public_url
 from trove.connectors.base import SyncError
 from trove.connectors.strava import SCOPES, StravaConnector
-from trove.http.auth import User, current_user
+from trove.http.auth import UNKNOWN_USER, User, known_user
 from trove.redact import redact
 
 router = APIRouter(prefix="/functions/v1")
 REQUIRED_SCOPES = {"strava": {"read", "activity:read_all"}}
+BROWSER_COOKIE = "trove_oauth_browser"
+BROWSER_COOKIE_SECONDS = 600  # as long as a state lives (oauth_states.expires_at)
+_BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 
 
 class StartRequest(BaseModel):
     redirect_to: str | None = None  # a path of the app to return to after connecting
+    handoff: bool = False  # local stack only: return a link that hands the flow to the browser opening it
 
 
 def state_hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
+
+
+def browser_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def browser_value(request: Request) -> str | None:
+    """This browser's binding value, if it sent a well-formed one."""
+    value = request.cookies.get(BROWSER_COOKIE)
+    return value if value and _BROWSER_VALUE.match(value) else None
+
+
+def set_browser_cookie(response: Response, platform: str, value: str) -> None:
+    response.set_cookie(
+        BROWSER_COOKIE,
+        value,
+        max_age=BROWSER_COOKIE_SECONDS,
+        path=f"/functions/v1/oauth-{platform}",
+        secure=public_url().startswith("https://"),
+        httponly=True,
+        samesite="lax",
+    )
 
 
 def oauth_connector(request: Request, platform: str) -> StravaConnector:
@@ -47,24 +89,54 @@ def callback_url(platform: str) -> str:
 
 @router.post("/oauth-{platform}/start")
 async def start(
-    platform: str, request: Request, user: Annotated[User, Depends(current_user)], body: StartRequest | None = None
+    platform: str,
+    request: Request,
+    response: Response,
+    user: Annotated[User, Depends(known_user)],
+    body: StartRequest | None = None,
 ) -> dict[str, Any]:
     connector = oauth_connector(request, platform)
     redirect_to = body.redirect_to if body else None
     if redirect_to and (not redirect_to.startswith("/") or redirect_to.startswith("//")):
         raise HTTPException(400, "redirect_to must be a path on this site (it starts with a single /)")
-    state = secrets.token_urlsafe(32)
-    async with request.app.state.pool.connection() as conn:
-        known = await (await conn.execute("select 1 from public.users where id = %s", (user.id,))).fetchone()
-        if known is None:
-            raise HTTPException(403, "no Trove user for this token")
-        cur = await conn.execute(
-            "insert into public.oauth_states (state_hash, user_id, platform, redirect_to) values (%s, %s, %s, %s)"
-            " returning expires_at",
-            (state_hash(state), user.id, platform, redirect_to),
+    handoff = bool(body and body.handoff)
+    if handoff and not local_stack():
+        raise HTTPException(
+            403, "handoff links exist on the local stack only: start connecting from the browser that will consent"
         )
+    state = secrets.token_urlsafe(32)
+    # One value per browser: a second connect started in another tab keeps the first one's link working.
+    browser = (None if handoff else browser_value(request)) or secrets.token_urlsafe(32)
+    async with request.app.state.pool.connection() as conn:
+        try:
+            cur = await conn.execute(
+                "insert into public.oauth_states (state_hash, user_id, platform, redirect_to, browser_hash)"
+                " values (%s, %s, %s, %s, %s) returning expires_at",
+                (state_hash(state), user.id, platform, redirect_to, browser_hash(browser)),
+            )
+        except psycopg.errors.ForeignKeyViolation as failure:  # the user was deleted since known_user looked
+            raise HTTPException(403, UNKNOWN_USER) from failure
         row = await cur.fetchone()
-    return {"url": connector.config.authorize_url(callback_url(platform), state), "expires_at": row[0].isoformat()}
+    assert row is not None
+    started = {"url": connector.config.authorize_url(callback_url(platform), state), "expires_at": row[0].isoformat()}
+    if handoff:
+        query = urlencode({"state": state, "browser": browser})
+        return {**started, "handoff_url": f"{public_url()}/functions/v1/oauth-{platform}/handoff?{query}"}
+    set_browser_cookie(response, platform, browser)
+    return started
+
+
+@router.get("/oauth-{platform}/handoff", response_model=None)
+async def handoff_to_browser(platform: str, request: Request, state: str = "", browser: str = "") -> Response:
+    """Local stack only: bind the flow to this browser (set the cookie), then on to the platform's consent."""
+    connector = oauth_connector(request, platform)
+    if not local_stack():
+        return refuse(404, "not_found", "handoff links exist on the local stack only")
+    if not state or not _BROWSER_VALUE.match(browser):
+        return refuse(400, "invalid_request", "this handoff link is incomplete: start connecting again")
+    response = RedirectResponse(connector.config.authorize_url(callback_url(platform), state), status_code=302)
+    set_browser_cookie(response, platform, browser)
+    return response
 
 
 def refuse(status: int, error: str, detail: str) -> JSONResponse:
@@ -87,7 +159,7 @@ async def callback(
     async with pool.connection() as conn:
         cur = await conn.execute(
             "update public.oauth_states set used_at = now() where state_hash = %s and platform = %s"
-            " and used_at is null and expires_at > now() returning user_id::text, redirect_to",
+            " and used_at is null and expires_at > now() returning user_id::text, redirect_to, browser_hash",
             (state_hash(state), platform),
         )
         claimed = await cur.fetchone()
@@ -105,7 +177,16 @@ async def callback(
                 else "unknown state: start connecting again"
             )
             return refuse(400, "invalid_state", reason)
-    user_id, redirect_to = claimed
+    user_id, redirect_to, bound_to = claimed
+    browser = browser_value(request)
+    if browser is None or not hmac.compare_digest(browser_hash(browser), bound_to):
+        # Consumed all the same (see the module docstring): this link cannot be completed anywhere now.
+        return refuse(
+            400,
+            "wrong_browser",
+            "this connect link was started in another browser (or its cookie is gone): nothing was connected;"
+            " start connecting again from this browser",
+        )
     if error:
         return refuse(400, error, f"{platform} did not grant access ({error}): nothing was connected")
     granted = set((scope or "").replace(" ", ",").split(",")) - {""}
