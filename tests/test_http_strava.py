@@ -9,54 +9,23 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
 import psycopg
 import pytest
-from tests.strava_harness import CLIENT_ID, CLIENT_SECRET, strava_env, strava_simulator
-from tests.worker_harness import RING, TEST_KEY, query, running_worker, scalar, wait_for
+from tests.strava_harness import connect, consent_on_strava, service_stack, start_connect, strava_env, user
+from tests.worker_harness import RING, query, running_worker, scalar, wait_for
 
 from trove.crypto import decrypt
-from trove.db.cluster import free_port
-from trove.http.app import create_app
 from trove.http.auth import issue_local_token
-from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import StravaSimulator
 
 
 @pytest.fixture
 def stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Simulator + HTTP service, both on real ports; the service configured for the simulator."""
-    with strava_simulator() as (sim, sim_url):
-        port = free_port()
-        monkeypatch.setenv("STRAVA_CLIENT_ID", CLIENT_ID)
-        monkeypatch.setenv("STRAVA_CLIENT_SECRET", CLIENT_SECRET)
-        monkeypatch.setenv("STRAVA_BASE_URL", sim_url)
-        monkeypatch.setenv("TROVE_PUBLIC_URL", f"http://127.0.0.1:{port}")
-        monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
-        monkeypatch.delenv("TROVE_CONNECTORS", raising=False)
-        with BackgroundServer(create_app(db_url, RING), port) as service:
-            yield {"sim": sim, "sim_url": sim_url, "url": service.url, "db": db_url}
-
-
-def user(db_url: str, name: str) -> tuple[str, dict[str, str]]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        user_id = str(conn.execute("select tests.create_user(%s)", (name,)).fetchone()[0])
-    return user_id, {"Authorization": f"Bearer {issue_local_token(user_id)}"}
-
-
-def consent_on_strava(authorize_url: str, **params: Any) -> httpx.Response:
-    """The user approves (or not) on "Strava": simulator-only parameters pick the athlete and the answer."""
-    return httpx.get(authorize_url + ("&" + urlencode(params) if params else ""))
-
-
-def connect(stack: dict[str, Any], headers: dict[str, str], **authorize_params: Any) -> httpx.Response:
-    start = httpx.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers=headers)
-    assert start.status_code == 200, start.text
-    consent = consent_on_strava(start.json()["url"], **authorize_params)
-    assert consent.status_code == 302
-    return httpx.get(consent.headers["location"])
+    with service_stack(db_url, monkeypatch) as running:
+        yield running
 
 
 def test_health(stack: dict[str, Any]) -> None:
@@ -103,22 +72,23 @@ def test_denied_consent_missing_scope_and_reused_or_expired_state_are_clear_erro
     narrow = connect(stack, headers, sim_athlete=athlete.id, sim_grant_scope="read")
     assert narrow.status_code == 400 and narrow.json()["error"] == "missing_scope"
     assert "activity:read_all" in narrow.json()["detail"]
-    # reused state
-    start = httpx.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers=headers).json()
-    location = consent_on_strava(start["url"], sim_athlete=athlete.id).headers["location"]
-    assert httpx.get(location).status_code == 201
-    again = httpx.get(location)
-    assert again.status_code == 400 and again.json()["detail"] == "this connect link was already used"
-    # expired state
-    start = httpx.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers=headers).json()
-    location = consent_on_strava(start["url"], sim_athlete=athlete.id).headers["location"]
-    with psycopg.connect(stack["db"], autocommit=True) as conn:
-        conn.execute(
-            "update public.oauth_states set expires_at = now() - interval '1 second',"
-            " created_at = now() - interval '1 hour' where used_at is null"
-        )
-    expired = httpx.get(location)
-    assert expired.status_code == 400 and expired.json()["detail"] == "this connect link has expired"
+    with httpx.Client() as browser:
+        # reused state
+        start = start_connect(stack, browser, headers)
+        location = consent_on_strava(browser, start["url"], sim_athlete=athlete.id).headers["location"]
+        assert browser.get(location).status_code == 201
+        again = browser.get(location)
+        assert again.status_code == 400 and again.json()["detail"] == "this connect link was already used"
+        # expired state
+        start = start_connect(stack, browser, headers)
+        location = consent_on_strava(browser, start["url"], sim_athlete=athlete.id).headers["location"]
+        with psycopg.connect(stack["db"], autocommit=True) as conn:
+            conn.execute(
+                "update public.oauth_states set expires_at = now() - interval '1 second',"
+                " created_at = now() - interval '1 hour' where used_at is null"
+            )
+        expired = browser.get(location)
+        assert expired.status_code == 400 and expired.json()["detail"] == "this connect link has expired"
     assert scalar(stack["db"], "select count(*) from public.connected_accounts") == 1
 
 
@@ -168,9 +138,10 @@ def subscribe(stack: dict[str, Any]) -> str:
 def test_subscription_handshake_and_webhook_input_checks(stack: dict[str, Any]) -> None:
     subscription_id = subscribe(stack)
     assert scalar(stack["db"], "select subscription_id from public.webhook_subscriptions") == subscription_id
-    hook = f"{stack['url']}/functions/v1/webhook-strava"
+    hook = stack["sim"].subscription["callback_url"]  # our URL with its secret, as Strava knows it
+    assert hook.startswith(f"{stack['url']}/functions/v1/webhook-strava/")
     wrong = httpx.get(hook, params={"hub.mode": "subscribe", "hub.challenge": "c", "hub.verify_token": "guess"})
-    assert wrong.status_code == 403 and wrong.json()["error"] == "invalid_verify_token"
+    assert wrong.status_code == 403 and wrong.json()["error"] == "unknown_subscription"
     event = {
         "aspect_type": "update",
         "event_time": 1516126040,

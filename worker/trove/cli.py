@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-from trove.config import HTTP_HOST, HTTP_PORT, MIGRATIONS_DIR, database_url, public_url
+from trove.config import (
+    HTTP_HOST,
+    HTTP_PORT,
+    LOCAL_JWT_SECRET,
+    LOCAL_STACK_ENV,
+    MIGRATIONS_DIR,
+    ConfigError,
+    database_url,
+    is_loopback_host,
+    jwt_secret,
+    public_url,
+    require_token_verification,
+)
 from trove.connectors import load_connectors
 from trove.crypto import KeyRing, TokenCryptoError, generate_key
 from trove.db.cluster import ClusterError
@@ -73,6 +86,7 @@ def _keys_rotate(_: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    require_token_verification()
     configure_logging()
     connectors = load_connectors()
     worker = Worker(
@@ -91,14 +105,19 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from trove.http.app import create_app
-    from trove.simulators.serve import serve_forever
+    from trove.http.log_redaction import serve_redacted
 
-    configure_logging()
-    serve_forever(create_app(), args.port, args.host)
+    require_token_verification()
+    if jwt_secret() == LOCAL_JWT_SECRET and not is_loopback_host(args.host):
+        raise ConfigError(
+            f"refusing to listen on {args.host} with the local stack's published JWT secret (anyone could sign"
+            " tokens): listen on 127.0.0.1, or set SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"
+        )
+    serve_redacted(create_app(), args.port, args.host)
 
 
 def _simulate_strava(args: argparse.Namespace) -> None:
-    from trove.simulators.serve import serve_forever
+    from trove.http.log_redaction import serve_redacted
     from trove.simulators.strava import StravaSimulator
 
     limits = {"overall_limits": (100_000, 1_000_000), "read_limits": (100_000, 1_000_000)} if args.generous else {}
@@ -106,15 +125,15 @@ def _simulate_strava(args: argparse.Namespace) -> None:
     if args.activities:
         athlete = simulator.add_athlete(args.activities)
         print(f"simulated athlete {athlete.id} with {args.activities} activities", flush=True)
-    configure_logging()
-    serve_forever(simulator.app, args.port)
+    serve_redacted(simulator.app, args.port)
 
 
 def _strava_subscribe(args: argparse.Namespace) -> None:
     from trove.subscriptions import subscribe
 
     callback = args.callback_url or f"{public_url()}/functions/v1/webhook-strava"
-    print(f"subscribed: Strava push subscription {subscribe(database_url(), callback)} -> {callback}")
+    subscription = subscribe(database_url(), callback, rotate=args.rotate)
+    print(f"subscribed: Strava push subscription {subscription} -> {callback}/<secret>")
 
 
 def _strava_unsubscribe(_: argparse.Namespace) -> None:
@@ -135,6 +154,10 @@ def _strava_status(_: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from trove.demo import run
 
+    # `trove run` is the local stack: its children may use the Supabase CLI's local JWT secret, as long as
+    # the database is on this machine (trove.config.local_stack); elsewhere set SUPABASE_JWT_SECRET.
+    os.environ.setdefault(LOCAL_STACK_ENV, "1")
+    require_token_verification()
     run(database_url(), once=args.once, activities=args.activities)
 
 
@@ -194,7 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     strava_commands = strava.add_subparsers(dest="strava_command", required=True)
     subscribe_cmd = strava_commands.add_parser("subscribe", help="create the push subscription")
     subscribe_cmd.add_argument(
-        "--callback-url", default=None, help="default: $TROVE_PUBLIC_URL/functions/v1/webhook-strava"
+        "--callback-url",
+        default=None,
+        help="default: $TROVE_PUBLIC_URL/functions/v1/webhook-strava (a secret path segment is appended)",
+    )
+    subscribe_cmd.add_argument(
+        "--rotate",
+        action="store_true",
+        help="replace the live subscription with a new one and a new secret callback URL",
     )
     subscribe_cmd.set_defaults(func=_strava_subscribe)
     strava_commands.add_parser("unsubscribe", help="delete it").set_defaults(func=_strava_unsubscribe)
@@ -213,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ClusterError, MigrationError, TokenCryptoError, SubscriptionError) as error:
+    except (ClusterError, ConfigError, MigrationError, TokenCryptoError, SubscriptionError) as error:
         print(f"trove: {error}", file=sys.stderr)
         sys.exit(1)
 

@@ -1,6 +1,9 @@
 """`trove strava subscribe|unsubscribe|status`: Strava allows one push subscription per application.
-Subscribing stores our verify token (hashed) first, because Strava calls our webhook endpoint to check it
-before it answers."""
+
+Strava's events are unsigned, so the callback URL we register carries a fresh random secret as its last path
+segment; only hashes of it and of the verify token are stored. Subscribing stores both first, because Strava
+calls our webhook endpoint to check them before it answers. The secret cannot be changed on a live
+subscription: rotating it (`subscribe --rotate`) deletes the subscription at Strava and creates a new one."""
 
 from __future__ import annotations
 
@@ -28,30 +31,44 @@ def _strava_error(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {body.get('message', '')}{' (' + errors + ')' if errors else ''}"
 
 
-def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = None) -> str:
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = None, *, rotate: bool = False) -> str:
+    """Register `callback_url`/<new secret> with Strava; `rotate` replaces a live subscription first."""
     config = config or StravaConfig.from_environment()
     verify_token = os.environ.get("STRAVA_WEBHOOK_VERIFY_TOKEN") or secrets.token_urlsafe(24)
+    secret = secrets.token_urlsafe(32)
+    base = callback_url.rstrip("/")
     with psycopg.connect(conninfo, autocommit=True) as conn:
         current = conn.execute(
             "select subscription_id from public.webhook_subscriptions where platform = 'strava'"
             " and subscription_id is not null"
         ).fetchone()
         if current is not None:
-            # Never clobber the live subscription: Strava allows one per application.
-            raise SubscriptionError(f"already subscribed (subscription {current[0]}); unsubscribe first")
+            if not rotate:
+                # Never clobber the live subscription: Strava allows one per application.
+                raise SubscriptionError(
+                    f"already subscribed (subscription {current[0]}); unsubscribe first,"
+                    " or subscribe --rotate to replace it with a new secret URL"
+                )
+            unsubscribe(conninfo, config)
+        # The stored URL never holds the secret: it is shown as <secret>.
         conn.execute(
-            "insert into public.webhook_subscriptions (platform, subscription_id, callback_url, verify_token_hash)"
-            " values ('strava', null, %s, %s) on conflict (platform) do update"
+            "insert into public.webhook_subscriptions"
+            " (platform, subscription_id, callback_url, verify_token_hash, callback_secret_hash)"
+            " values ('strava', null, %s, %s, %s) on conflict (platform) do update"
             " set subscription_id = null, callback_url = excluded.callback_url,"
-            " verify_token_hash = excluded.verify_token_hash",
-            (callback_url, hashlib.sha256(verify_token.encode()).hexdigest()),
+            " verify_token_hash = excluded.verify_token_hash, callback_secret_hash = excluded.callback_secret_hash",
+            (f"{base}/<secret>", _hash(verify_token), _hash(secret)),
         )
         response = httpx.post(
             f"{config.api}/push_subscriptions",
             data={
                 "client_id": config.client_id,
                 "client_secret": config.client_secret,
-                "callback_url": callback_url,
+                "callback_url": f"{base}/{secret}",
                 "verify_token": verify_token,
             },
             timeout=30.0,
@@ -110,7 +127,12 @@ def status(conninfo: str, config: StravaConfig | None = None) -> dict[str, Any]:
         row = conn.execute(
             "select subscription_id, callback_url from public.webhook_subscriptions where platform = 'strava'"
         ).fetchone()
+    listed = response.json()
+    for entry in listed if isinstance(listed, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("callback_url"), str):
+            # The secret is a credential: never printed.
+            entry["callback_url"] = entry["callback_url"].rstrip("/").rsplit("/", 1)[0] + "/<secret>"
     return {
-        "strava": response.json(),
+        "strava": listed,
         "trove": {"subscription_id": row[0], "callback_url": row[1]} if row else None,
     }

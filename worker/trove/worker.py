@@ -26,14 +26,23 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from trove.connectors.base import Account, Connector, SyncError
+from trove.connectors.base import (
+    Account,
+    AuthError,
+    Confirmation,
+    Connector,
+    InvalidEventError,
+    InvalidGrantError,
+    SyncError,
+    WebhookAction,
+)
 from trove.crypto import KeyRing
 from trove.media.download import DownloadFailure, download
 from trove.media.storage import Storage, storage_from_environment, storage_path
 from trove.redact import redact
 from trove.store import store_post
-from trove.sync import SyncRequest, SyncRunner
-from trove.tokens import fresh_account
+from trove.sync import SyncRequest, SyncRunner, record_rate_limits
+from trove.tokens import fresh_account, load_account
 
 log = logging.getLogger("trove.worker")
 
@@ -89,7 +98,8 @@ class Worker:
         self.pool = AsyncConnectionPool(
             self.conninfo,
             min_size=1,
-            max_size=self.concurrency + 2,
+            # A job may hold two connections (a webhook event and the confirmation of it): never starved.
+            max_size=2 * self.concurrency + 2,
             kwargs={"autocommit": True},
             open=False,
             reconnect_timeout=float("inf"),
@@ -257,7 +267,8 @@ class Worker:
         self, queue: str, ids: list[str], handle: Callable[[AsyncConnection[Any], str], Awaitable[None]]
     ) -> None:
         """Each item's writes and its completion commit together, so a crash never leaves an item half-done
-        or done twice. A failure is recorded on the item (LookupError: permanent); nothing is dropped."""
+        or done twice. A failure is recorded on the item (LookupError, InvalidEventError: permanent, retrying
+        cannot help); nothing is dropped."""
         assert self.pool is not None
         for item_id in ids:
             async with self.pool.connection() as conn:
@@ -272,7 +283,7 @@ class Worker:
                     log.warning("%s %s failed: %s", queue, item_id, message)
                     await conn.execute(
                         "select trove_private.fail_work(%s, %s, %s, %s, %s)",
-                        (queue, item_id, self.worker_id, message, isinstance(error, LookupError)),
+                        (queue, item_id, self.worker_id, message, isinstance(error, LookupError | InvalidEventError)),
                     )
 
     @contextlib.asynccontextmanager
@@ -379,6 +390,43 @@ class Worker:
                 )
         return fresh
 
+    @staticmethod
+    async def _record_outcome(
+        conn: AsyncConnection[Any], item_id: str, outcome: str, reason: str | None = None
+    ) -> None:
+        await conn.execute(
+            "update public.ingested_items set outcome = %s,"
+            " error_details = case when %s::text is null then error_details"
+            " else coalesce(error_details, '{}') || jsonb_build_object('not_confirmed', %s::text) end"
+            " where id = %s",
+            (outcome, reason, reason, item_id),
+        )
+
+    async def _confirm(self, connector: Connector, account_id: str, action: WebhookAction) -> Confirmation:
+        """Ask the platform whether a destructive event is true. Runs on its own connection, so a refreshed
+        (rotated) token is committed at once, whatever happens to the event afterwards. Transient trouble
+        raises: the event is retried with backoff."""
+        assert self.pool is not None and self.http is not None
+        async with self.pool.connection() as conn:
+            account = await load_account(conn, self.ring, account_id)
+            if account.access_token is None:
+                return Confirmation(False, "the account has no token to check with (already disconnected)")
+            if action.kind == "deauthorize":
+                # Believed only when our token is refused: first the refresh, then the API with the new token.
+                try:
+                    account = await fresh_account(
+                        conn, self.ring, connector, self.http, account_id, rejected_token=account.access_token
+                    )
+                except InvalidGrantError:
+                    return Confirmation(True, "the platform refused our refresh token")
+                except AuthError:
+                    pass  # no refresh token: the API call below decides
+            else:
+                account = await fresh_account(conn, self.ring, connector, self.http, account_id)
+            confirmation = await connector.confirm(self.http, account, action)
+            await record_rate_limits(conn, connector.platform, confirmation.rate_limits)
+        return confirmation
+
     async def _reprocess_posts(self, ids: list[str]) -> None:
         """Normalize stored raw posts again (e.g. after a normalizer change) into posts."""
         await self._process("ingested_posts", ids, self._reprocess_post)
@@ -415,18 +463,30 @@ class Worker:
         connector = self.connectors.get(platform)
         if connector is None:
             raise LookupError(f"no connector configured for {platform}")
-        action = connector.handle_event(event_type, payload)
+        action = connector.handle_event(event_type, payload)  # InvalidEventError: dead-lettered with the reason
         if action.platform_user_id is None or action.kind == "ignore":
+            await self._record_outcome(conn, item_id, "ignored")
             return
         cur = await conn.execute(
-            "update public.ingested_items as i set account_id = ca.id from public.connected_accounts as ca"
-            " where i.id = %s and ca.platform = %s and ca.platform_user_id = %s returning ca.id::text",
-            (item_id, platform, action.platform_user_id),
+            "select id::text from public.connected_accounts where platform = %s and platform_user_id = %s",
+            (platform, action.platform_user_id),
         )
         found = await cur.fetchone()
         if found is None:  # kept and marked (dead-lettered), never dropped
             raise LookupError(f"no connected account for {platform} owner {action.platform_user_id}")
         account_id = found[0]
+        if action.kind in ("deauthorize", "delete_post"):
+            # An event is a hint, never the truth: a forged one must not disconnect or delete anything. Asked
+            # before this transaction writes: its foreign-key lock on the account would block the token refresh.
+            confirmation = await self._confirm(connector, account_id, action)
+        else:
+            confirmation = Confirmation(True, "not a destructive change")
+        await conn.execute("update public.ingested_items set account_id = %s where id = %s", (account_id, item_id))
+        if not confirmation.confirmed:
+            log.warning("%s event %s not confirmed (%s): nothing changed", platform, item_id, confirmation.reason)
+            await self._record_outcome(conn, item_id, "not_confirmed", confirmation.reason)
+            return
+        await self._record_outcome(conn, item_id, "applied")
         if action.kind == "deauthorize":
             await conn.execute("select trove_private.deauthorize_account(%s)", (account_id,))
             return

@@ -1,7 +1,7 @@
 -- The schema as the seeds and DESIGN.md define it: enums, tables, every column's type and nullability,
 -- every constraint and index (by definition), RLS enabled. A change here is a decision: update it with the migration.
 begin;
-select plan(617);
+select plan(625);
 
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
@@ -159,7 +159,7 @@ select is(pg_get_indexdef('public.posts_user_platform_created_idx'::regclass), '
 select ok(tests.rls_enabled('public.posts'), 'posts has row level security enabled');
 
 -- ingested_items
-select columns_are('public', 'ingested_items', array['id', 'source', 'platform', 'account_id', 'user_id', 'event_type', 'external_id', 'payload', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until'], 'ingested_items has exactly the expected columns');
+select columns_are('public', 'ingested_items', array['id', 'source', 'platform', 'account_id', 'user_id', 'event_type', 'external_id', 'payload', 'status', 'attempts', 'received_at', 'started_at', 'completed_at', 'error_message', 'error_details', 'last_error_at', 'created_at', 'updated_at', 'run_after', 'locked_by', 'locked_until', 'outcome'], 'ingested_items has exactly the expected columns');
 select col_type_is('public', 'ingested_items', 'id', 'uuid', 'ingested_items.id is uuid');
 select col_not_null('public', 'ingested_items', 'id', 'ingested_items.id is not null');
 select col_type_is('public', 'ingested_items', 'source', 'ingestion_source_enum', 'ingested_items.source is ingestion_source_enum');
@@ -202,10 +202,13 @@ select col_type_is('public', 'ingested_items', 'locked_by', 'text', 'ingested_it
 select col_is_null('public', 'ingested_items', 'locked_by', 'ingested_items.locked_by is nullable');
 select col_type_is('public', 'ingested_items', 'locked_until', 'timestamp with time zone', 'ingested_items.locked_until is timestamp with time zone');
 select col_is_null('public', 'ingested_items', 'locked_until', 'ingested_items.locked_until is nullable');
-select is(tests.constraint_names('public.ingested_items'), array['ingested_items_account_id_fkey', 'ingested_items_attempts_check', 'ingested_items_event_type_check', 'ingested_items_pkey', 'ingested_items_user_id_fkey'], 'ingested_items has exactly the expected constraints');
+select col_type_is('public', 'ingested_items', 'outcome', 'text', 'ingested_items.outcome is text');
+select col_is_null('public', 'ingested_items', 'outcome', 'ingested_items.outcome is nullable');
+select is(tests.constraint_names('public.ingested_items'), array['ingested_items_account_id_fkey', 'ingested_items_attempts_check', 'ingested_items_event_type_check', 'ingested_items_outcome_check', 'ingested_items_pkey', 'ingested_items_user_id_fkey'], 'ingested_items has exactly the expected constraints');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_account_id_fkey'), 'FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL', 'constraint ingested_items_account_id_fkey: FOREIGN KEY (account_id) REFERENCES connected_accounts(id) ON DELETE SET NULL');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_attempts_check'), 'CHECK ((attempts >= 0))', 'constraint ingested_items_attempts_check: CHECK ((attempts >= 0))');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_event_type_check'), 'CHECK ((event_type <> ''''::text))', 'constraint ingested_items_event_type_check: CHECK ((event_type <> ''''::text))');
+select is(tests.constraint_def('public.ingested_items', 'ingested_items_outcome_check'), 'CHECK ((outcome = ANY (ARRAY[''applied''::text, ''ignored''::text, ''not_confirmed''::text])))', 'constraint ingested_items_outcome_check: only applied, ignored or not_confirmed');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_pkey'), 'PRIMARY KEY (id)', 'constraint ingested_items_pkey: PRIMARY KEY (id)');
 select is(tests.constraint_def('public.ingested_items', 'ingested_items_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL', 'constraint ingested_items_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE SET NULL');
 select indexes_are('public', 'ingested_items', array['ingested_items_account_id_idx', 'ingested_items_leased_idx', 'ingested_items_payload_idx', 'ingested_items_pkey', 'ingested_items_platform_external_id_idx', 'ingested_items_platform_idx', 'ingested_items_ready_idx', 'ingested_items_received_at_idx', 'ingested_items_status_idx', 'ingested_items_user_id_idx', 'ingested_items_webhook_dedupe_idx'], 'ingested_items has exactly the expected indexes');
@@ -553,7 +556,7 @@ select is(pg_get_indexdef('public.health_checks_pkey'::regclass), 'CREATE UNIQUE
 select ok(tests.rls_enabled('public.health_checks'), 'health_checks has row level security enabled');
 
 -- oauth_states
-select columns_are('public', 'oauth_states', array['state_hash', 'user_id', 'platform', 'redirect_to', 'created_at', 'expires_at', 'used_at'], 'oauth_states has exactly the expected columns');
+select columns_are('public', 'oauth_states', array['state_hash', 'user_id', 'platform', 'redirect_to', 'created_at', 'expires_at', 'used_at', 'browser_hash'], 'oauth_states has exactly the expected columns');
 select col_type_is('public', 'oauth_states', 'state_hash', 'text', 'oauth_states.state_hash is text');
 select col_not_null('public', 'oauth_states', 'state_hash', 'oauth_states.state_hash is not null');
 select col_type_is('public', 'oauth_states', 'user_id', 'uuid', 'oauth_states.user_id is uuid');
@@ -568,7 +571,10 @@ select col_type_is('public', 'oauth_states', 'expires_at', 'timestamp with time 
 select col_not_null('public', 'oauth_states', 'expires_at', 'oauth_states.expires_at is not null');
 select col_type_is('public', 'oauth_states', 'used_at', 'timestamp with time zone', 'oauth_states.used_at is timestamp with time zone');
 select col_is_null('public', 'oauth_states', 'used_at', 'oauth_states.used_at is nullable');
-select is(tests.constraint_names('public.oauth_states'), array['oauth_states_expiry_check', 'oauth_states_pkey', 'oauth_states_user_id_fkey'], 'oauth_states has exactly the expected constraints');
+select col_type_is('public', 'oauth_states', 'browser_hash', 'text', 'oauth_states.browser_hash is text');
+select col_not_null('public', 'oauth_states', 'browser_hash', 'oauth_states.browser_hash is not null');
+select is(tests.constraint_names('public.oauth_states'), array['oauth_states_browser_hash_check', 'oauth_states_expiry_check', 'oauth_states_pkey', 'oauth_states_user_id_fkey'], 'oauth_states has exactly the expected constraints');
+select is(tests.constraint_def('public.oauth_states', 'oauth_states_browser_hash_check'), 'CHECK ((browser_hash ~ ''^[0-9a-f]{64}$''::text))', 'constraint oauth_states_browser_hash_check: CHECK ((browser_hash ~ ''^[0-9a-f]{64}$''::text))');
 select is(tests.constraint_def('public.oauth_states', 'oauth_states_expiry_check'), 'CHECK ((expires_at > created_at))', 'constraint oauth_states_expiry_check: CHECK ((expires_at > created_at))');
 select is(tests.constraint_def('public.oauth_states', 'oauth_states_pkey'), 'PRIMARY KEY (state_hash)', 'constraint oauth_states_pkey: PRIMARY KEY (state_hash)');
 select is(tests.constraint_def('public.oauth_states', 'oauth_states_user_id_fkey'), 'FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE', 'constraint oauth_states_user_id_fkey: FOREIGN KEY (user_id) REFERENCES users(id) ON DELETE CASCADE');
@@ -579,7 +585,7 @@ select is(pg_get_indexdef('public.oauth_states_user_id_idx'::regclass), 'CREATE 
 select ok(tests.rls_enabled('public.oauth_states'), 'oauth_states has row level security enabled');
 
 -- webhook_subscriptions
-select columns_are('public', 'webhook_subscriptions', array['platform', 'subscription_id', 'callback_url', 'verify_token_hash', 'created_at', 'updated_at'], 'webhook_subscriptions has exactly the expected columns');
+select columns_are('public', 'webhook_subscriptions', array['platform', 'subscription_id', 'callback_url', 'verify_token_hash', 'created_at', 'updated_at', 'callback_secret_hash'], 'webhook_subscriptions has exactly the expected columns');
 select col_type_is('public', 'webhook_subscriptions', 'platform', 'platform_enum', 'webhook_subscriptions.platform is platform_enum');
 select col_not_null('public', 'webhook_subscriptions', 'platform', 'webhook_subscriptions.platform is not null');
 select col_type_is('public', 'webhook_subscriptions', 'subscription_id', 'text', 'webhook_subscriptions.subscription_id is text');
@@ -592,6 +598,8 @@ select col_type_is('public', 'webhook_subscriptions', 'created_at', 'timestamp w
 select col_not_null('public', 'webhook_subscriptions', 'created_at', 'webhook_subscriptions.created_at is not null');
 select col_type_is('public', 'webhook_subscriptions', 'updated_at', 'timestamp with time zone', 'webhook_subscriptions.updated_at is timestamp with time zone');
 select col_not_null('public', 'webhook_subscriptions', 'updated_at', 'webhook_subscriptions.updated_at is not null');
+select col_type_is('public', 'webhook_subscriptions', 'callback_secret_hash', 'text', 'webhook_subscriptions.callback_secret_hash is text');
+select col_is_null('public', 'webhook_subscriptions', 'callback_secret_hash', 'webhook_subscriptions.callback_secret_hash is nullable (none: no event is accepted)');
 select is(tests.constraint_names('public.webhook_subscriptions'), array['webhook_subscriptions_pkey'], 'webhook_subscriptions has exactly the expected constraints');
 select is(tests.constraint_def('public.webhook_subscriptions', 'webhook_subscriptions_pkey'), 'PRIMARY KEY (platform)', 'constraint webhook_subscriptions_pkey: PRIMARY KEY (platform)');
 select indexes_are('public', 'webhook_subscriptions', array['webhook_subscriptions_pkey'], 'webhook_subscriptions has exactly the expected indexes');

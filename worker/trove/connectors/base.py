@@ -51,6 +51,10 @@ class NotFoundError(SyncError):
     kind = "not_found"
 
 
+class InvalidEventError(ValueError):
+    """A stored event is not of the platform's shape: retrying cannot help (it is dead-lettered)."""
+
+
 class InvalidGrantError(SyncError):
     """The refresh token was refused: only the user can reconnect."""
 
@@ -142,6 +146,15 @@ class WebhookAction:
     post_stub: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """Whether the platform itself confirms what an event claims (events are hints, never the truth)."""
+
+    confirmed: bool
+    reason: str
+    rate_limits: list[RateLimitReading] = field(default_factory=list)
+
+
 class Connector(Protocol):
     platform: str
     poll_interval: timedelta
@@ -156,7 +169,14 @@ class Connector(Protocol):
 
     def normalize(self, post_data: dict[str, Any]) -> NormalizedPost: ...
 
-    def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction: ...
+    def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
+        """What a stored event asks for; InvalidEventError when the payload is not the platform's shape."""
+        ...
+
+    async def confirm(self, http: httpx.AsyncClient, account: Account, action: WebhookAction) -> Confirmation:
+        """Ask the platform whether a destructive action (delete_post, deauthorize) is true. For deauthorize
+        the engine has just refreshed the token (a refused refresh already confirms it)."""
+        ...
 
     def enrich_cost(self, post_data: dict[str, Any]) -> int:
         """API calls `enrich` will make for this post (each is taken from the rate-limit budget)."""

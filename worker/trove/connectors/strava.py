@@ -17,7 +17,9 @@ import httpx
 from trove.connectors.base import (
     Account,
     AuthError,
+    Confirmation,
     Enrichment,
+    InvalidEventError,
     InvalidGrantError,
     MediaRef,
     NormalizedPost,
@@ -307,19 +309,72 @@ class StravaConnector:
 
     # --- webhooks ------------------------------------------------------------------------------------
     def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
-        owner = str(payload.get("owner_id", "")) or None
-        object_type, aspect = payload.get("object_type"), payload.get("aspect_type")
+        problems = event_problems(payload)
+        if problems:
+            raise InvalidEventError(f"not a Strava event: {'; '.join(problems)}")
+        owner = str(payload["owner_id"])
+        object_type, aspect = payload["object_type"], payload["aspect_type"]
+        updates = payload.get("updates") or {}
         if object_type == "athlete":
-            if str((payload.get("updates") or {}).get("authorized", "")).lower() == "false":
+            if str(updates.get("authorized", "")).lower() == "false":
                 return WebhookAction(owner, "deauthorize")
             return WebhookAction(owner, "ignore")
         if object_type != "activity":
             return WebhookAction(owner, "ignore")
-        activity_id = str(payload.get("object_id"))
+        activity_id = str(payload["object_id"])
         if aspect == "delete":
             return WebhookAction(owner, "delete_post", activity_id)
         if aspect in ("create", "update"):
             # Fetch this activity's detail whatever its start date (a polling window would miss old uploads).
-            stub = {"id": payload.get("object_id"), "resource_state": 1}
+            stub = {"id": payload["object_id"], "resource_state": 1}
             return WebhookAction(owner, "refresh_post", activity_id, stub)
         return WebhookAction(owner, "ignore")
+
+    async def confirm(self, http: httpx.AsyncClient, account: Account, action: WebhookAction) -> Confirmation:
+        """Strava's events are unsigned: a deletion is true only when the activity answers 404, a
+        deauthorization only when our (just refreshed) token is refused."""
+        headers = {"Authorization": f"Bearer {account.access_token}"}
+        if action.kind == "delete_post":
+            response = await http.get(f"{self.config.api}/activities/{action.platform_post_id}", headers=headers)
+            readings = rate_limit_readings(response.headers)
+            if response.status_code == 404:
+                return Confirmation(True, "Strava answers 404 for the activity", readings)
+            raise_for_status(response, f"activity {action.platform_post_id}")
+            return Confirmation(False, "Strava still has the activity", readings)
+        if action.kind == "deauthorize":
+            response = await http.get(f"{self.config.api}/athlete", headers=headers)
+            readings = rate_limit_readings(response.headers)
+            if response.status_code == 401:
+                return Confirmation(True, "Strava refuses our freshly refreshed token", readings)
+            raise_for_status(response, "athlete")
+            return Confirmation(False, "Strava still accepts our token", readings)
+        return Confirmation(True, "not a destructive change", [])
+
+
+# The fields of a push event (developers.strava.com/docs/webhooks): `updates` holds changed fields as strings.
+EVENT_FIELDS: dict[str, type] = {
+    "object_type": str,
+    "object_id": int,
+    "aspect_type": str,
+    "owner_id": int,
+    "subscription_id": int,
+    "event_time": int,
+}
+
+
+def event_problems(event: Any) -> list[str]:
+    """What makes a body not a Strava push event (empty when it is one)."""
+    if not isinstance(event, dict):
+        return ["the event must be a JSON object"]
+    problems = [
+        f"{name} must be {'an integer' if kind is int else 'a string'}"
+        for name, kind in EVENT_FIELDS.items()
+        if not isinstance(event.get(name), kind) or isinstance(event.get(name), bool)
+    ]
+    updates = event.get("updates")
+    if updates is not None and not (
+        isinstance(updates, dict)
+        and all(isinstance(v, str | int | float | bool) or v is None for v in updates.values())
+    ):
+        problems.append("updates must be an object of plain values")
+    return problems

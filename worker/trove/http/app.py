@@ -20,6 +20,8 @@ from trove.http import api, health, media, oauth, webhooks
 from trove.http.cache import cache_from_environment
 from trove.media.storage import storage_from_environment
 
+MAX_REQUEST_BYTES = 1024 * 1024
+
 
 def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> FastAPI:
     @asynccontextmanager
@@ -38,7 +40,13 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
             yield
         await pool.close()
 
-    app = FastAPI(title="Trove", version="0.1.0", lifespan=lifespan)
+    # Every body is capped (routes that take events set a smaller cap): 413 before it is read whole.
+    app = FastAPI(title="Trove", version="0.1.0", lifespan=lifespan, max_body_size=MAX_REQUEST_BYTES)
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(_: Request, __: RecursionError) -> JSONResponse:
+        # A body nested deeper than Python's parser recurses: the caller's input, not our failure.
+        return JSONResponse({"error": "invalid_json", "detail": "the body is nested too deeply"}, status_code=400)
 
     @app.exception_handler(psycopg.errors.DataError)
     async def bad_data(_: Request, error: psycopg.errors.DataError) -> JSONResponse:

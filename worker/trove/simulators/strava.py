@@ -510,8 +510,10 @@ class StravaSimulator:
             return error
         assert athlete is not None
         activity = self._activity_of(athlete, request)
-        if activity is None:
-            return self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+        if activity is None:  # counted like any call: Strava's 404s carry the rate-limit headers too
+            missing = self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+            missing.headers.update(headers)
+            return missing
         return JSONResponse(self._detail(activity), headers=headers)
 
     async def photos(self, request: Request) -> Response:
@@ -520,8 +522,10 @@ class StravaSimulator:
             return error
         assert athlete is not None
         activity = self._activity_of(athlete, request)
-        if activity is None:
-            return self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+        if activity is None:  # counted like any call: Strava's 404s carry the rate-limit headers too
+            missing = self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
+            missing.headers.update(headers)
+            return missing
         size = int(request.query_params.get("size", 600))
         body = [
             {**photo, "urls": self._photo_urls(photo["unique_id"], [size]), "sizes": {str(size): [size, size * 3 // 4]}}
