@@ -1,6 +1,6 @@
 -- Every trigger's behaviour, and the check constraints that guard ranges.
 begin;
-select plan(53);
+select plan(54);
 
 select tests.create_two_archives();
 
@@ -14,7 +14,10 @@ select triggers_are(
 );
 select triggers_are(
     'public', 'ingested_posts',
-    array['ingested_posts_mark_public_posts_stale', 'ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'],
+    array[
+        'ingested_posts_bump_archive_versions_delete', 'ingested_posts_bump_archive_versions_insert', 'ingested_posts_bump_archive_versions_update',
+        'ingested_posts_mark_public_posts_stale', 'ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'
+    ],
     'ingested_posts triggers'
 );
 select triggers_are(
@@ -29,7 +32,13 @@ select triggers_are(
 );
 select triggers_are('public', 'engagement_history', array['engagement_history_user_id_from_post'], 'engagement_history triggers');
 select triggers_are('public', 'media_downloads', array['media_downloads_bump_archive_version', 'media_downloads_link_to_post', 'media_downloads_mark_public_posts_stale', 'media_downloads_notify_work'], 'media_downloads triggers');
-select triggers_are('public', 'post_media', array['post_media_mark_public_posts_stale'], 'post_media triggers');
+select triggers_are(
+    'public', 'post_media', array[
+        'post_media_bump_archive_versions_delete', 'post_media_bump_archive_versions_insert', 'post_media_bump_archive_versions_update',
+        'post_media_mark_public_posts_stale'
+    ], 'post_media triggers'
+);
+select triggers_are('public', 'api_keys', array['api_keys_revocation_is_final'], 'api_keys triggers');
 select triggers_are(
     'public', 'sync_requests',
     array['sync_requests_notify_work', 'sync_requests_set_updated_at', 'sync_requests_user_id_from_account'],

@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(100);
+select plan(102);
 
 select tests.create_two_archives();
 
@@ -74,9 +74,14 @@ select policies_are('public', 'webhook_subscriptions', array[]::name[], 'webhook
 select table_privs_are('public', 'api_keys', 'anon', array[]::text[], 'anon has no privilege on api_keys');
 select table_privs_are(
     'public', 'api_keys', 'authenticated', array['DELETE'],
-    'authenticated deletes its keys; reads and renames/revokes them per column'
+    'authenticated deletes its keys; reads and renames them per column'
 );
 select ok(not has_column_privilege('authenticated', 'public.api_keys', 'key_hash', 'select'), 'nobody reads key hashes');
+select ok(has_column_privilege('authenticated', 'public.api_keys', 'name', 'update'), 'the owner renames her keys');
+select ok(
+    not has_column_privilege('authenticated', 'public.api_keys', 'revoked_at', 'update'),
+    'only the service writes revoked_at (a revocation cannot be taken back through the grant)'
+);
 select ok(not has_column_privilege('authenticated', 'public.api_keys', 'user_id', 'update'), 'a key cannot be moved');
 select ok(
     not has_table_privilege('authenticated', 'public.public_posts', 'select')

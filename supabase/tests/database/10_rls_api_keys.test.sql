@@ -1,7 +1,7 @@
 -- RLS matrix for public.api_keys: select/insert/update/delete by anon, the owner (alice), another
 -- user (bob) and service_role, each cell asserted. PostgREST is emulated: set local role + JWT claims.
 begin;
-select plan(18);
+select plan(27);
 
 select tests.create_two_archives();
 
@@ -53,6 +53,37 @@ select is((
 select tests.authenticate_as_service_role();
 select isnt_empty($$ update public.api_keys set name = ('renamed by ' || 'service') where id = tests.id('api_key', 'alice') returning id $$, 'api_keys update by service_role: allowed');
 select tests.clear_authentication();
+
+-- revocation is final: only the service writes revoked_at, and nobody takes it back
+select tests.authenticate_as('alice');
+select throws_ok($$ update public.api_keys set revoked_at = now() where id = tests.id('api_key', 'alice') $$, '42501', null, 'api_keys: the owner cannot write revoked_at (the service revokes for her)');
+select tests.clear_authentication();
+select tests.authenticate_as_service_role();
+select isnt_empty($$ update public.api_keys set revoked_at = now() where id = tests.id('api_key', 'alice') returning id $$, 'api_keys: the service revokes a key');
+select isnt_empty(
+    $$ update public.api_keys set revoked_at = coalesce(revoked_at, now()) where id = tests.id('api_key', 'alice') returning id $$,
+    'api_keys: revoking a revoked key again changes nothing and is no error'
+);
+select tests.clear_authentication();
+select tests.authenticate_as('alice');
+select throws_ok($$ update public.api_keys set revoked_at = null where id = tests.id('api_key', 'alice') $$, '42501', null, 'api_keys: the owner cannot un-revoke her key');
+select isnt_empty($$ update public.api_keys set name = 'old site' where id = tests.id('api_key', 'alice') returning id $$, 'api_keys: the owner may still rename a revoked key');
+select tests.clear_authentication();
+select tests.authenticate_as_service_role();
+select throws_ok($$ update public.api_keys set revoked_at = null where id = tests.id('api_key', 'alice') $$, '23514', null, 'api_keys: the service cannot un-revoke a key either');
+select throws_ok(
+    $$ update public.api_keys set revoked_at = revoked_at + interval '1 day' where id = tests.id('api_key', 'alice') $$,
+    '23514', null, 'api_keys: nor move a revocation'
+);
+select tests.clear_authentication();
+select throws_ok($$ update public.api_keys set revoked_at = null where id = tests.id('api_key', 'alice') $$, '23514', null, 'api_keys: nor can the database owner');
+select ok(
+    (
+        select revoked_at is not null and trove_private.authenticate_api_key(key_hash) is null from public.api_keys
+        where id = tests.id('api_key', 'alice')
+    ),
+    'api_keys: the key stays revoked and authenticates nobody'
+);
 
 -- delete (the owner's own delete last: it cascades)
 select tests.authenticate_as_anon();
