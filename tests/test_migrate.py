@@ -95,6 +95,45 @@ def test_changed_migration_after_apply_is_refused(empty_db_url: str, migrations_
         migrate(empty_db_url, local_stack=True, directory=migrations_copy, log=lambda _: None)
 
 
+def test_database_built_from_other_migration_files_is_refused_before_anything_applies(
+    empty_db_url: str, migrations_copy: Path
+) -> None:
+    # A local database migrated before the migrations were rewritten (folded, renamed, removed): every
+    # mismatch is named, nothing pending is applied, and the message says how to rebuild it.
+    (migrations_copy / "20261123099000_folded_away.sql").write_text("create table public.folded (id int);\n")
+    migrate(empty_db_url, local_stack=True, directory=migrations_copy, log=lambda _: None)
+    (migrations_copy / "20261123099000_folded_away.sql").unlink()
+    first = sorted(migrations_copy.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\ncreate table public.folded_in (id int);\n")
+    (migrations_copy / "29991231000000_pending.sql").write_text("create table public.pending (id int);\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "trove.cli", "db", "migrate", "--local-stack", "--migrations-dir", str(migrations_copy)],
+        env={**os.environ, "DATABASE_URL": empty_db_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("trove: this database's migration history does not match ")
+    assert "20261123099000_folded_away was applied to this database but is not in " in proc.stderr
+    assert f"{first.name} was changed after it was applied" in proc.stderr
+    assert "`make db-reset`" in proc.stderr
+    assert not table_exists(empty_db_url, "public.pending")
+
+
+def test_a_long_history_mismatch_is_summarized(empty_db_url: str, migrations_copy: Path) -> None:
+    migrate(empty_db_url, local_stack=True, directory=migrations_copy, log=lambda _: None)
+    files = sorted(migrations_copy.glob("*.sql"))
+    for path in files[:10]:
+        path.unlink()
+    with pytest.raises(MigrationError) as error:
+        migrate(empty_db_url, local_stack=True, directory=migrations_copy, log=lambda _: None)
+    lines = str(error.value).splitlines()
+    assert sum("was applied to this database but is not in" in line for line in lines) == 6
+    assert "  ... and 4 more" in lines
+
+
 def test_misnamed_migration_file_is_an_error(migrations_copy: Path) -> None:
     (migrations_copy / "add_things.sql").write_text("select 1;")
     with pytest.raises(MigrationError, match=r"add_things\.sql: migration files must be named"):

@@ -14,7 +14,9 @@ create type public.download_status_enum as enum (
 
 create type public.sync_type_enum as enum ('webhook', 'manual', 'scheduled', 'backfill');
 
-create type public.sync_status_enum as enum ('running', 'success', 'partial', 'failed', 'cancelled');
+-- A sync requested but not started yet is 'queued': a manual "sync now" returns its sync_logs id at once and
+-- the client polls it through queued -> running -> success / partial / failed / cancelled.
+create type public.sync_status_enum as enum ('queued', 'running', 'success', 'partial', 'failed', 'cancelled');
 
 create type public.ingestion_source_enum as enum ('webhook', 'fetch', 'backfill', 'retry');
 

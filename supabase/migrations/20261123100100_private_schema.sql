@@ -1,8 +1,11 @@
 -- trove_private holds trigger and SECURITY DEFINER functions. PostgREST exposes only `public`, and
--- the API roles get no USAGE here, so nothing in this schema is callable over the API.
+-- anon and authenticated get no USAGE here, so nothing in this schema is callable over the API. The engine
+-- (the worker and the HTTP service, as service_role) calls the functions granted to it one by one, and the
+-- triggers on the tables it writes call helpers here with its rights.
 
 create schema trove_private;
 revoke all on schema trove_private from public;
+grant usage on schema trove_private to service_role;
 
 -- Every table with an updated_at keeps it current through this trigger function.
 create function trove_private.set_updated_at()

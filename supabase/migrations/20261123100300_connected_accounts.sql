@@ -34,12 +34,18 @@ create table public.connected_accounts (
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
 
+    -- The engine's per-account position: the backfill cursor (saved with every page, so a failed backfill
+    -- resumes where it stopped), whether the backfill finished, and the polling watermark. Connector-shaped
+    -- JSON; users may read it (it shows how far the backfill got), only the service role writes it.
+    sync_state jsonb not null default '{}',
+
     constraint connected_accounts_platform_account_key unique (platform, platform_user_id),
     constraint connected_accounts_error_count_check check (error_count >= 0),
     constraint connected_accounts_last_sync_status_check
     check (last_sync_status in ('success', 'failed', 'partial')),
     constraint connected_accounts_metadata_check check (jsonb_typeof(metadata) = 'object'),
-    constraint connected_accounts_platform_user_id_check check (platform_user_id <> '')
+    constraint connected_accounts_platform_user_id_check check (platform_user_id <> ''),
+    constraint connected_accounts_sync_state_check check (jsonb_typeof(sync_state) = 'object')
 );
 
 create index connected_accounts_user_id_idx on public.connected_accounts (user_id);
@@ -59,7 +65,7 @@ revoke all on table public.connected_accounts from anon, authenticated, service_
 grant select (
     id, user_id, platform, platform_user_id, username, display_name, avatar_url, token_expires_at, scope,
     webhook_subscribed, webhook_subscription_id, last_sync_at, last_sync_status, next_sync_at,
-    sync_enabled, status, error_message, error_count, metadata, created_at, updated_at
+    sync_enabled, status, error_message, error_count, metadata, created_at, updated_at, sync_state
 ) on table public.connected_accounts to authenticated;
 -- Users pause/resume syncing and disconnect; accounts are created only by the OAuth callback (service
 -- role), so nobody can claim a platform account that is not theirs.

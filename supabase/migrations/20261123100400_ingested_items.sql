@@ -28,9 +28,23 @@ create table public.ingested_items (
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
 
+    -- Work queue (trove_private.claim_work): due time and the lease of the worker processing it.
+    run_after timestamptz not null default now(),
+    locked_by text,
+    locked_until timestamptz,
+
+    -- What processing a stored event did: an event is a hint, never the truth. Destructive events
+    -- (deauthorize, delete) are applied only when the platform confirms them; otherwise they stay stored,
+    -- marked not_confirmed, and change nothing.
+    outcome text,
+
     constraint ingested_items_attempts_check check (attempts >= 0),
-    constraint ingested_items_event_type_check check (event_type <> '')
+    constraint ingested_items_event_type_check check (event_type <> ''),
+    constraint ingested_items_outcome_check check (outcome in ('applied', 'ignored', 'not_confirmed'))
 );
+
+comment on column public.ingested_items.outcome is
+'applied: acted on; ignored: nothing to do; not_confirmed: the platform did not confirm it, nothing changed';
 
 create index ingested_items_status_idx on public.ingested_items (status);
 create index ingested_items_platform_idx on public.ingested_items (platform);
@@ -39,6 +53,14 @@ create index ingested_items_user_id_idx on public.ingested_items (user_id);
 create index ingested_items_received_at_idx on public.ingested_items (received_at desc);
 create index ingested_items_payload_idx on public.ingested_items using gin (payload jsonb_path_ops);
 create index ingested_items_platform_external_id_idx on public.ingested_items (platform, external_id);
+create index ingested_items_ready_idx on public.ingested_items (run_after)
+where status in ('pending', 'failed');
+create index ingested_items_leased_idx on public.ingested_items (locked_until)
+where status = 'processing';
+
+-- Platforms retry webhook deliveries (Strava up to 3 times): one stored event per delivery identity.
+create unique index ingested_items_webhook_dedupe_idx on public.ingested_items (platform, external_id)
+where source = 'webhook' and external_id is not null;
 
 create trigger ingested_items_user_id_from_account
 before insert or update of account_id on public.ingested_items

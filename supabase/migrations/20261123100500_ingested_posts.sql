@@ -27,6 +27,16 @@ create table public.ingested_posts (
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
 
+    -- Work queue (trove_private.claim_work): due time and the lease of the worker processing it.
+    run_after timestamptz not null default now(),
+    locked_by text,
+    locked_until timestamptz,
+
+    -- Archive first, details later: list pages give every post in few calls; a post whose raw form is only a
+    -- summary (Strava's list items) is marked detail_pending, and the worker fetches its detail afterwards at
+    -- low priority within the rate-limit budget.
+    detail_pending boolean not null default false,
+
     constraint ingested_posts_platform_post_key unique (platform, platform_post_id),
     constraint ingested_posts_attempts_check check (attempts >= 0),
     constraint ingested_posts_platform_post_id_check check (platform_post_id <> '')
@@ -38,6 +48,12 @@ create index ingested_posts_user_id_idx on public.ingested_posts (user_id);
 create index ingested_posts_received_at_idx on public.ingested_posts (received_at desc);
 create index ingested_posts_ingested_item_id_idx on public.ingested_posts (ingested_item_id);
 create index ingested_posts_post_data_idx on public.ingested_posts using gin (post_data jsonb_path_ops);
+create index ingested_posts_ready_idx on public.ingested_posts (run_after)
+where status in ('pending', 'failed');
+create index ingested_posts_leased_idx on public.ingested_posts (locked_until)
+where status = 'processing';
+create index ingested_posts_detail_pending_idx on public.ingested_posts (account_id, received_at desc)
+where detail_pending;
 
 create trigger ingested_posts_user_id_from_account
 before insert or update of account_id on public.ingested_posts

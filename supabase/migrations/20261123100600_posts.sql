@@ -34,6 +34,8 @@ create index posts_user_created_idx on public.posts (user_id, created_at_platfor
 create index posts_user_platform_created_idx on public.posts (user_id, platform, created_at_platform desc);
 create index posts_deleted_on_platform_idx on public.posts (deleted_on_platform);
 create index posts_search_vector_idx on public.posts using gin (search_vector);
+-- The feed's order (public.feed): newest first, the id breaking ties, so keyset pages are index scans.
+create index posts_user_feed_idx on public.posts (user_id, created_at_platform desc, id desc);
 
 -- user_id always follows the account, and the account must be on the post's platform.
 create function trove_private.check_post_account()
@@ -100,6 +102,8 @@ $$;
 
 revoke execute on function trove_private.check_post_account() from public;
 revoke execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) from public;
+-- The sync writes posts and raw posts as service_role; their triggers call this helper with its rights.
+grant execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) to service_role;
 revoke execute on function trove_private.set_post_search_vector() from public;
 
 create trigger posts_check_account

@@ -43,14 +43,14 @@ create index sync_logs_account_started_idx on public.sync_logs (account_id, star
 create index sync_logs_status_idx on public.sync_logs (status);
 create index sync_logs_sync_type_idx on public.sync_logs (sync_type);
 
--- A run that leaves 'running' is complete: stamp completed_at (unless given) and the duration.
+-- A run that is neither queued nor running is complete: stamp completed_at (unless given) and the duration.
 create function trove_private.complete_sync_log()
 returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-    if new.status <> 'running' and new.completed_at is null then
+    if new.status not in ('queued', 'running') and new.completed_at is null then
         new.completed_at := greatest(now(), new.started_at);
     end if;
     if new.completed_at is not null then
@@ -94,7 +94,7 @@ for each row execute function trove_private.complete_sync_log();
 create trigger sync_logs_record_on_account
 after insert or update of status on public.sync_logs
 for each row
-when (new.status <> 'running' and new.account_id is not null)
+when (new.status not in ('queued', 'running') and new.account_id is not null)
 execute function trove_private.record_sync_on_account();
 
 alter table public.sync_logs enable row level security;

@@ -1,35 +1,8 @@
 -- Work queues: ingested_items and ingested_posts (to process) and media_downloads (to fetch) are claimed
 -- by workers with FOR UPDATE SKIP LOCKED and a lease. A worker that dies leaves its items to be claimed
 -- again once the lease expires; every claim counts an attempt, failures back off exponentially, and after
--- the maximum attempts an item ends in its terminal state (dead_letter / failed / unavailable).
-
-alter table public.ingested_items
-add column run_after timestamptz not null default now(),
-add column locked_by text,
-add column locked_until timestamptz;
-
-alter table public.ingested_posts
-add column run_after timestamptz not null default now(),
-add column locked_by text,
-add column locked_until timestamptz;
-
-alter table public.media_downloads
-add column run_after timestamptz not null default now(),
-add column locked_by text,
-add column locked_until timestamptz;
-
-create index ingested_items_ready_idx on public.ingested_items (run_after)
-where status in ('pending', 'failed');
-create index ingested_items_leased_idx on public.ingested_items (locked_until)
-where status = 'processing';
-create index ingested_posts_ready_idx on public.ingested_posts (run_after)
-where status in ('pending', 'failed');
-create index ingested_posts_leased_idx on public.ingested_posts (locked_until)
-where status = 'processing';
-create index media_downloads_ready_idx on public.media_downloads (run_after)
-where status in ('pending', 'failed');
-create index media_downloads_leased_idx on public.media_downloads (locked_until)
-where status = 'downloading';
+-- the maximum attempts an item ends in its terminal state (dead_letter / failed / unavailable). The queue
+-- columns (run_after, locked_by, locked_until) and their ready/leased indexes are in each table's migration.
 
 -- How each queue names its states and columns (the tables keep the seeds' own names).
 create function trove_private.queue_spec(
@@ -207,6 +180,37 @@ begin
 end;
 $$;
 
+-- Some failures are final without being "gone": a file over the size limit or of the wrong type will be the
+-- same on every retry. give_up_work ends the item in its terminal state at once (attempts used up, so it is
+-- not claimed again), reason recorded.
+create function trove_private.give_up_work(
+    p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamptz default now()
+)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+    spec record;
+    new_status text;
+begin
+    spec := trove_private.queue_spec(p_queue);
+    execute format(
+        $sql$
+        update public.%1$I
+        set status = %2$L, %3$I = left($4, 2000), %4$I = $1, locked_by = null, locked_until = null,
+            attempts = greatest(attempts, $5)
+        where id = $2 and locked_by = $3 and status = %5$L
+        returning status::text
+        $sql$,
+        p_queue, spec.terminal_state, spec.error_column,
+        case when p_queue = 'media_downloads' then 'last_attempt_at' else 'last_error_at' end,
+        spec.working_state
+    ) into new_status using p_now, p_id, p_worker, p_error, spec.max_attempts;
+    return new_status;
+end;
+$$;
+
 -- Give an item back without counting the attempt (graceful shutdown, or the platform budget is spent).
 create function trove_private.release_work(
     p_queue text, p_id uuid, p_worker text, p_run_after timestamptz default now()
@@ -263,6 +267,7 @@ revoke execute on function trove_private.claim_work(text, text, integer, interva
 revoke execute on function trove_private.extend_lease(text, uuid, text, interval, timestamptz) from public;
 revoke execute on function trove_private.complete_work(text, uuid, text, timestamptz) from public;
 revoke execute on function trove_private.fail_work(text, uuid, text, text, boolean, timestamptz) from public;
+revoke execute on function trove_private.give_up_work(text, uuid, text, text, timestamptz) from public;
 revoke execute on function trove_private.release_work(text, uuid, text, timestamptz) from public;
 revoke execute on function trove_private.notify_work() from public;
 
@@ -271,4 +276,5 @@ grant execute on function trove_private.claim_work(text, text, integer, interval
 grant execute on function trove_private.extend_lease(text, uuid, text, interval, timestamptz) to service_role;
 grant execute on function trove_private.complete_work(text, uuid, text, timestamptz) to service_role;
 grant execute on function trove_private.fail_work(text, uuid, text, text, boolean, timestamptz) to service_role;
+grant execute on function trove_private.give_up_work(text, uuid, text, text, timestamptz) to service_role;
 grant execute on function trove_private.release_work(text, uuid, text, timestamptz) to service_role;

@@ -53,32 +53,6 @@ create policy sync_requests_select_own on public.sync_requests
 for select to authenticated
 using ((select auth.uid()) = user_id);
 
--- sync_logs: 'queued' is not complete either.
-create or replace function trove_private.complete_sync_log()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    if new.status not in ('queued', 'running') and new.completed_at is null then
-        new.completed_at := greatest(now(), new.started_at);
-    end if;
-    if new.completed_at is not null then
-        new.duration_ms := round(extract(epoch from new.completed_at - new.started_at) * 1000)::integer;
-    else
-        new.duration_ms := null;
-    end if;
-    return new;
-end;
-$$;
-
-drop trigger sync_logs_record_on_account on public.sync_logs;
-create trigger sync_logs_record_on_account
-after insert or update of status on public.sync_logs
-for each row
-when (new.status not in ('queued', 'running') and new.account_id is not null)
-execute function trove_private.record_sync_on_account();
-
 -- Request a sync; returns the sync_logs id to poll. Joins the request in flight for the account, moving
 -- it forward when the new request is more urgent (a manual "sync now" while a backfill waits).
 create function trove_private.enqueue_sync(

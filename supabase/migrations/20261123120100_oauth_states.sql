@@ -1,5 +1,6 @@
 -- OAuth connect flow (seed 2): the random `state` handed to the platform, stored hashed, single use and
--- short-lived, tied to the Trove user who started the flow. Only the HTTP service (service role) uses it.
+-- short-lived, tied to the Trove user who started the flow and to the browser that started it. Only the HTTP
+-- service (service role) uses it. Expired states are purged by trove_private.purge_old_records.
 create table public.oauth_states (
     state_hash text primary key,
     user_id uuid not null references public.users (id) on delete cascade,
@@ -9,8 +10,17 @@ create table public.oauth_states (
     expires_at timestamptz not null default now() + interval '10 minutes',
     used_at timestamptz,
 
-    constraint oauth_states_expiry_check check (expires_at > created_at)
+    -- Bound to the browser, not only to the Trove user: start sets an HttpOnly cookie holding a random value
+    -- and keeps its SHA-256 here; the callback must present it. A row written without one (anything but the
+    -- HTTP service's start) is bound to a random value nobody holds, so it can never be completed.
+    browser_hash text not null default encode(sha256(convert_to(gen_random_uuid()::text, 'UTF8')), 'hex'),
+
+    constraint oauth_states_expiry_check check (expires_at > created_at),
+    constraint oauth_states_browser_hash_check check (browser_hash ~ '^[0-9a-f]{64}$')
 );
+
+comment on column public.oauth_states.browser_hash is
+'sha256 (hex) of the browser-binding cookie set by start; the callback must present the cookie';
 
 create index oauth_states_user_id_idx on public.oauth_states (user_id);
 create index oauth_states_expires_at_idx on public.oauth_states (expires_at);
@@ -18,32 +28,3 @@ create index oauth_states_expires_at_idx on public.oauth_states (expires_at);
 alter table public.oauth_states enable row level security;
 revoke all on table public.oauth_states from anon, authenticated, service_role;
 grant select, insert, update, delete on table public.oauth_states to service_role;
-
--- Retention gains expired OAuth states (used or not, they are worthless after expiry).
-create or replace function trove_private.purge_old_records(p_now timestamptz default now())
-returns integer
-language plpgsql
-set search_path = ''
-as $$
-declare
-    purged integer;
-    more integer;
-begin
-    delete from public.sync_logs as l
-    where l.started_at < p_now - interval '90 days'
-        and l.status not in ('queued', 'running');
-    get diagnostics purged = row_count;
-    delete from public.health_checks as h where h.checked_at < p_now - interval '30 days';
-    get diagnostics more = row_count;
-    purged := purged + more;
-    delete from public.oauth_states as s where s.expires_at < p_now - interval '1 day';
-    get diagnostics more = row_count;
-    purged := purged + more;
-    if to_regclass('cron.job_run_details') is not null then
-        execute 'delete from cron.job_run_details where end_time < $1' using p_now - interval '7 days';
-        get diagnostics more = row_count;
-        purged := purged + more;
-    end if;
-    return purged;
-end;
-$$;

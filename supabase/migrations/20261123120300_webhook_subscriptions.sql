@@ -6,7 +6,12 @@ create table public.webhook_subscriptions (
     callback_url text not null,
     verify_token_hash text not null,
     created_at timestamptz not null default now(),
-    updated_at timestamptz not null default now()
+    updated_at timestamptz not null default now(),
+
+    -- Strava does not sign its events and its subscription ids are guessable, so the callback URL we give
+    -- Strava carries an unguessable secret path segment; only its hash is kept here. A subscription without
+    -- one authenticates nothing: subscribe again to get a secret URL.
+    callback_secret_hash text
 );
 
 create trigger webhook_subscriptions_set_updated_at

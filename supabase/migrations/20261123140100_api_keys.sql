@@ -1,6 +1,7 @@
 -- Per-user API keys for personal websites: `trove_<prefix>_<secret>`, shown once, stored as a SHA-256
--- hash (the secret is random, so a fast hash is enough). Users list, rename and revoke their own keys;
--- only the HTTP service (service role) creates them and resolves them to a user.
+-- hash (the secret is random, so a fast hash is enough). Users list, rename and delete their own keys;
+-- only the HTTP service (service role) creates them, resolves them to a user and revokes them (its
+-- DELETE /api/keys/{id} revokes for the owner).
 create table public.api_keys (
     id uuid primary key default gen_random_uuid(),
     user_id uuid not null references public.users (id) on delete cascade,
@@ -20,7 +21,8 @@ alter table public.api_keys enable row level security;
 revoke all on table public.api_keys from anon, authenticated, service_role;
 grant select (id, user_id, name, prefix, created_at, last_used_at, revoked_at) on table public.api_keys
 to authenticated;
-grant update (name, revoked_at) on table public.api_keys to authenticated;
+-- Not revoked_at: the owner could bring a revoked (say, leaked) key back with `set revoked_at = null`.
+grant update (name) on table public.api_keys to authenticated;
 grant delete on table public.api_keys to authenticated;
 grant select, insert, update, delete on table public.api_keys to service_role;
 
@@ -60,3 +62,23 @@ $$;
 
 revoke execute on function trove_private.authenticate_api_key(text) from public;
 grant execute on function trove_private.authenticate_api_key(text) to service_role;
+
+-- Revoking a key is final: nobody, whatever the role, takes a revocation back or moves its time.
+create function trove_private.keep_api_key_revoked()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    raise exception 'API key % is revoked: a revocation is final', old.id
+        using errcode = '23514', hint = 'create a new key instead';
+end;
+$$;
+
+revoke execute on function trove_private.keep_api_key_revoked() from public;
+
+create trigger api_keys_revocation_is_final
+before update on public.api_keys
+for each row
+when (old.revoked_at is not null and new.revoked_at is distinct from old.revoked_at)
+execute function trove_private.keep_api_key_revoked();

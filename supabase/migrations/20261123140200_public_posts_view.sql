@@ -1,7 +1,7 @@
 -- The seeds' public_posts materialized view, done right: only posts visible to everyone on their platform,
 -- raw data without Strava locations/routes, media that was copied. Materialized views have no RLS, so it is
 -- for the service role only (the HTTP API serves it per user). Writes mark it stale; pg_cron refreshes it
--- concurrently every 5 minutes when stale (seed 10.2).
+-- concurrently every 5 minutes when stale (seed 10.2; the job is registered with the other schedules).
 create materialized view public.public_posts as
 select
     p.id,
@@ -93,15 +93,3 @@ $$;
 revoke execute on function trove_private.mark_public_posts_stale() from public;
 revoke execute on function trove_private.refresh_public_posts() from public;
 grant execute on function trove_private.refresh_public_posts() to service_role;
-
-do $cron$
-begin
-    if to_regclass('cron.job') is null then
-        raise notice 'pg_cron is not available in database %: public_posts refresh not scheduled', current_database();
-        return;
-    end if;
-    perform cron.schedule(
-        'trove-refresh-public-posts', '*/5 * * * *', 'select trove_private.refresh_public_posts()'
-    );
-end;
-$cron$;

@@ -175,27 +175,169 @@ begin
 end;
 $$;
 
-grant execute on all functions in schema tests to anon, authenticated, service_role;
+-- One cell of an RLS matrix: run p_sql as p_actor (anon, alice, bob or service, through the PostgREST
+-- emulation above) and assert the outcome: 'refused' (42501, no privilege), 'allowed' (rows come back) or
+-- 'no row' (RLS hides the row). Returns the pgTAP line; the description names table, operation and actor.
+create or replace function tests.rls_cell(
+    p_table text, p_operation text, p_actor text, p_sql text, p_expect text, p_note text default ''
+)
+returns text
+language plpgsql
+as $$
+declare
+    label text := format(
+        '%s %s by %s', p_table, p_operation,
+        case p_actor
+            when 'anon' then 'anon'
+            when 'alice' then 'the owner (alice)'
+            when 'bob' then 'another user (bob)'
+            when 'service' then 'service_role'
+        end
+    );
+    result text;
+begin
+    case p_actor
+        when 'anon' then perform tests.authenticate_as_anon();
+        when 'service' then perform tests.authenticate_as_service_role();
+        else perform tests.authenticate_as(p_actor);
+    end case;
+    result := case p_expect
+        when 'refused' then throws_ok(p_sql, '42501', null, label || ': refused (42501)' || p_note)
+        when 'allowed' then isnt_empty(p_sql, label || ': allowed' || p_note)
+        when 'no row' then is_empty(
+            p_sql, label || ': no row' || case when p_operation = 'select' then '' else ' (the row is invisible)' end
+        )
+    end;
+    perform tests.clear_authentication();
+    if result is null then
+        raise exception 'rls_cell: unknown actor % or expectation %', p_actor, p_expect;
+    end if;
+    return result;
+end;
+$$;
 
--- Catalog look-ups that keep the schema tests one line each.
-create or replace function tests.constraint_def(p_table regclass, p_name text)
+-- What one cell of the matrix expects (see tests.rls_matrix).
+create or replace function tests.rls_expectation(p_operation text, p_actor text, p_owner_may text[])
 returns text
 language sql
-stable
+immutable
 as $$
-    select pg_get_constraintdef(c.oid) from pg_catalog.pg_constraint as c
-    where c.conrelid = p_table and c.conname = p_name
+    select case
+        when p_actor = 'anon' then 'refused'
+        when p_actor = 'service' then 'allowed'
+        when p_operation = 'insert' or not p_operation = any(p_owner_may) then 'refused'
+        when p_actor = 'alice' then 'allowed'
+        else 'no row'
+    end
 $$;
 
-create or replace function tests.constraint_names(p_table regclass)
-returns text[]
-language sql
-stable
+-- The RLS matrix of one table in public: select, insert, update and delete by anon, the owner (alice),
+-- another user (bob) and service_role, every cell asserted (select * from tests.rls_matrix(...)). What each
+-- cell expects follows from p_owner_may, what the owner may do (of select, update, delete; no API user ever
+-- inserts): anon is refused everything (42501) and the service role allowed everything; the owner is allowed
+-- what p_owner_may names and refused the rest; another user gets no row where the owner is allowed (RLS hides
+-- the owner's row) and is refused elsewhere. Where the owner may select, a user also sees no row of anybody
+-- else; where she may update, another user's update changes nothing of her row; where she may delete, her
+-- own delete comes last (it cascades) and the service role deletes bob's row (p_other_row) instead.
+--   p_row     the WHERE condition picking alice's row (null: the whole table, for service-only tables)
+--   p_insert  an INSERT statement without RETURNING; p_update a SET clause. In both, {actor} is replaced by
+--             the actor's name: write a different value per actor.
+--   p_key     the column selected and returned (the API roles need SELECT on it)
+create or replace function tests.rls_matrix(
+    p_table text,
+    p_row text,
+    p_insert text,
+    p_update text,
+    p_owner_may text[] default array['select'],
+    p_key text default 'id',
+    p_other_row text default null,
+    p_owner_column text default 'user_id',
+    p_operations text[] default array['select', 'insert', 'update', 'delete']
+)
+returns setof text
+language plpgsql
 as $$
-    select array_agg(c.conname::text order by c.conname) from pg_catalog.pg_constraint as c
-    where c.conrelid = p_table
+declare
+    target text := format('public.%I', p_table);
+    rows_of_alice text := coalesce(' where ' || p_row, '');
+    actor text;
+    before_bob jsonb;
+    after_bob jsonb;
+    snapshot text := format(
+        'select jsonb_agg(to_jsonb(t) order by to_jsonb(t)::text) from public.%I as t%s', p_table, rows_of_alice
+    );
+begin
+    if 'delete' = any(p_owner_may) and p_other_row is null then
+        raise exception 'rls_matrix(%): the owner may delete, so p_other_row must name bob''s row', p_table;
+    end if;
+
+    if 'select' = any(p_operations) then
+        foreach actor in array array['anon', 'alice', 'bob', 'service'] loop
+            return next tests.rls_cell(
+                p_table, 'select', actor, format('select %I from %s%s', p_key, target, rows_of_alice),
+                tests.rls_expectation('select', actor, p_owner_may)
+            );
+        end loop;
+        if 'select' = any(p_owner_may) then
+            perform tests.authenticate_as('alice');
+            return next is_empty(
+                format('select %I from %s where %I is distinct from (select auth.uid())', p_key, target, p_owner_column),
+                p_table || ': a user sees no row of anybody else'
+            );
+            perform tests.clear_authentication();
+        end if;
+    end if;
+
+    if 'insert' = any(p_operations) then
+        foreach actor in array array['anon', 'alice', 'bob', 'service'] loop
+            return next tests.rls_cell(
+                p_table, 'insert', actor, replace(p_insert, '{actor}', actor) || format(' returning %I', p_key),
+                tests.rls_expectation('insert', actor, p_owner_may)
+            );
+        end loop;
+    end if;
+
+    if 'update' = any(p_operations) then
+        foreach actor in array array['anon', 'alice', 'bob', 'service'] loop
+            if actor = 'bob' then
+                execute snapshot into before_bob;
+            end if;
+            return next tests.rls_cell(
+                p_table, 'update', actor,
+                format('update %s set %s%s returning %I', target, replace(p_update, '{actor}', actor), rows_of_alice, p_key),
+                tests.rls_expectation('update', actor, p_owner_may)
+            );
+            if actor = 'bob' and 'update' = any(p_owner_may) then
+                execute snapshot into after_bob;
+                return next is(after_bob, before_bob, p_table || ': bob''s update changed nothing of alice''s row');
+            end if;
+        end loop;
+    end if;
+
+    if 'delete' = any(p_operations) then
+        foreach actor in array case
+            when 'delete' = any(p_owner_may) then array['anon', 'bob', 'service', 'alice']
+            else array['anon', 'bob', 'alice', 'service']
+        end loop
+            if actor = 'service' and 'delete' = any(p_owner_may) then
+                return next tests.rls_cell(
+                    p_table, 'delete', actor, format('delete from %s where %s returning %I', target, p_other_row, p_key),
+                    'allowed', ' (bob''s row)'
+                );
+            else
+                return next tests.rls_cell(
+                    p_table, 'delete', actor, format('delete from %s%s returning %I', target, rows_of_alice, p_key),
+                    tests.rls_expectation('delete', actor, p_owner_may)
+                );
+            end if;
+        end loop;
+    end if;
+end;
 $$;
 
+grant execute on all functions in schema tests to anon, authenticated, service_role;
+
+-- A catalog look-up that keeps the schema tests one line each.
 create or replace function tests.rls_enabled(p_table regclass)
 returns boolean
 language sql

@@ -1,6 +1,7 @@
--- RLS matrix for public.oauth_states: application state, for the service role only. Every cell asserted:
--- select/insert/update/delete by anon, alice, bob (all refused) and service_role. Then the browser binding:
--- a state always names a browser (a row written without one is bound to a random value nobody holds).
+-- RLS matrix for public.oauth_states (tests.rls_matrix): application state, for the service role only. Every
+-- cell asserted: select/insert/update/delete by anon, alice, bob (all refused) and service_role. Then the
+-- browser binding: a state always names a browser (a row written without one is bound to a random value nobody
+-- holds).
 begin;
 select plan(20);
 
@@ -8,63 +9,18 @@ select tests.create_two_archives();
 select trove_private.record_rate_limit('strava', '15min', '15 minutes', 100, 10);
 select trove_private.run_health_check();
 insert into public.oauth_states (state_hash, user_id, platform) values ('seed', tests.id('user', 'alice'), 'strava');
-insert into public.webhook_subscriptions (platform, subscription_id, callback_url, verify_token_hash) values ('strava', '1', 'https://x.test/', 'h');
+insert into public.webhook_subscriptions (platform, subscription_id, callback_url, verify_token_hash)
+values ('strava', '1', 'https://x.test/', 'h');
 
--- select
-select tests.authenticate_as_anon();
-select throws_ok($$ select state_hash from public.oauth_states $$, '42501', null, 'oauth_states select by anon: refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('alice');
-select throws_ok($$ select state_hash from public.oauth_states $$, '42501', null, 'oauth_states select by the owner (alice): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('bob');
-select throws_ok($$ select state_hash from public.oauth_states $$, '42501', null, 'oauth_states select by another user (bob): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as_service_role();
-select isnt_empty($$ select state_hash from public.oauth_states $$, 'oauth_states select by service_role: allowed');
-select tests.clear_authentication();
-
--- insert
-select tests.authenticate_as_anon();
-select throws_ok($$ insert into public.oauth_states (state_hash, user_id, platform) values ('h-anon', tests.id('user', 'alice'), 'strava') returning state_hash $$, '42501', null, 'oauth_states insert by anon: refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('alice');
-select throws_ok($$ insert into public.oauth_states (state_hash, user_id, platform) values ('h-alice', tests.id('user', 'alice'), 'strava') returning state_hash $$, '42501', null, 'oauth_states insert by the owner (alice): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('bob');
-select throws_ok($$ insert into public.oauth_states (state_hash, user_id, platform) values ('h-bob', tests.id('user', 'alice'), 'strava') returning state_hash $$, '42501', null, 'oauth_states insert by another user (bob): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as_service_role();
-select isnt_empty($$ insert into public.oauth_states (state_hash, user_id, platform) values ('h-service', tests.id('user', 'alice'), 'strava') returning state_hash $$, 'oauth_states insert by service_role: allowed');
-select tests.clear_authentication();
-
--- update
-select tests.authenticate_as_anon();
-select throws_ok($$ update public.oauth_states set used_at = now() returning state_hash $$, '42501', null, 'oauth_states update by anon: refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('alice');
-select throws_ok($$ update public.oauth_states set used_at = now() returning state_hash $$, '42501', null, 'oauth_states update by the owner (alice): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('bob');
-select throws_ok($$ update public.oauth_states set used_at = now() returning state_hash $$, '42501', null, 'oauth_states update by another user (bob): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as_service_role();
-select isnt_empty($$ update public.oauth_states set used_at = now() returning state_hash $$, 'oauth_states update by service_role: allowed');
-select tests.clear_authentication();
-
--- delete
-select tests.authenticate_as_anon();
-select throws_ok($$ delete from public.oauth_states returning state_hash $$, '42501', null, 'oauth_states delete by anon: refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('alice');
-select throws_ok($$ delete from public.oauth_states returning state_hash $$, '42501', null, 'oauth_states delete by the owner (alice): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as('bob');
-select throws_ok($$ delete from public.oauth_states returning state_hash $$, '42501', null, 'oauth_states delete by another user (bob): refused (42501)');
-select tests.clear_authentication();
-select tests.authenticate_as_service_role();
-select isnt_empty($$ delete from public.oauth_states returning state_hash $$, 'oauth_states delete by service_role: allowed');
-select tests.clear_authentication();
+select * from tests.rls_matrix(
+    'oauth_states',
+    p_row => null,
+    p_insert => $$ insert into public.oauth_states (state_hash, user_id, platform)
+        values ('h-{actor}', tests.id('user', 'alice'), 'strava') $$,
+    p_update => $$ used_at = now() $$,
+    p_owner_may => array[]::text[],
+    p_key => 'state_hash'
+);
 
 -- browser binding
 insert into public.oauth_states (state_hash, user_id, platform) values ('unbound-1', tests.id('user', 'alice'), 'strava');

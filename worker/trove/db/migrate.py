@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 
-from trove.config import LOCAL_STACK_DIR, MIGRATIONS_DIR
+from trove.config import LOCAL_STACK_DIR, MIGRATIONS_DIR, PROJECT_ROOT
 from trove.db.sqlsplit import Statement, split_statements
 
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -115,6 +115,53 @@ def applied_statements(conn: psycopg.Connection) -> dict[str, list[str] | None]:
     return {version: statements for version, statements in rows}
 
 
+def _applied_names(conn: psycopg.Connection) -> dict[str, str | None]:
+    rows = conn.execute("select version, name from supabase_migrations.schema_migrations").fetchall()
+    return {version: name for version, name in rows}
+
+
+def _shown(directory: Path) -> str:
+    try:
+        return f"{directory.resolve().relative_to(PROJECT_ROOT)}/"
+    except ValueError:
+        return f"{directory}/"
+
+
+def check_history(
+    migrations: list[Migration],
+    applied: dict[str, list[str] | None],
+    names: dict[str, str | None],
+    directory: Path,
+    shown: int = 6,
+) -> None:
+    """Refuse a database whose recorded history disagrees with the directory: an applied migration that was
+    edited since, or that is no longer there. Either way the database was built from other migration files
+    than these, and applying the pending ones on top would fail half-way or silently diverge."""
+    files = {m.version: m for m in migrations}
+    problems = []
+    for version in sorted(applied):
+        if version not in files:
+            label = f"{version}_{names[version]}" if names.get(version) else version
+            problems.append(f"{label} was applied to this database but is not in {_shown(directory)}")
+    for migration in migrations:
+        recorded = applied.get(migration.version)
+        if recorded and _normalized(recorded) != _normalized([s.sql for s in split_statements(migration.sql)]):
+            problems.append(f"{migration.path.name} was changed after it was applied")
+    if not problems:
+        return
+    listed = problems[:shown]
+    if len(problems) > shown:
+        listed.append(f"... and {len(problems) - shown} more")
+    raise MigrationError(
+        f"this database's migration history does not match {_shown(directory)}\n"
+        + "".join(f"  {line}\n" for line in listed)
+        + "Migrations are forward-only: change the schema with a new migration, never by editing or removing "
+        "an applied one. This database was built from other migration files and cannot be brought forward: if "
+        "it is the local one (`make run`), rebuild it from the current files with `make db-reset` (this deletes "
+        "its data)."
+    )
+
+
 def migrate(
     conninfo: str,
     *,
@@ -133,18 +180,12 @@ def migrate(
             with conn.transaction():
                 _run_script(conn, "schema_migrations history", HISTORY_DDL)
             done = applied_statements(conn)
+            # Checked before anything is applied: a file edited after it was applied would silently diverge
+            # from every database that already has it.
+            check_history(migrations, done, _applied_names(conn), directory)
             for migration in migrations:
                 sql = migration.sql
                 if migration.version in done:
-                    recorded = done[migration.version]
-                    # A file edited after it was applied would silently diverge from every database
-                    # that already has it.
-                    current = [s.sql for s in split_statements(sql)]
-                    if recorded and _normalized(recorded) != _normalized(current):
-                        raise MigrationError(
-                            f"{migration.path.name} was changed after it was applied; migrations are "
-                            "forward-only: add a new migration (or `make db-reset` a local database)"
-                        )
                     continue
                 with conn.transaction():
                     statements = _run_script(conn, migration.path.name, sql)

@@ -24,15 +24,6 @@ create policy post_media_select_own on public.post_media
 for select to authenticated
 using ((select auth.uid()) = user_id);
 
--- Links that existed implicitly until now.
-insert into public.post_media (ingested_post_id, media_download_id, user_id, position)
-select
-    md.ingested_post_id,
-    md.id,
-    md.user_id,
-    (row_number() over (partition by md.ingested_post_id order by md.created_at, md.media_key) - 1)::integer
-from public.media_downloads as md;
-
 -- Whoever inserts a media row, the post that brought it shows it (the worker links later posts itself).
 create function trove_private.link_new_media_to_post()
 returns trigger

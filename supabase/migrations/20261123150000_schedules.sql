@@ -1,5 +1,6 @@
--- Scheduled jobs (seed 4.2, 5, 11, 12.2). Each job is a plain function, so it can be called and tested
--- directly; pg_cron runs them where it is installed (minute granularity).
+-- Scheduled jobs (seed 4.2, 5, 10.2, 11, 12.2), every pg_cron job Trove has. Each job is a plain function,
+-- so it can be called and tested directly; pg_cron runs them where it is installed (minute granularity). The
+-- public_posts refresh lives with its view (trove_private.refresh_public_posts); the others are here.
 
 -- Health checks (seed 12.2), kept for the operator (service role only) and announced to workers, which log
 -- them (LISTEN trove_health).
@@ -115,8 +116,9 @@ begin
 end;
 $$;
 
--- Retention (seed 11/DESIGN): sync logs 90 days, health checks 30 days, pg_cron's own run history 7 days
--- (pg_cron never purges cron.job_run_details by itself).
+-- Retention (seed 11/DESIGN): sync logs 90 days, health checks 30 days, OAuth states a day after they
+-- expire (used or not, they are worthless then), pg_cron's own run history 7 days (pg_cron never purges
+-- cron.job_run_details by itself).
 create function trove_private.purge_old_records(p_now timestamptz default now())
 returns integer
 language plpgsql
@@ -131,6 +133,9 @@ begin
         and l.status not in ('queued', 'running');
     get diagnostics purged = row_count;
     delete from public.health_checks as h where h.checked_at < p_now - interval '30 days';
+    get diagnostics more = row_count;
+    purged := purged + more;
+    delete from public.oauth_states as s where s.expires_at < p_now - interval '1 day';
     get diagnostics more = row_count;
     purged := purged + more;
     if to_regclass('cron.job_run_details') is not null then
@@ -165,5 +170,8 @@ begin
     perform cron.schedule('trove-retry-failed-media', '*/15 * * * *', 'select trove_private.retry_failed_media()');
     perform cron.schedule('trove-health-check', '*/5 * * * *', 'select trove_private.run_health_check()');
     perform cron.schedule('trove-purge-old-records', '17 3 * * *', 'select trove_private.purge_old_records()');
+    perform cron.schedule(
+        'trove-refresh-public-posts', '*/5 * * * *', 'select trove_private.refresh_public_posts()'
+    );
 end;
 $cron$;
