@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TROVE := $(BIN)/trove
 PYTHON ?= python3
 
-.PHONY: help setup system-deps venv db db-start db-stop db-reset db-status run test lint bench
+.PHONY: help setup system-deps venv db db-start db-stop db-reset db-status run test lint bench schema
 
 help:
 	@echo "make run       set up, start the local stack and archive the demo accounts"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench     run the benchmarks in bench/"
 	@echo "make db-reset  rebuild the local database from the migrations"
 	@echo "make db-stop   stop the local database"
+	@echo "make schema    regenerate supabase/schema.sql from the migrations"
 
 system-deps:
 	@scripts/install-system-deps.sh
@@ -42,7 +43,7 @@ db-status: venv
 db-reset: setup
 	@$(TROVE) db reset
 
-# Starts the HTTP service and the worker; with no Strava credentials also the simulator and the demo
+# Starts the HTTP service and the worker; for each platform without credentials also its simulator and the demo
 # archive. Runs until Ctrl-C (RUN_ARGS=--once exits when the demo archive is done).
 run: db
 	@echo "Database: $$($(TROVE) db url)"
@@ -58,3 +59,7 @@ test: lint
 
 bench: setup
 	@$(BIN)/python bench/run.py
+
+# supabase/schema.sql: a fresh database migrated on a throwaway cluster (never the `make run` one), dumped.
+schema: setup
+	@$(TROVE) db schema

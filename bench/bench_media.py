@@ -110,7 +110,7 @@ def main() -> None:
             "TROVE_MEDIA_ALLOW_LOOPBACK": "1",
             "TROVE_TOKEN_KEYS": f"b:{generate_key()}",
             "PYTHONPATH": str(PROJECT_ROOT),
-            "TROVE_CONNECTORS": "",
+            "TROVE_PLATFORMS": "",
             "TROVE_STATE_DIR": media,
         }
         proc = subprocess.Popen(

@@ -17,8 +17,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import create_migrated_database, median, percentile, report, throwaway_cluster
-from trove.connectors.base import WebhookAction
 from trove.crypto import KeyRing, generate_key
+from trove.platforms.base import WebhookAction
 from trove.worker import Worker
 
 ITEMS = 6000

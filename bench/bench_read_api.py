@@ -128,7 +128,7 @@ def main() -> None:
             "TROVE_TOKEN_KEYS": f"b:{generate_key()}",
             "PYTHONPATH": str(PROJECT_ROOT),
             "TROVE_STATE_DIR": str(Path(cluster.root)),
-            "TROVE_CONNECTORS": "",
+            "TROVE_PLATFORMS": "",
         }
         service = subprocess.Popen(
             [sys.executable, "-m", "trove.cli", "serve", "--port", str(port)],

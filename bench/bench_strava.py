@@ -17,9 +17,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent))
 from common import create_migrated_database, report, throwaway_cluster
 from trove.accounts import save_connection
-from trove.connectors.strava import StravaConfig, StravaConnector
 from trove.crypto import KeyRing, generate_key
 from trove.db.cluster import free_port
+from trove.platforms.strava.client import StravaConfig
+from trove.platforms.strava.sync import StravaConnector
 from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import StravaSimulator
 from trove.worker import Worker
@@ -45,7 +46,7 @@ async def archive(url: str, sim: StravaSimulator, sim_url: str) -> dict[str, flo
             },
         )
         code = parse_qs(urlparse(consent.headers["location"]).query)["code"][0]
-        tokens, profile = await connector.exchange_code(http, code)
+        connection = await connector.oauth.exchange(http, code)
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("insert into auth.users (id, email) values (%s, 'bench@trove.local')", (USER_ID,))
         sim.requests.clear()
@@ -56,9 +57,9 @@ async def archive(url: str, sim: StravaSimulator, sim_url: str) -> dict[str, flo
                 ring,
                 user_id=USER_ID,
                 platform="strava",
-                platform_user_id=str(profile["id"]),
-                username=profile["username"],
-                tokens=tokens,
+                platform_user_id=connection.platform_user_id,
+                username=connection.username,
+                tokens=connection.tokens,
                 scope="read,activity:read_all",
             )
         worker = Worker(url, {"strava": connector}, ring, poll_interval=0.2, lease=timedelta(minutes=5))

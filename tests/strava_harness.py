@@ -15,11 +15,12 @@ import pytest
 from tests.worker_harness import RING, TEST_KEY
 
 from trove.config import PROJECT_ROOT
-from trove.connectors.strava import StravaConfig, StravaConnector
 from trove.crypto import encrypt
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.platforms.strava.client import StravaConfig
+from trove.platforms.strava.oauth import StravaOAuth
 from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import StravaSimulator
 
@@ -44,7 +45,7 @@ def service_stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
         monkeypatch.setenv("STRAVA_BASE_URL", sim_url)
         monkeypatch.setenv("TROVE_PUBLIC_URL", f"http://127.0.0.1:{port}")
         monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
-        monkeypatch.delenv("TROVE_CONNECTORS", raising=False)
+        monkeypatch.delenv("TROVE_PLATFORMS", raising=False)
         with BackgroundServer(create_app(db_url, RING), port) as service:
             yield {"sim": sim, "sim_url": sim_url, "url": service.url, "db": db_url}
 
@@ -86,7 +87,7 @@ def strava_env(db_url: str, sim_url: str) -> dict[str, str]:
         "STRAVA_BASE_URL": sim_url,
         "TROVE_TOKEN_KEYS": f"test:{TEST_KEY}",
         "PYTHONPATH": str(PROJECT_ROOT),
-        "TROVE_CONNECTORS": "",
+        "TROVE_PLATFORMS": "",
     }
 
 
@@ -108,15 +109,16 @@ def connect_strava(db_url: str, sim_url: str, athlete_id: int, name: str = "alic
 
     async def exchange() -> Any:
         async with httpx.AsyncClient() as http:
-            return await StravaConnector(config).exchange_code(http, code)
+            return await StravaOAuth(config).exchange(http, code)
 
-    tokens, athlete = asyncio.run(exchange())
+    connection = asyncio.run(exchange())
+    tokens = connection.tokens
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("select tests.create_user(%s)", (name,))
         account_id = conn.execute(
             "insert into public.connected_accounts (user_id, platform, platform_user_id, username, token_expires_at,"
             " scope) values (tests.id('user', %s), 'strava', %s, %s, %s, %s) returning id::text",
-            (name, str(athlete["id"]), athlete["username"], tokens.expires_at, "read,activity:read_all"),
+            (name, connection.platform_user_id, connection.username, tokens.expires_at, "read,activity:read_all"),
         ).fetchone()[0]
         conn.execute(
             "update public.connected_accounts set access_token = %s, refresh_token = %s where id = %s",

@@ -20,11 +20,11 @@ import pytest
 from tests.strava_harness import CLIENT_ID, CLIENT_SECRET, connect_strava, strava_env, strava_simulator
 from tests.worker_harness import RING, TEST_KEY, enqueue, query, running_worker, scalar, wait_for, wait_for_log
 
-from trove.connectors.base import NormalizedPost
-from trove.connectors.strava import StravaConnector
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.platforms.base import NormalizedPost
+from trove.platforms.strava.sync import StravaConnector
 from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import Activity, Athlete, StravaSimulator
 
@@ -59,7 +59,7 @@ def world(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         monkeypatch.setenv("TROVE_TOKEN_KEYS", f"test:{TEST_KEY}")
         monkeypatch.setenv("TROVE_MEDIA_DIR", str(tmp_path / "media"))
         monkeypatch.setenv("TROVE_MEDIA_SIGNING_KEY", "k")
-        monkeypatch.delenv("TROVE_CONNECTORS", raising=False)
+        monkeypatch.delenv("TROVE_PLATFORMS", raising=False)
         athlete = sim.add_athlete()
         with BackgroundServer(create_app(db_url, RING), port) as service:
             account = connect_strava(db_url, sim_url, athlete.id)
@@ -114,7 +114,7 @@ def worker_env(world: dict[str, Any], connector: str = "") -> dict[str, str]:
     # No loopback media downloads: a copy landing would bump the version by itself and hide what is tested.
     return {
         **strava_env(world["db"], world["sim_url"]),
-        "TROVE_CONNECTORS": connector,
+        "TROVE_PLATFORMS": connector,
         "TROVE_MEDIA_ALLOW_LOOPBACK": "0",
     }
 

@@ -38,7 +38,7 @@ def test_run_once_archives_the_demo_athlete(db_url: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "backfill success: 40 activities archived" in proc.stdout
+    assert "backfill success: 40 posts archived" in proc.stdout
     assert scalar(db_url, "select count(*) from public.media_downloads where status <> 'downloaded'") == 0
     assert f"http://127.0.0.1:{http_port}" in proc.stdout
     assert scalar(db_url, "select count(*) from public.posts where platform = 'strava'") == 40

@@ -30,12 +30,12 @@ from tests.worker_harness import (
     worker_env,
 )
 
-from trove.connectors.base import MediaRef, NormalizedPost
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
 from trove.media.download import DownloadFailure, download
 from trove.media.storage import LocalStorage, SupabaseStorage, storage_path
+from trove.platforms.base import MediaRef, NormalizedPost
 from trove.simulators.serve import BackgroundServer
 from trove.store import store_post
 from trove.tokens import load_account

@@ -253,10 +253,10 @@ def test_hs256_tokens_are_refused_when_no_secret_is_configured(monkeypatch: pyte
 # -- 9. the OAuth flow is bound to the browser that started it -----------------------------------------------
 
 
-def binding_cookie(response: httpx.Response) -> Any:
+def binding_cookie(response: httpx.Response, name: str = BROWSER_COOKIE) -> Any:
     cookie = SimpleCookie()
     cookie.load(response.headers["set-cookie"])
-    return cookie[BROWSER_COOKIE]
+    return cookie[name]
 
 
 def test_a_connect_link_completed_in_another_browser_connects_nothing(stack: dict[str, Any]) -> None:
@@ -312,9 +312,14 @@ def test_the_binding_cookie_is_httponly_lax_scoped_and_stored_only_hashed(
         assert binding_cookie(second).value == cookie.value
         consent = consent_on_strava(browser, first.json()["url"], sim_athlete=athlete.id)
         assert browser.get(consent.headers["location"]).status_code == 201
+    # On https the cookie is a __Host- cookie: Secure, Path=/, no Domain, so no sibling subdomain can plant a
+    # value the attacker knows (cookie tossing) and a planted plain-named one is never read.
     monkeypatch.setenv("TROVE_PUBLIC_URL", "https://trove.example.org")
-    secure = httpx.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers=headers)
-    assert binding_cookie(secure)["secure"]
+    planted = {"Cookie": f"{BROWSER_COOKIE}={'A' * 43}"}
+    secure = httpx.post(f"{stack['url']}/functions/v1/oauth-strava/start", headers={**headers, **planted})
+    host_cookie = binding_cookie(secure, f"__Host-{BROWSER_COOKIE}")
+    assert host_cookie["secure"] and host_cookie["path"] == "/" and not host_cookie["domain"]
+    assert host_cookie.value != "A" * 43
 
 
 def test_handoff_links_exist_only_on_the_local_stack(stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -448,3 +453,19 @@ def test_args_redactor_keeps_uvicorns_access_record_shape() -> None:
     line = AccessFormatter("%(client_addr)s - %(request_line)s %(status_code)s", use_colors=False).format(record)
     path = "/functions/v1/oauth-strava/callback?code=[redacted]&state=[redacted]"
     assert line == f"127.0.0.1:5000 - GET {path} HTTP/1.1 400 Bad Request"
+
+
+# -- found by probing: a cached feed is shared by every reader, so nothing in it may come from the request ------
+def test_a_forged_host_header_cannot_poison_the_cached_feeds(stack: dict[str, Any]) -> None:
+    _, headers = user(stack["db"], "alice")
+    key = httpx.post(f"{stack['url']}/api/keys", headers=headers, json={"name": "site"}).json()["key"]
+    reader = {"Authorization": f"Bearer {key}"}
+    for path in ("/api/feed.json?limit=2", "/api/feed.atom?limit=2"):
+        forged = httpx.get(
+            f"{stack['url']}{path}", headers={**reader, "Host": "evil.example", "X-Forwarded-Proto": "https"}
+        )
+        honest = httpx.get(f"{stack['url']}{path}", headers=reader)
+        assert forged.status_code == honest.status_code == 200
+        for response in (forged, honest):
+            assert "evil.example" not in response.text
+            assert f"{stack['url']}/api/feed." in response.text  # links on the configured public URL

@@ -21,7 +21,7 @@ from tests.strava_harness import connect_strava, service_stack, strava_env, user
 from tests.test_http_strava import subscribe
 from tests.worker_harness import enqueue, query, running_worker, scalar, wait_for
 
-from trove.http.json_input import InvalidJson, nesting_depth, parse_json, unstorable_text
+from trove.json_input import InvalidJson, nesting_depth, parse_json, unstorable_text
 
 
 @pytest.fixture
@@ -335,8 +335,9 @@ def test_strava_confirms_only_what_it_says_itself() -> None:
 
     from tests.strava_harness import CLIENT_ID, CLIENT_SECRET, strava_simulator
 
-    from trove.connectors.base import Account, WebhookAction
-    from trove.connectors.strava import StravaConfig, StravaConnector
+    from trove.platforms.base import Account, WebhookAction
+    from trove.platforms.strava.client import StravaConfig
+    from trove.platforms.strava.sync import StravaConnector
 
     with strava_simulator() as (sim, url):
         athlete = sim.add_athlete(activities=1)
@@ -363,3 +364,68 @@ def test_strava_confirms_only_what_it_says_itself() -> None:
         assert asyncio.run(confirm(token, delete)) == (True, "Strava answers 404 for the activity")
         with pytest.raises(Exception, match="HTTP 401"):
             asyncio.run(confirm("revoked-token", delete))  # refused token: retried later, never "deleted"
+
+
+# --- found by probing the landed change ----------------------------------------------------------------------
+def test_bodies_in_other_encodings_cannot_hide_their_depth(stack: dict[str, Any]) -> None:
+    subscription_id = subscribe(stack)
+    hook = secret_hook(stack)
+    event = event_for(subscription_id)
+    # U+2200 is the bytes 00 22 in UTF-16-LE: a byte scanner would take it for a quote and miss the nesting.
+    sneaky = ('{"x": "\u2200", "y": ' + "[" * 500 + "]" * 500 + ", " + json.dumps(event)[1:]).encode("utf-16-le")
+    refused = httpx.post(hook, content=sneaky, headers={"Content-Type": "application/json"})
+    assert (refused.status_code, refused.json()["error"]) == (400, "malformed_json")
+    bom = httpx.post(hook, content=b"\xef\xbb\xbf" + json.dumps(event).encode())
+    assert bom.status_code == 400
+    with pytest.raises(InvalidJson, match="not UTF-8"):
+        parse_json(json.dumps(event).encode("utf-32"))
+    long_word = httpx.post(hook, json={**event, "aspect_type": "u" * 60_000})
+    assert long_word.status_code == 400 and "aspect_type" in long_word.json()["detail"]
+    for bad_id in (10**400, -1, 0, 2**63):
+        odd = httpx.post(hook, content=json.dumps({**event, "object_id": bad_id}).encode())
+        assert odd.status_code == 400, bad_id
+    # A handshake with the wrong secret is refused the same way whatever else it gets wrong.
+    base = f"{stack['url']}/functions/v1/webhook-strava/{'B' * 43}"
+    odd_mode = httpx.get(base, params={"hub.mode": "unsubscribe", "hub.challenge": "c", "hub.verify_token": "v"})
+    assert odd_mode.status_code == 403
+    assert stored(stack["db"]) == 0
+
+
+def test_an_activity_of_another_athlete_is_never_archived_as_ours() -> None:
+    """A forged create naming someone else's (visible) activity: Strava would serve it to our token, so the
+    detail is checked against the account's athlete before anything is stored."""
+    import asyncio
+
+    from tests.strava_harness import CLIENT_ID, CLIENT_SECRET, strava_simulator
+
+    from trove.platforms.base import Account, InvalidGrantError, TransientError
+    from trove.platforms.strava.client import StravaConfig
+    from trove.platforms.strava.oauth import StravaOAuth
+    from trove.platforms.strava.sync import StravaConnector
+
+    with strava_simulator() as (sim, url):
+        athlete = sim.add_athlete(activities=1)
+        issued = sim._issue(athlete.id, "read,activity:read_all")
+        connector = StravaConnector(StravaConfig(CLIENT_ID, CLIENT_SECRET, url))
+        activity = {"id": next(iter(athlete.activities)), "resource_state": 1}
+
+        async def enrich(platform_user_id: str) -> Any:
+            account = Account("a", "u", "strava", platform_user_id, "x", issued["access_token"], {})
+            async with httpx.AsyncClient() as http:
+                return await connector.enrich(http, account, activity)
+
+        ours = asyncio.run(enrich(str(athlete.id)))
+        assert ours.post is not None and not ours.not_owned
+        theirs = asyncio.run(enrich("999"))
+        assert theirs.not_owned and theirs.post is None and theirs.payloads == []
+
+        # A refused refresh token is the user's revocation; refused client credentials are ours to fix and
+        # must never read as a revocation (that would disconnect every account).
+        async def refresh(secret: str, token: str) -> Any:
+            async with httpx.AsyncClient() as http:
+                return await StravaOAuth(StravaConfig(CLIENT_ID, secret, url)).refresh(http, token)
+
+        with pytest.raises(TransientError, match="client id or secret"):
+            asyncio.run(refresh("rotated-away", issued["refresh_token"]))
+        with pytest.raises(InvalidGrantError):
+            asyncio.run(refresh(CLIENT_SECRET, "not-a-refresh-token"))

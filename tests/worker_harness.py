@@ -24,7 +24,7 @@ def worker_env(db_url: str, platform_url: str, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": db_url,
-        "TROVE_CONNECTORS": "tests.support.fake_connector:FakeConnector",
+        "TROVE_PLATFORMS": "tests.support.fake_connector:FakeConnector",
         "FAKE_PLATFORM_URL": platform_url,
         "TROVE_TOKEN_KEYS": f"test:{TEST_KEY}",
         "PYTHONPATH": str(PROJECT_ROOT),

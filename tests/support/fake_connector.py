@@ -1,18 +1,25 @@
 """The connector for the test platform (tests/support/fake_platform.py), registered as 'bluesky' (a
-platform must be one of the enum's). Loaded by worker processes through $TROVE_CONNECTORS."""
+platform must be one of the enum's). Loaded by worker processes through $TROVE_PLATFORMS."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
-from trove.connectors.base import (
+from trove.platforms.base import (
     Account,
     AuthError,
+    Connection,
     Enrichment,
+    InboundEvent,
     InvalidGrantError,
     MediaRef,
     NormalizedPost,
@@ -20,10 +27,12 @@ from trove.connectors.base import (
     Page,
     RateLimitedError,
     RateLimitReading,
+    Subscription,
     SyncMode,
     TokenSet,
     TransientError,
     WebhookAction,
+    WebhookRefused,
 )
 
 PAGE_SIZE = int(os.environ.get("FAKE_PAGE_SIZE", "50"))
@@ -116,3 +125,64 @@ class FakeConnector:
 
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment:
         raise AssertionError("the fake platform's posts are complete: nothing to enrich")
+
+
+# --- the same test platform as a whole Platform: OAuth connect and signed webhooks, registered by a test ----
+class FakeOAuth:
+    scopes = "read"
+    required_scopes = frozenset({"read"})
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def configured(self) -> bool:
+        return True
+
+    def authorize_url(self, redirect_uri: str, state: str) -> str:
+        return f"{self.base_url}/oauth/authorize?" + urlencode({"redirect_uri": redirect_uri, "state": state})
+
+    async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
+        response = await http.post(
+            f"{self.base_url}/oauth/token", data={"grant_type": "authorization_code", "code": code}
+        )
+        if response.status_code == 400:
+            raise InvalidGrantError("the test platform refused the code")
+        body = response.json()
+        tokens = TokenSet(
+            body["access_token"],
+            body["refresh_token"],
+            datetime.now(UTC) + timedelta(seconds=body["expires_in"]),
+            body["scope"],
+        )
+        user = body["user"]
+        return Connection(tokens, user["id"], user["handle"], user["name"])
+
+
+class FakeWebhooks:
+    """Signed like Instagram's: X-Fake-Signature is the HMAC-SHA256 of the raw body with the app secret."""
+
+    secret = b"fake-app-secret"
+
+    def handshake(self, params: Mapping[str, str], secret: str | None, ours: Subscription) -> dict[str, Any]:
+        raise WebhookRefused(404, "no_handshake", "the test platform has no subscription handshake")
+
+    def receive(
+        self, body: bytes, headers: Mapping[str, str], secret: str | None, ours: Subscription
+    ) -> list[InboundEvent]:
+        expected = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(headers.get("x-fake-signature", ""), expected):
+            raise WebhookRefused(403, "invalid_signature", "the body is not signed with the app secret")
+        event = json.loads(body)
+        return [InboundEvent("post.created", hashlib.sha256(body).hexdigest(), event)]
+
+
+class FakeTestPlatform:
+    name = "bluesky"
+
+    def __init__(self) -> None:
+        self.connector = FakeConnector()
+        self.oauth = FakeOAuth(self.connector.base_url)
+        self.webhooks = FakeWebhooks()
+        self.subscriptions = None
+        self.simulator = None
+        self.demo = None

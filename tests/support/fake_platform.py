@@ -35,6 +35,7 @@ class PlatformState:
         self.refresh_calls = 0
         self.item_requests = 0
         self.error_body = ""
+        self.codes: set[str] = set()  # authorization codes handed out and not yet exchanged
 
     def item(self, n: int) -> dict[str, Any]:
         return {
@@ -73,11 +74,24 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 for key, value in changes.items():
                     setattr(state, key, value)
-                snapshot = {k: v for k, v in vars(state).items() if k != "lock"}
+                snapshot = {k: v for k, v in vars(state).items() if k not in ("lock", "codes")}
             self._send(200, snapshot)
             return
         if url.path == "/oauth/token":
             form = parse_qs(self._body().decode())
+            if form.get("grant_type", [""])[0] == "authorization_code":
+                with state.lock:
+                    granted = form.get("code", [""])[0] in state.codes
+                    state.codes.discard(form.get("code", [""])[0])
+                    body = {
+                        "access_token": state.access_token,
+                        "refresh_token": state.refresh_token,
+                        "expires_in": int(state.token_ttl),
+                        "scope": "read",
+                        "user": {"id": "alice-owner", "handle": "alice.fake.test", "name": "Alice"},
+                    }
+                self._send(200, body) if granted else self._send(400, {"error": "invalid_grant"})
+                return
             with state.lock:
                 state.refresh_calls += 1
                 delay = state.refresh_delay
@@ -102,6 +116,16 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         state = self.state
         url = urlparse(self.path)
+        if url.path == "/oauth/authorize":  # the user approves at once
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            code = secrets.token_hex(8)
+            with state.lock:
+                state.codes.add(code)
+            self.send_response(302)
+            self.send_header("Location", f"{query['redirect_uri']}?state={query['state']}&code={code}&scope=read")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if url.path != "/items":
             self._send(404, {"error": "not found"})
             return

@@ -9,8 +9,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from trove.connectors.base import TokenSet
 from trove.crypto import KeyRing, encrypt
+from trove.platforms.base import TokenSet
 
 
 class AlreadyConnected(Exception):

@@ -22,14 +22,14 @@ from trove.config import (
     public_url,
     require_token_verification,
 )
-from trove.connectors import load_connectors
 from trove.crypto import KeyRing, TokenCryptoError, generate_key
 from trove.db.cluster import ClusterError
 from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
 from trove.keys import rotate_tokens
+from trove.platforms import load_connectors, load_platforms
+from trove.platforms.base import SubscriptionError
 from trove.redact import configure_logging
-from trove.subscriptions import SubscriptionError
 from trove.worker import Worker
 
 
@@ -75,6 +75,12 @@ def _db_url(_: argparse.Namespace) -> None:
     print(database_url())
 
 
+def _db_schema(_: argparse.Namespace) -> None:
+    from trove.db.schema import refresh
+
+    print("wrote supabase/schema.sql" if refresh() else "supabase/schema.sql is up to date")
+
+
 def _keys_generate(_: argparse.Namespace) -> None:
     print(generate_key())
 
@@ -116,39 +122,25 @@ def _serve(args: argparse.Namespace) -> None:
     serve_redacted(create_app(), args.port, args.host)
 
 
-def _simulate_strava(args: argparse.Namespace) -> None:
-    from trove.http.log_redaction import serve_redacted
-    from trove.simulators.strava import StravaSimulator
-
-    limits = {"overall_limits": (100_000, 1_000_000), "read_limits": (100_000, 1_000_000)} if args.generous else {}
-    simulator = StravaSimulator(client_id=args.client_id, client_secret=args.client_secret, **limits)
-    if args.activities:
-        athlete = simulator.add_athlete(args.activities)
-        print(f"simulated athlete {athlete.id} with {args.activities} activities", flush=True)
-    serve_redacted(simulator.app, args.port)
+def _simulate(args: argparse.Namespace) -> None:
+    args.platform.simulator.serve(args)
 
 
-def _strava_subscribe(args: argparse.Namespace) -> None:
-    from trove.subscriptions import subscribe
-
-    callback = args.callback_url or f"{public_url()}/functions/v1/webhook-strava"
-    subscription = subscribe(database_url(), callback, rotate=args.rotate)
-    print(f"subscribed: Strava push subscription {subscription} -> {callback}/<secret>")
+def _subscribe(args: argparse.Namespace) -> None:
+    callback = args.callback_url or f"{public_url()}/functions/v1/webhook-{args.platform.name}"
+    subscription = args.platform.subscriptions.subscribe(database_url(), callback, rotate=args.rotate)
+    print(f"subscribed: {args.platform.name} push subscription {subscription} -> {callback}/<secret>")
 
 
-def _strava_unsubscribe(_: argparse.Namespace) -> None:
-    from trove.subscriptions import unsubscribe
-
-    removed = unsubscribe(database_url())
+def _unsubscribe(args: argparse.Namespace) -> None:
+    removed = args.platform.subscriptions.unsubscribe(database_url())
     print(f"unsubscribed from {removed}" if removed else "no subscription to remove")
 
 
-def _strava_status(_: argparse.Namespace) -> None:
+def _subscription_status(args: argparse.Namespace) -> None:
     import json
 
-    from trove.subscriptions import status
-
-    print(json.dumps(status(database_url()), indent=2))
+    print(json.dumps(args.platform.subscriptions.status(database_url()), indent=2))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -158,7 +150,7 @@ def _run(args: argparse.Namespace) -> None:
     # the database is on this machine (trove.config.local_stack); elsewhere set SUPABASE_JWT_SECRET.
     os.environ.setdefault(LOCAL_STACK_ENV, "1")
     require_token_verification()
-    run(database_url(), once=args.once, activities=args.activities)
+    run(database_url(), once=args.once, posts=args.posts)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("stop", help="stop the local cluster").set_defaults(func=_db_stop)
     db_commands.add_parser("status", help="is the local cluster running").set_defaults(func=_db_status)
     db_commands.add_parser("url", help="print the database URL in use").set_defaults(func=_db_url)
+    db_commands.add_parser(
+        "schema", help="regenerate supabase/schema.sql from the migrations (on a throwaway cluster)"
+    ).set_defaults(func=_db_schema)
     db_commands.add_parser("reset", help="rebuild the local cluster from the migrations").set_defaults(func=_db_reset)
     mig = db_commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
     mig.add_argument(
@@ -195,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_cmd = commands.add_parser("run", help="HTTP service + worker (+ simulators and the demo archive)")
     run_cmd.add_argument("--once", action="store_true", help="exit once the demo archive is done")
-    run_cmd.add_argument("--activities", type=int, default=300, help="the simulated demo athlete's activities")
+    run_cmd.add_argument(
+        "--posts", "--activities", dest="posts", type=int, default=300, help="posts of each simulated demo account"
+    )
     run_cmd.set_defaults(func=_run)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
@@ -203,32 +200,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=HTTP_PORT)
     serve.set_defaults(func=_serve)
 
+    platforms = load_platforms()
     simulate = commands.add_parser("simulate", help="run a platform simulator")
     sim_commands = simulate.add_subparsers(dest="simulate_command", required=True)
-    sim_strava = sim_commands.add_parser("strava", help="the Strava API v3 simulator")
-    sim_strava.add_argument("--port", type=int, default=54330)
-    sim_strava.add_argument("--activities", type=int, default=0, help="create an athlete with this many")
-    sim_strava.add_argument("--client-id", default="trove-demo")
-    sim_strava.add_argument("--client-secret", default="trove-demo-secret")
-    sim_strava.add_argument("--generous", action="store_true", help="rate limits far above Strava's (demo)")
-    sim_strava.set_defaults(func=_simulate_strava)
+    for platform in platforms.values():
+        if platform.simulator is not None:
+            sim = sim_commands.add_parser(platform.name, help=f"the {platform.name} API simulator")
+            platform.simulator.add_arguments(sim)
+            sim.set_defaults(func=_simulate, platform=platform)
 
-    strava = commands.add_parser("strava", help="Strava push subscription (one per application)")
-    strava_commands = strava.add_subparsers(dest="strava_command", required=True)
-    subscribe_cmd = strava_commands.add_parser("subscribe", help="create the push subscription")
-    subscribe_cmd.add_argument(
-        "--callback-url",
-        default=None,
-        help="default: $TROVE_PUBLIC_URL/functions/v1/webhook-strava (a secret path segment is appended)",
-    )
-    subscribe_cmd.add_argument(
-        "--rotate",
-        action="store_true",
-        help="replace the live subscription with a new one and a new secret callback URL",
-    )
-    subscribe_cmd.set_defaults(func=_strava_subscribe)
-    strava_commands.add_parser("unsubscribe", help="delete it").set_defaults(func=_strava_unsubscribe)
-    strava_commands.add_parser("status", help="what Strava and Trove know of it").set_defaults(func=_strava_status)
+    # `trove <platform> subscribe|unsubscribe|status` for each platform with push subscriptions.
+    for platform in platforms.values():
+        if platform.subscriptions is None:
+            continue
+        group = commands.add_parser(platform.name, help=f"{platform.name} push subscription")
+        group_commands = group.add_subparsers(dest="subscription_command", required=True)
+        subscribe_cmd = group_commands.add_parser("subscribe", help="create the push subscription")
+        subscribe_cmd.add_argument(
+            "--callback-url",
+            default=None,
+            help=f"default: $TROVE_PUBLIC_URL/functions/v1/webhook-{platform.name} (plus any secret it needs)",
+        )
+        subscribe_cmd.add_argument(
+            "--rotate",
+            action="store_true",
+            help="replace the live subscription with a new one (and a new secret callback URL)",
+        )
+        subscribe_cmd.set_defaults(func=_subscribe, platform=platform)
+        group_commands.add_parser("unsubscribe", help="delete it").set_defaults(func=_unsubscribe, platform=platform)
+        group_commands.add_parser("status", help="what the platform and Trove know of it").set_defaults(
+            func=_subscription_status, platform=platform
+        )
 
     keys = commands.add_parser("keys", help="token encryption keys ($TROVE_TOKEN_KEYS)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -1,7 +1,8 @@
-"""`trove run` (what `make run` ends with): the HTTP service and the worker, and, with no Strava
-credentials configured, the Strava simulator with a demo athlete whose activities get archived for the
-demo user (connected through the real OAuth flow, webhooks subscribed). Prints where to look, then keeps
-everything running until Ctrl-C (or exits after the archive is done with --once)."""
+"""`trove run` (what `make run` ends with): the HTTP service and the worker, and for every platform with a
+demo (trove.platforms): with no credentials configured, its simulator with a demo account whose posts get
+archived for the demo user (connected through the real OAuth flow, then whatever the platform's demo adds,
+such as a webhook subscription); with credentials, a link to connect your own account. Prints where to
+look, then keeps everything running until Ctrl-C (or exits after the archive is done with --once)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
 
-from trove.config import HTTP_PORT, SIMULATOR_PORT, public_url, state_dir
+from trove.config import HTTP_PORT, public_url, state_dir
 from trove.http.auth import issue_local_token
+from trove.platforms import load_platforms
+from trove.platforms.base import Demo, Platform
 
 DEMO_USER_ID = "00000000-0000-4000-8000-000000000001"  # supabase/seed.sql
 
@@ -60,111 +64,77 @@ class Supervisor:
                 proc.kill()
 
 
-def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
+@dataclass
+class Demoed:
+    platform: Platform
+    demo: Demo
+    simulated: bool
+    simulator_url: str
+
+
+def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
     env = dict(os.environ)
     env.setdefault("DATABASE_URL", conninfo)
-    simulated = not (env.get("STRAVA_CLIENT_ID") and env.get("STRAVA_CLIENT_SECRET"))
+    demos = []
+    for platform in load_platforms().values():
+        if platform.demo is None or platform.oauth is None:
+            continue
+        simulated = not platform.demo.credentials_configured(env)
+        url = f"http://127.0.0.1:{platform.demo.simulator_port}"
+        demos.append(Demoed(platform, platform.demo, simulated, url))
+        if simulated:
+            env |= platform.demo.simulated_env(url)
+            env["TROVE_MEDIA_ALLOW_LOOPBACK"] = "1"  # the simulators' media files are on this machine
     supervisor = Supervisor(state_dir() / "logs")
-    sim_url = f"http://127.0.0.1:{SIMULATOR_PORT}"
-    if simulated:
-        env |= {
-            "STRAVA_CLIENT_ID": "trove-demo",
-            "STRAVA_CLIENT_SECRET": "trove-demo-secret",
-            "STRAVA_BASE_URL": sim_url,
-            "TROVE_MEDIA_ALLOW_LOOPBACK": "1",  # the simulator's photo files are on this machine
-        }
     browser = httpx.Client(timeout=30.0)
     try:
-        if simulated:
-            supervisor.start(
-                "strava-simulator",
-                ["simulate", "strava", "--port", str(SIMULATOR_PORT), "--activities", str(activities), "--generous"],
-                env,
-            )
-            _wait_http(f"{sim_url}/_sim/stats", "the Strava simulator")
+        for each in demos:
+            if each.simulated:
+                args = each.demo.simulator_args(each.demo.simulator_port, posts)
+                supervisor.start(f"{each.platform.name}-simulator", args, env)
+                _wait_http(f"{each.simulator_url}/_sim/stats", f"the {each.platform.name} simulator")
         supervisor.start("http", ["serve", "--port", str(HTTP_PORT)], env)
         supervisor.start("worker", ["worker"], env)
         service = public_url()
         _wait_http(f"{service}/health", "the HTTP service")
         token = issue_local_token(DEMO_USER_ID, "demo@trove.local", ttl_seconds=30 * 24 * 3600)
         headers = {"Authorization": f"Bearer {token}"}
-        # The simulated consent: this client plays the browser (start sets the cookie the callback must carry
-        # back). Real Strava: a handoff link binds the flow to the browser you open it in.
-        start = browser.post(
-            f"{service}/functions/v1/oauth-strava/start", headers=headers, json={"handoff": not simulated}
-        )
-        if start.status_code != 200:
-            raise RuntimeError(f"starting the Strava connect failed ({start.status_code}): {start.text}")
         print("\nTrove is running.")
         print(f"  HTTP service:  {service}  (health: {service}/health)")
         print(f"  database:      psql {conninfo}")
         print(f"  logs:          {supervisor.log_dir}/")
-        if not simulated:
-            print("\nConnect your Strava account: open this link in a browser and approve:")
-            print(f"  {start.json()['handoff_url']}")
-        else:
-            print(f"  Strava:        simulated at {sim_url} (set STRAVA_CLIENT_ID/SECRET to use the real one)")
+        hints: list[str] = []
+        for each in demos:
+            name = each.platform.name
+            # The simulated consent: this client plays the browser (start sets the cookie the callback must
+            # carry back). Real credentials: a handoff link binds the flow to the browser you open it in.
+            start = browser.post(
+                f"{service}/functions/v1/oauth-{name}/start", headers=headers, json={"handoff": not each.simulated}
+            )
+            if start.status_code != 200:
+                raise RuntimeError(f"starting the {name} connect failed ({start.status_code}): {start.text}")
+            if not each.simulated:
+                print(f"\nConnect your {name} account: open this link in a browser and approve:")
+                print(f"  {start.json()['handoff_url']}")
+                continue
+            print(f"  {name}:  simulated at {each.simulator_url} (configure its credentials to use the real one)")
             consent = browser.get(start.json()["url"])  # the simulator approves at once
             callback = browser.get(consent.headers["location"])
             if callback.status_code not in (200, 201):
-                raise RuntimeError(f"connecting the demo account failed: {callback.text}")
+                raise RuntimeError(f"connecting the demo {name} account failed: {callback.text}")
             account = callback.json()
-            env_sub = {**env, "TROVE_PUBLIC_URL": service}
-            # A fresh simulator knows no subscription: drop the one a previous run recorded, then subscribe.
-            subprocess.run(
-                [sys.executable, "-m", "trove.cli", "strava", "unsubscribe"],
-                env=env_sub,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            subprocess.run(
-                [sys.executable, "-m", "trove.cli", "strava", "subscribe"],
-                env=env_sub,
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            print(f"\nArchiving the demo athlete's {activities} activities for demo@trove.local ...", flush=True)
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                while True:
-                    supervisor.check()
-                    status = conn.execute(
-                        "select status::text from public.sync_logs where id = %s", (account["sync_log_id"],)
-                    ).fetchone()[0]
-                    if status not in ("queued", "running"):
-                        break
-                    time.sleep(0.5)
-                posts, details, media = conn.execute(
-                    "select (select count(*) from public.posts where account_id = %(a)s),"
-                    " (select count(*) from public.ingested_posts where account_id = %(a)s and not detail_pending),"
-                    " (select count(*) from public.media_downloads where platform = 'strava')",
-                    {"a": account["account_id"]},
-                ).fetchone()
-            with psycopg.connect(conninfo, autocommit=True) as conn:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    waiting = conn.execute(
-                        "select count(*) from public.media_downloads where status in ('pending', 'downloading')"
-                    ).fetchone()[0]
-                    if waiting == 0:
-                        break
-                    time.sleep(0.5)
-                copied = conn.execute(
-                    "select count(*) from public.media_downloads where status = 'downloaded'"
-                ).fetchone()[0]
-            print(
-                f"  backfill {status}: {posts} activities archived, {details} with full detail;"
-                f" {copied} of {media} photos copied to {state_dir() / 'media'}"
-            )
+            each.demo.after_connect({**env, "TROVE_PUBLIC_URL": service})
+            print(f"\nArchiving the demo {name} account's {posts} posts for demo@trove.local ...", flush=True)
+            _report_archive(conninfo, supervisor, name, account)
+            hints += each.demo.hints(each.simulator_url)
+        if any(each.simulated for each in demos):
             print("\nLook at it:")
             print(
                 f'  psql {conninfo} -c "select created_at_platform, text_content from posts'
                 ' order by created_at_platform desc limit 10"'
             )
-            print(
-                f"  curl -X POST {sim_url}/_sim/activities -H 'content-type: application/json'"
-                f' -d \'{{"athlete_id": {demo_athlete_id(sim_url)}, "fields": {{"name": "New run"}}}}\''
-                "   # a new activity arrives by webhook"
-            )
+            for hint in hints:
+                print(f"  {hint}")
             print(f"  demo user token (for the API): {token}")
         if once:
             return
@@ -179,6 +149,36 @@ def run(conninfo: str, *, once: bool = False, activities: int = 300) -> None:
         supervisor.stop()
 
 
-def demo_athlete_id(sim_url: str) -> str:
-    athletes = httpx.get(f"{sim_url}/_sim/stats", timeout=5.0).json().get("athletes", {})
-    return next(iter(athletes), "134815")
+def _report_archive(conninfo: str, supervisor: Supervisor, platform: str, account: dict[str, str]) -> None:
+    """Wait for the demo account's backfill and its media copies, then say what was archived."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        while True:
+            supervisor.check()
+            status = conn.execute(
+                "select status::text from public.sync_logs where id = %s", (account["sync_log_id"],)
+            ).fetchone()[0]
+            if status not in ("queued", "running"):
+                break
+            time.sleep(0.5)
+        posts, details, media = conn.execute(
+            "select (select count(*) from public.posts where account_id = %(a)s),"
+            " (select count(*) from public.ingested_posts where account_id = %(a)s and not detail_pending),"
+            " (select count(*) from public.media_downloads where platform::text = %(p)s)",
+            {"a": account["account_id"], "p": platform},
+        ).fetchone()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "select count(*) from public.media_downloads where status in ('pending', 'downloading')"
+            ).fetchone()[0]
+            if waiting == 0:
+                break
+            time.sleep(0.5)
+        copied = conn.execute(
+            "select count(*) from public.media_downloads where status = 'downloaded' and platform::text = %s",
+            (platform,),
+        ).fetchone()[0]
+    print(
+        f"  backfill {status}: {posts} posts archived, {details} with full detail;"
+        f" {copied} of {media} media files copied to {state_dir() / 'media'}"
+    )

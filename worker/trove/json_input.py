@@ -19,33 +19,41 @@ class InvalidJson(ValueError):
         self.detail = detail
 
 
-def nesting_depth(body: bytes) -> int:
+def nesting_depth(text: str | bytes) -> int:
     """The deepest [ / { nesting of a JSON text, counted without parsing (strings are skipped)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
     depth = deepest = 0
     in_string = escaped = False
-    for byte in body:
+    for char in text:
         if in_string:
             if escaped:
                 escaped = False
-            elif byte == 0x5C:  # backslash
+            elif char == "\\":
                 escaped = True
-            elif byte == 0x22:  # quote
+            elif char == '"':
                 in_string = False
-        elif byte == 0x22:
+        elif char == '"':
             in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
+        elif char in "[{":
             depth += 1
             deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):  # ] }
+        elif char in "]}":
             depth -= 1
     return deepest
 
 
 def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
-    if nesting_depth(body) > max_depth:
+    # JSON on the wire is UTF-8 (RFC 8259). json.loads(bytes) would also take UTF-16/32, whose bytes the
+    # depth count cannot read: decode strictly first, and count and parse the same text.
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidJson("malformed_json", "the body is not UTF-8 JSON") from error
+    if nesting_depth(text) > max_depth:
         raise InvalidJson("invalid_event", f"the body is nested more than {max_depth} levels deep")
     try:
-        value = json.loads(body)
+        value = json.loads(text)
     except (ValueError, RecursionError) as error:
         raise InvalidJson("malformed_json", "the body is not JSON") from error
     problem = unstorable_text(value)

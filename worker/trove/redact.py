@@ -6,7 +6,7 @@ registered here, and text is scrubbed of them before it leaves, along with:
   `hub.verify_token`, `hub.challenge`, and names ending in `_token`, `_secret` or `_key`);
 - on our ingress paths, `/functions/v1/oauth-<platform>/...` and `/functions/v1/webhook-<platform>...`, every
   query value, and on webhook paths every path segment after `webhook-<platform>/` (the callback URL's
-  secret); the path itself stays readable: `/functions/v1/webhook-strava/[redacted]?hub.mode=[redacted]`;
+  secret); the path itself stays readable: `/functions/v1/webhook-<platform>/[redacted]?hub.mode=[redacted]`;
 - bearer tokens."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from trove.connectors.base import Account, MediaRef, NormalizedPost, Page
+from trove.platforms.base import Account, MediaRef, NormalizedPost, Page
 
 
 @dataclass

@@ -14,7 +14,8 @@ from psycopg import AsyncConnection, errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from trove.connectors.base import (
+from trove.crypto import KeyRing
+from trove.platforms.base import (
     Account,
     AuthError,
     Connector,
@@ -25,7 +26,6 @@ from trove.connectors.base import (
     SyncError,
     SyncMode,
 )
-from trove.crypto import KeyRing
 from trove.redact import redact
 from trove.store import Counts, store_post, store_raw_page
 from trove.tokens import fresh_account
@@ -282,6 +282,12 @@ class SyncRunner:
                 )
                 row = await cur.fetchone()
                 item_id = item_id or (row[0] if row else None)
+            if enrichment.not_owned:
+                log.warning("post %s on %s is not this account's: nothing stored", ingested_post_id, account.platform)
+                await conn.execute(
+                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
+                )
+                return
             if enrichment.post is None:  # gone on the platform
                 await conn.execute(
                     "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)

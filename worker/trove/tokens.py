@@ -1,7 +1,7 @@
 """Access tokens for a sync: decrypted only in memory, refreshed when they expire within 5 minutes.
 
 A refresh holds the account's row lock for its whole duration, so two workers never refresh the same
-account at once (Strava rotates refresh tokens: the loser of such a race would be left with a dead one).
+account at once (platforms that rotate refresh tokens would leave the loser of such a race a dead one).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 from psycopg import AsyncConnection
 
-from trove.connectors.base import Account, AuthError, Connector
 from trove.crypto import KeyRing, decrypt, encrypt
+from trove.platforms.base import Account, AuthError, Connector
 from trove.redact import register_secret
 
 REFRESH_MARGIN = timedelta(minutes=5)

@@ -14,11 +14,11 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from trove.config import database_url
-from trove.connectors import load_connectors
 from trove.crypto import KeyRing
-from trove.http import api, health, media, oauth, webhooks
+from trove.http import health, keys, media, oauth, read, sync, webhooks
 from trove.http.cache import cache_from_environment
 from trove.media.storage import storage_from_environment
+from trove.platforms import load_platforms
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -32,7 +32,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         await pool.open(wait=False)
         app.state.pool = pool
         app.state.ring = ring or KeyRing.from_environment()
-        app.state.connectors = load_connectors()
+        app.state.platforms = load_platforms()
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
             app.state.http = http
             app.state.storage = storage_from_environment(http)
@@ -61,5 +61,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(oauth.router)
     app.include_router(webhooks.router)
     app.include_router(media.router)
-    app.include_router(api.router)
+    app.include_router(read.router)
+    app.include_router(keys.router)
+    app.include_router(sync.router)
     return app

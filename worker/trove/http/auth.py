@@ -4,6 +4,7 @@ depend on `known_user`: a valid token whose user Trove does not know is refused 
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Header, HTTPException, Request
+from psycopg import AsyncConnection
 
 from trove.config import jwt_secret
 
@@ -78,6 +80,15 @@ async def known_user(request: Request, user: Annotated[User, Depends(current_use
     if not await is_known_user(request, user.id):
         raise HTTPException(403, UNKNOWN_USER)
     return user
+
+
+async def as_user(conn: AsyncConnection[Any], user_id: str) -> None:
+    """Inside a transaction: what PostgREST does for a request carrying this user's JWT. The one way user
+    requests are authorized: run the query as the user and let RLS decide what exists for them."""
+    await conn.execute("set local role authenticated")
+    await conn.execute(
+        "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": user_id, "role": "authenticated"}),)
+    )
 
 
 def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:

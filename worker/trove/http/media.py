@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from trove.http.auth import User, current_user
+from trove.http.auth import User, as_user, current_user
 from trove.media.storage import LocalStorage
 from trove.media.urls import media_for_post
 
@@ -49,10 +49,9 @@ async def serve_media(path: str, request: Request, expires: str = "", sig: str =
 
 @router.get("/api/posts/{post_id}/media")
 async def post_media(post_id: str, request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn:
-        owner = await (
-            await conn.execute("select user_id::text from public.posts where id::text = %s", (post_id,))
-        ).fetchone()
-        if owner is None or owner[0] != user.id:  # another user's post looks exactly like a missing one
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)  # RLS: another user's post looks exactly like a missing one
+        found = await (await conn.execute("select id from public.posts where id::text = %s", (post_id,))).fetchone()
+        if found is None:
             raise HTTPException(404, "no such post")
         return {"post_id": post_id, "media": await media_for_post(conn, request.app.state.storage, post_id)}

@@ -12,7 +12,10 @@ replayed from the right one. Start the flow with the browser's cookies (same sit
 
 On the local stack only (`trove run`, whose JWT secret is public anyway), start can instead return a
 `handoff_url` (`{"handoff": true}`): a link that sets the cookie in whichever browser opens it and goes on to
-the platform. That is how `trove run` with real Strava credentials lets you connect from your own browser."""
+the platform. That is how `trove run` with real credentials lets you connect from your own browser.
+
+What is platform-specific (the authorize URL, the scopes, the code exchange and who the account is) comes
+from the platform's `OAuth` in the registry."""
 
 from __future__ import annotations
 
@@ -31,13 +34,11 @@ from pydantic import BaseModel
 
 from trove.accounts import AlreadyConnected, save_connection
 from trove.config import local_stack, public_url
-from trove.connectors.base import SyncError
-from trove.connectors.strava import SCOPES, StravaConnector
 from trove.http.auth import UNKNOWN_USER, User, known_user
+from trove.platforms.base import OAuth, Platform, SyncError
 from trove.redact import redact
 
 router = APIRouter(prefix="/functions/v1")
-REQUIRED_SCOPES = {"strava": {"read", "activity:read_all"}}
 BROWSER_COOKIE = "trove_oauth_browser"
 BROWSER_COOKIE_SECONDS = 600  # as long as a state lives (oauth_states.expires_at)
 _BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
@@ -56,31 +57,40 @@ def browser_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def browser_cookie() -> tuple[str, bool]:
+    """The binding cookie's name, and whether it is the `__Host-` kind. On https it is `__Host-` (Secure,
+    Path=/, no Domain): a sibling subdomain cannot plant one (cookie tossing), so an attacker cannot put a
+    value they know into a victim's browser. Plain http (the local stack) cannot have that."""
+    secure = public_url().startswith("https://")
+    return (f"__Host-{BROWSER_COOKIE}" if secure else BROWSER_COOKIE), secure
+
+
 def browser_value(request: Request) -> str | None:
     """This browser's binding value, if it sent a well-formed one."""
-    value = request.cookies.get(BROWSER_COOKIE)
+    value = request.cookies.get(browser_cookie()[0])
     return value if value and _BROWSER_VALUE.match(value) else None
 
 
 def set_browser_cookie(response: Response, platform: str, value: str) -> None:
+    name, secure = browser_cookie()
     response.set_cookie(
-        BROWSER_COOKIE,
+        name,
         value,
         max_age=BROWSER_COOKIE_SECONDS,
-        path=f"/functions/v1/oauth-{platform}",
-        secure=public_url().startswith("https://"),
+        path="/" if secure else f"/functions/v1/oauth-{platform}",
+        secure=secure,
         httponly=True,
         samesite="lax",
     )
 
 
-def oauth_connector(request: Request, platform: str) -> StravaConnector:
-    connector = request.app.state.connectors.get(platform)
-    if not isinstance(connector, StravaConnector):
+def platform_oauth(request: Request, platform: str) -> OAuth:
+    found: Platform | None = request.app.state.platforms.get(platform)
+    if found is None or found.oauth is None:
         raise HTTPException(404, f"no OAuth connect for platform {platform!r}")
-    if not connector.config.client_id or not connector.config.client_secret:
+    if not found.oauth.configured():
         raise HTTPException(503, f"{platform} is not configured (client id and secret)")
-    return connector
+    return found.oauth
 
 
 def callback_url(platform: str) -> str:
@@ -95,7 +105,7 @@ async def start(
     user: Annotated[User, Depends(known_user)],
     body: StartRequest | None = None,
 ) -> dict[str, Any]:
-    connector = oauth_connector(request, platform)
+    oauth = platform_oauth(request, platform)
     redirect_to = body.redirect_to if body else None
     if redirect_to and (not redirect_to.startswith("/") or redirect_to.startswith("//")):
         raise HTTPException(400, "redirect_to must be a path on this site (it starts with a single /)")
@@ -118,7 +128,7 @@ async def start(
             raise HTTPException(403, UNKNOWN_USER) from failure
         row = await cur.fetchone()
     assert row is not None
-    started = {"url": connector.config.authorize_url(callback_url(platform), state), "expires_at": row[0].isoformat()}
+    started = {"url": oauth.authorize_url(callback_url(platform), state), "expires_at": row[0].isoformat()}
     if handoff:
         query = urlencode({"state": state, "browser": browser})
         return {**started, "handoff_url": f"{public_url()}/functions/v1/oauth-{platform}/handoff?{query}"}
@@ -129,12 +139,12 @@ async def start(
 @router.get("/oauth-{platform}/handoff", response_model=None)
 async def handoff_to_browser(platform: str, request: Request, state: str = "", browser: str = "") -> Response:
     """Local stack only: bind the flow to this browser (set the cookie), then on to the platform's consent."""
-    connector = oauth_connector(request, platform)
+    oauth = platform_oauth(request, platform)
     if not local_stack():
         return refuse(404, "not_found", "handoff links exist on the local stack only")
     if not state or not _BROWSER_VALUE.match(browser):
         return refuse(400, "invalid_request", "this handoff link is incomplete: start connecting again")
-    response = RedirectResponse(connector.config.authorize_url(callback_url(platform), state), status_code=302)
+    response = RedirectResponse(oauth.authorize_url(callback_url(platform), state), status_code=302)
     set_browser_cookie(response, platform, browser)
     return response
 
@@ -152,7 +162,7 @@ async def callback(
     scope: str | None = None,
     error: str | None = None,
 ) -> Response:
-    connector = oauth_connector(request, platform)
+    oauth = platform_oauth(request, platform)
     pool = request.app.state.pool
     if not state:
         return refuse(400, "invalid_state", "the callback has no state parameter: start connecting again")
@@ -190,28 +200,23 @@ async def callback(
     if error:
         return refuse(400, error, f"{platform} did not grant access ({error}): nothing was connected")
     granted = set((scope or "").replace(" ", ",").split(",")) - {""}
-    missing = REQUIRED_SCOPES.get(platform, set()) - granted
+    missing = oauth.required_scopes - granted
     if missing:
         return refuse(
             400,
             "missing_scope",
-            f"Trove needs the {', '.join(sorted(missing))} permission to archive your activities"
-            f" (asked for {SCOPES}); connect again and keep every box ticked",
+            f"Trove needs the {', '.join(sorted(missing))} permission to archive your {platform} account"
+            f" (asked for {oauth.scopes}); connect again and keep every box ticked",
         )
     if not code:
         return refuse(400, "invalid_request", "the callback has no code parameter")
     http: httpx.AsyncClient = request.app.state.http
     try:
-        tokens, athlete = await connector.exchange_code(http, code)
+        connection = await oauth.exchange(http, code)
     except SyncError as failure:
         return refuse(400, "exchange_failed", redact(str(failure)))
     except httpx.HTTPError as failure:
         return refuse(502, "platform_unreachable", f"{platform} could not be reached: {type(failure).__name__}")
-    athlete_id = str(athlete.get("id") or "")
-    if not athlete_id:
-        return refuse(502, "exchange_failed", f"{platform} did not say which account this is")
-    profile = {k: athlete.get(k) for k in ("firstname", "lastname", "city", "country", "premium", "sex")}
-    username = athlete.get("username") or athlete_id
     try:
         async with pool.connection() as conn, conn.transaction():
             saved = await save_connection(
@@ -219,19 +224,24 @@ async def callback(
                 request.app.state.ring,
                 user_id=user_id,
                 platform=platform,
-                platform_user_id=athlete_id,
-                username=username,
-                tokens=tokens,
+                platform_user_id=connection.platform_user_id,
+                username=connection.username,
+                tokens=connection.tokens,
                 scope=",".join(sorted(granted)),
-                display_name=" ".join(filter(None, [athlete.get("firstname"), athlete.get("lastname")])) or None,
-                avatar_url=athlete.get("profile"),
-                metadata=profile,
+                display_name=connection.display_name,
+                avatar_url=connection.avatar_url,
+                metadata=connection.metadata,
             )
     except AlreadyConnected as taken:
         return refuse(409, "already_connected", str(taken))
     if redirect_to:
         return RedirectResponse(f"{redirect_to}?connected={platform}&account_id={saved.account_id}", status_code=303)
     return JSONResponse(
-        {"account_id": saved.account_id, "platform": platform, "username": username, "sync_log_id": saved.sync_log_id},
+        {
+            "account_id": saved.account_id,
+            "platform": platform,
+            "username": connection.username,
+            "sync_log_id": saved.sync_log_id,
+        },
         status_code=201 if saved.created else 200,
     )

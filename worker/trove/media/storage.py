@@ -21,7 +21,7 @@ from storage3.exceptions import StorageException
 
 from trove.config import public_url, state_dir
 
-STORAGE_PATH = re.compile(r"^[0-9a-f-]{36}/(bluesky|strava|instagram)/[0-9a-f]{64}\.[a-z0-9]{2,5}$")
+STORAGE_PATH = re.compile(r"^[0-9a-f-]{36}/[a-z][a-z0-9_]{0,31}/[0-9a-f]{64}\.[a-z0-9]{2,5}$")
 
 
 def storage_path(user_id: str, platform: str, media_key: str, ext: str) -> str:

@@ -1,12 +1,20 @@
-"""The connector contract: what the sync engine needs from a platform, and the typed errors it raises.
+"""The platform contract: what the engine (HTTP routes, worker, CLI, `make run`) needs from a platform.
+
+A platform is one package (`trove.platforms.<name>`) that exposes one `Platform`: its `connector` for the
+sync engine, and where the platform has them, its OAuth connect, webhook ingress, push subscriptions and a
+local simulator with a demo. The engine dispatches through the registry (`trove.platforms`) and never names
+a platform.
 
 A connector fetches one page at a time with a cursor, normalizes what it got (posts + the raw payload +
 media with stable keys), refreshes tokens, and turns a stored webhook event into work. It never touches
 the database: the engine stores, commits page by page, spends the rate-limit budget and handles errors.
+The other parts never touch it either, except push subscriptions (a CLI command run by the operator).
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -63,7 +71,7 @@ class InvalidGrantError(SyncError):
 
 @dataclass(frozen=True)
 class MediaRef:
-    media_key: str  # stable across fetches: blob CID, Instagram media id, Strava photo id
+    media_key: str  # stable across fetches: e.g. a blob CID or a photo's unique id, never a signed URL
     url: str  # where to download it now (may expire)
 
 
@@ -80,7 +88,7 @@ class NormalizedPost:
     deleted: bool = False
     engagement: dict[str, Any] | None = None  # likes/kudos/comments; history is kept when it changes
     media: tuple[MediaRef, ...] = ()
-    # False for a summary (e.g. a Strava list item): the engine fetches the detail later (Connector.enrich).
+    # False for a summary (e.g. an item of a list page): the engine fetches the detail later (Connector.enrich).
     complete: bool = True
 
 
@@ -131,6 +139,8 @@ class Enrichment:
     payloads: list[tuple[str, Any]]
     post: NormalizedPost | None
     rate_limits: list[RateLimitReading] = field(default_factory=list)
+    # The platform answered with someone else's post (a forged event named it): store nothing of it.
+    not_owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,3 +199,142 @@ class Connector(Protocol):
     ) -> str | None:
         """A fresh URL for a media file whose URL expired (CDN signatures do); None if it is gone."""
         ...
+
+
+# --- OAuth connect --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Connection:
+    """What a code exchange says: the tokens and which account on the platform they belong to."""
+
+    tokens: TokenSet
+    platform_user_id: str
+    username: str
+    display_name: str | None = None
+    avatar_url: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class OAuth(Protocol):
+    # What we ask for, as the platform writes it (shown when a grant is too narrow).
+    scopes: str
+    # Scopes without which the archive cannot work: a callback granting less is refused.
+    required_scopes: frozenset[str]
+
+    def configured(self) -> bool:
+        """Client id and secret are set (else connecting answers 503)."""
+        ...
+
+    def authorize_url(self, redirect_uri: str, state: str) -> str:
+        """Where the browser goes to consent; the platform redirects back with `state` and a code."""
+        ...
+
+    async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
+        """Trade the code for tokens and the account's identity. InvalidGrantError: the code was refused."""
+        ...
+
+
+# --- webhook ingress ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subscription:
+    """Ours, as `webhook_subscriptions` keeps it (hashes only); None fields when there is none."""
+
+    subscription_id: str | None = None
+    callback_secret_hash: str | None = None
+    verify_token_hash: str | None = None
+
+
+class WebhookRefused(Exception):
+    """The request is refused with this status and error code; nothing is stored."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    """One event to store raw in `ingested_items`; `identity` dedupes a platform's retried deliveries."""
+
+    event_type: str
+    identity: str
+    payload: Any
+
+
+class Webhooks(Protocol):
+    def handshake(self, params: Mapping[str, str], secret: str | None, ours: Subscription) -> dict[str, Any]:
+        """Answer the platform's subscription check (the JSON body to send back), or raise WebhookRefused.
+        `secret` is the path segment after /functions/v1/webhook-<platform>/ (None without one)."""
+        ...
+
+    def receive(
+        self, body: bytes, headers: Mapping[str, str], secret: str | None, ours: Subscription
+    ) -> list[InboundEvent]:
+        """Authenticate and validate a delivery (the body is already size-capped), or raise WebhookRefused.
+        Only what this returns is stored; the worker turns it into work through `Connector.handle_event`."""
+        ...
+
+
+class SubscriptionError(RuntimeError):
+    """The platform refused a subscription change, or ours is in the way; the message says which."""
+
+
+class Subscriptions(Protocol):
+    """Push subscriptions, where a platform has them: `trove <platform> subscribe|unsubscribe|status`."""
+
+    def subscribe(self, conninfo: str, callback_url: str, *, rotate: bool = False) -> str:
+        """Create ours (the callback is `callback_url`, plus any secret the platform needs); its id."""
+        ...
+
+    def unsubscribe(self, conninfo: str) -> str | None:
+        """Delete ours; the id removed, or None when there was none."""
+        ...
+
+    def status(self, conninfo: str) -> dict[str, Any]:
+        """What the platform and Trove know of it, with no secret in it."""
+        ...
+
+
+# --- local simulator and demo ---------------------------------------------------------------------------
+class Simulator(Protocol):
+    """`trove simulate <platform>`: a local HTTP server speaking the platform's API (tests and `make run`)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def serve(self, args: argparse.Namespace) -> None:
+        """Run until stopped."""
+        ...
+
+
+class Demo(Protocol):
+    """What `trove run` does for this platform when no credentials are configured."""
+
+    simulator_port: int
+
+    def credentials_configured(self, env: Mapping[str, str]) -> bool: ...
+
+    def simulated_env(self, simulator_url: str) -> dict[str, str]:
+        """Settings that point the service and the worker at the simulator."""
+        ...
+
+    def simulator_args(self, port: int, posts: int) -> list[str]:
+        """`trove` arguments that start the simulator with a demo account holding `posts` posts."""
+        ...
+
+    def after_connect(self, env: Mapping[str, str]) -> None:
+        """Anything after the demo account is connected (e.g. webhook subscription)."""
+        ...
+
+    def hints(self, simulator_url: str) -> list[str]:
+        """Lines printed under "Look at it" (e.g. how to make a new post arrive)."""
+        ...
+
+
+# --- the platform ---------------------------------------------------------------------------------------
+class Platform(Protocol):
+    name: str  # as in platform_enum and the URLs (/functions/v1/oauth-<name>/..., /webhook-<name>)
+    connector: Connector
+    oauth: OAuth | None
+    webhooks: Webhooks | None
+    subscriptions: Subscriptions | None
+    simulator: Simulator | None
+    demo: Demo | None

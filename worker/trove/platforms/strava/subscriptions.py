@@ -7,7 +7,6 @@ subscription: rotating it (`subscribe --rotate`) deletes the subscription at Str
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 from typing import Any
@@ -15,11 +14,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from trove.connectors.strava import StravaConfig
-
-
-class SubscriptionError(RuntimeError):
-    pass
+from trove.platforms.base import SubscriptionError
+from trove.platforms.strava.client import StravaConfig
+from trove.platforms.strava.webhooks import secret_hash
 
 
 def _strava_error(response: httpx.Response) -> str:
@@ -29,10 +26,6 @@ def _strava_error(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
     errors = ", ".join(f"{e.get('field')} {e.get('code')}" for e in body.get("errors") or [])
     return f"HTTP {response.status_code}: {body.get('message', '')}{' (' + errors + ')' if errors else ''}"
-
-
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = None, *, rotate: bool = False) -> str:
@@ -61,7 +54,7 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
             " values ('strava', null, %s, %s, %s) on conflict (platform) do update"
             " set subscription_id = null, callback_url = excluded.callback_url,"
             " verify_token_hash = excluded.verify_token_hash, callback_secret_hash = excluded.callback_secret_hash",
-            (f"{base}/<secret>", _hash(verify_token), _hash(secret)),
+            (f"{base}/<secret>", secret_hash(verify_token), secret_hash(secret)),
         )
         response = httpx.post(
             f"{config.api}/push_subscriptions",
@@ -136,3 +129,17 @@ def status(conninfo: str, config: StravaConfig | None = None) -> dict[str, Any]:
         "strava": listed,
         "trove": {"subscription_id": row[0], "callback_url": row[1]} if row else None,
     }
+
+
+class StravaSubscriptions:
+    def __init__(self, config: StravaConfig) -> None:
+        self.config = config
+
+    def subscribe(self, conninfo: str, callback_url: str, *, rotate: bool = False) -> str:
+        return subscribe(conninfo, callback_url, self.config, rotate=rotate)
+
+    def unsubscribe(self, conninfo: str) -> str | None:
+        return unsubscribe(conninfo, self.config)
+
+    def status(self, conninfo: str) -> dict[str, Any]:
+        return status(conninfo, self.config)

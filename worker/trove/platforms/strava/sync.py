@@ -1,121 +1,38 @@
-"""Strava (API v3): OAuth2 with rotating refresh tokens, activities archived from list pages (200 per
-call) first and their details afterwards, photos at their largest size keyed by the photo's unique id,
-app-wide rate limits read from the headers, push-subscription webhook events.
-
-Configuration: STRAVA_CLIENT_ID, STRAVA_CLIENT_SECRET, and STRAVA_BASE_URL (default https://www.strava.com;
-the simulator's address locally)."""
+"""Strava's connector for the sync engine: activities archived from list pages (200 per call) first and
+their details afterwards, photos at their largest size keyed by the photo's unique id, app-wide rate limits
+read from the headers, push events turned into work and destructive ones confirmed with the API."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from trove.connectors.base import (
+from trove.platforms.base import (
     Account,
-    AuthError,
     Confirmation,
     Enrichment,
     InvalidEventError,
-    InvalidGrantError,
-    MediaRef,
     NormalizedPost,
-    NotFoundError,
     Page,
-    RateLimitedError,
-    RateLimitReading,
     SyncMode,
     TokenSet,
     TransientError,
     WebhookAction,
 )
-
-PER_PAGE = 200
-PHOTO_SIZE = 2048  # the largest size Strava serves
-RECHECK_WINDOW = timedelta(days=7)  # polling re-reads the last week's activities to catch edits
-SCOPES = "read,activity:read_all"
-
-
-@dataclass(frozen=True)
-class StravaConfig:
-    client_id: str
-    client_secret: str
-    base_url: str
-
-    @classmethod
-    def from_environment(cls) -> StravaConfig:
-        return cls(
-            os.environ.get("STRAVA_CLIENT_ID", ""),
-            os.environ.get("STRAVA_CLIENT_SECRET", ""),
-            os.environ.get("STRAVA_BASE_URL", "https://www.strava.com").rstrip("/"),
-        )
-
-    @property
-    def api(self) -> str:
-        return f"{self.base_url}/api/v3"
-
-    def authorize_url(self, redirect_uri: str, state: str) -> str:
-        query = httpx.QueryParams(
-            client_id=self.client_id,
-            redirect_uri=redirect_uri,
-            response_type="code",
-            approval_prompt="auto",
-            scope=SCOPES,
-            state=state,
-        )
-        return f"{self.base_url}/oauth/authorize?{query}"
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def rate_limit_readings(headers: httpx.Headers) -> list[RateLimitReading]:
-    """X-RateLimit-* (all requests) and X-ReadRateLimit-* (reads): "15-minute,daily" limit and usage."""
-    readings = []
-    for prefix, name in (("X-RateLimit", "overall"), ("X-ReadRateLimit", "read")):
-        limit, usage = headers.get(f"{prefix}-Limit"), headers.get(f"{prefix}-Usage")
-        if not limit or not usage:
-            continue
-        try:
-            (limit_15, limit_day), (used_15, used_day) = (
-                [int(x) for x in limit.split(",")],
-                [int(x) for x in usage.split(",")],
-            )
-        except ValueError:
-            continue
-        readings.append(RateLimitReading(f"{name}_15min", timedelta(minutes=15), limit_15, used_15))
-        readings.append(RateLimitReading(f"{name}_daily", timedelta(days=1), limit_day, used_day))
-    return readings
-
-
-def reset_time(readings: list[RateLimitReading], now: datetime | None = None) -> datetime:
-    """When a 429 ends: the next quarter hour, or UTC midnight when a daily window is spent."""
-    now = now or datetime.now(UTC)
-    if any(r.window_length == timedelta(days=1) and r.used >= r.limit for r in readings):
-        return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    quarter = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-    return quarter + timedelta(minutes=15)
-
-
-def raise_for_status(response: httpx.Response, what: str) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    if status == 401:
-        raise AuthError(f"Strava refused the access token ({what}: HTTP 401)")
-    if status == 403:
-        raise AuthError(f"Strava refused access ({what}: HTTP 403; is the activity:read_all scope granted?)")
-    if status == 404:
-        raise NotFoundError(f"Strava has no such record ({what}: HTTP 404)")
-    if status == 429:
-        raise RateLimitedError(
-            f"Strava rate limit exceeded ({what}: HTTP 429)", reset_time(rate_limit_readings(response.headers))
-        )
-    raise TransientError(f"Strava answered HTTP {status} ({what})")
+from trove.platforms.strava.client import (
+    PER_PAGE,
+    PHOTO_SIZE,
+    RECHECK_WINDOW,
+    StravaConfig,
+    parse_time,
+    raise_for_status,
+    rate_limit_readings,
+)
+from trove.platforms.strava.normalize import normalize
+from trove.platforms.strava.oauth import StravaOAuth
+from trove.platforms.strava.webhooks import event_problems
 
 
 class StravaConnector:
@@ -140,43 +57,13 @@ class StravaConnector:
 
     def __init__(self, config: StravaConfig | None = None) -> None:
         self.config = config or StravaConfig.from_environment()
-
-    # --- OAuth ---------------------------------------------------------------------------------------
-    async def exchange_code(self, http: httpx.AsyncClient, code: str) -> tuple[TokenSet, dict[str, Any]]:
-        response = await http.post(
-            f"{self.config.base_url}/oauth/token",
-            data={
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "code": code,
-                "grant_type": "authorization_code",
-            },
-        )
-        if response.status_code == 400:
-            raise InvalidGrantError("Strava refused the authorization code (expired or already used)")
-        raise_for_status(response, "code exchange")
-        body = response.json()
-        return self._tokens(body), body.get("athlete") or {}
+        self.oauth = StravaOAuth(self.config)
 
     async def refresh_token(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet:
-        response = await http.post(
-            f"{self.config.base_url}/oauth/token",
-            data={
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-            },
-        )
-        if response.status_code in (400, 401):
-            raise InvalidGrantError("Strava refused the refresh token")
-        raise_for_status(response, "token refresh")
-        return self._tokens(response.json())
+        return await self.oauth.refresh(http, refresh_token)
 
-    @staticmethod
-    def _tokens(body: dict[str, Any]) -> TokenSet:
-        expires_at = datetime.fromtimestamp(int(body["expires_at"]), UTC) if body.get("expires_at") else None
-        return TokenSet(body["access_token"], body.get("refresh_token"), expires_at, body.get("scope"))
+    def normalize(self, post_data: dict[str, Any]) -> NormalizedPost:
+        return normalize(post_data)
 
     # --- archive -------------------------------------------------------------------------------------
     async def fetch_page(
@@ -233,35 +120,6 @@ class StravaConnector:
             {"newest_start": newest},
         )
 
-    def normalize(self, post_data: dict[str, Any]) -> NormalizedPost:
-        detailed = post_data.get("resource_state") == 3
-        description = (post_data.get("description") or "").strip()
-        text = post_data.get("name") or ""
-        if description:
-            text = f"{text}\n\n{description}" if text else description
-        media: list[MediaRef] = []
-        for photo in post_data.get("_photos") or []:
-            urls = photo.get("urls") or {}
-            if photo.get("unique_id") and urls:
-                largest = max(urls, key=lambda size: int(size) if str(size).isdigit() else 0)
-                media.append(MediaRef(photo["unique_id"], urls[largest]))
-        return NormalizedPost(
-            platform_post_id=str(post_data["id"]),
-            created_at=parse_time(post_data["start_date"]),
-            post_data=post_data,
-            content_type="activity",
-            text=text or None,
-            published=True,
-            engagement={
-                "kudos_count": post_data.get("kudos_count", 0),
-                "comment_count": post_data.get("comment_count", 0),
-                "achievement_count": post_data.get("achievement_count", 0),
-                "pr_count": post_data.get("pr_count", 0),
-            },
-            media=tuple(media),
-            complete=detailed,
-        )
-
     def enrich_cost(self, post_data: dict[str, Any]) -> int:
         return 2 if (post_data.get("total_photo_count") or 0) > 0 else 1
 
@@ -276,6 +134,11 @@ class StravaConnector:
             return Enrichment([], None, readings)
         raise_for_status(response, f"activity {activity_id}")
         detail = response.json()
+        owner = str((detail.get("athlete") or {}).get("id") or "")
+        if owner != account.platform_user_id:
+            # Strava serves other athletes' visible activities too: a forged event naming one must not
+            # bring it into this archive.
+            return Enrichment([], None, readings, not_owned=True)
         payloads: list[tuple[str, Any]] = [("activity", detail)]
         if (detail.get("total_photo_count") or 0) > 0:
             photos = await http.get(
@@ -349,32 +212,3 @@ class StravaConnector:
             raise_for_status(response, "athlete")
             return Confirmation(False, "Strava still accepts our token", readings)
         return Confirmation(True, "not a destructive change", [])
-
-
-# The fields of a push event (developers.strava.com/docs/webhooks): `updates` holds changed fields as strings.
-EVENT_FIELDS: dict[str, type] = {
-    "object_type": str,
-    "object_id": int,
-    "aspect_type": str,
-    "owner_id": int,
-    "subscription_id": int,
-    "event_time": int,
-}
-
-
-def event_problems(event: Any) -> list[str]:
-    """What makes a body not a Strava push event (empty when it is one)."""
-    if not isinstance(event, dict):
-        return ["the event must be a JSON object"]
-    problems = [
-        f"{name} must be {'an integer' if kind is int else 'a string'}"
-        for name, kind in EVENT_FIELDS.items()
-        if not isinstance(event.get(name), kind) or isinstance(event.get(name), bool)
-    ]
-    updates = event.get("updates")
-    if updates is not None and not (
-        isinstance(updates, dict)
-        and all(isinstance(v, str | int | float | bool) or v is None for v in updates.values())
-    ):
-        problems.append("updates must be an object of plain values")
-    return problems

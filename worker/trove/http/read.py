@@ -1,0 +1,270 @@
+"""The read API (seed 7): the feed as JSON, JSON Feed and Atom, cached per user. Every query runs as the user
+it is for (`auth.as_user`), so RLS decides what anyone sees, whether they come with a Supabase JWT (the
+owner: everything they own) or a personal API key (public mode: only what is visible to everyone on its
+platform, for personal websites)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import psycopg
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+
+from trove.config import public_url
+from trove.http import feeds
+from trove.http.auth import as_user, decode_user_token
+from trove.http.cache import Cache, cache_key, etag_for
+
+router = APIRouter(prefix="/api")
+TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
+KEY_PREFIX = "trove_"
+MAX_OFFSET = 100_000
+
+
+@dataclass(frozen=True)
+class Reader:
+    user_id: str
+    public_only: bool  # API keys read the public view of the archive
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> Reader:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise HTTPException(401, "send Authorization: Bearer <Supabase access token or trove_ API key>")
+    token = authorization.split(" ", 1)[1].strip()
+    if not token.startswith(KEY_PREFIX):
+        return Reader(decode_user_token(token).id, public_only=False)
+    parts = token.split("_")
+    if len(parts) != 3 or len(parts[1]) != 8 or len(parts[2]) < 32:
+        raise HTTPException(401, "malformed API key: expected trove_<8 characters>_<secret>")
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute("select trove_private.authenticate_api_key(%s)::text", (key_hash(token),))
+        row = await cur.fetchone()
+    if row is None or row[0] is None:
+        raise HTTPException(401, "unknown or revoked API key")
+    return Reader(row[0], public_only=True)
+
+
+def parse_list(value: str | None, allowed: set[str], what: str) -> list[str] | None:
+    if not value:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = sorted(set(items) - allowed)
+    if unknown:
+        raise HTTPException(400, f"unknown {what}: {', '.join(unknown)} (one of {', '.join(sorted(allowed))})")
+    return items
+
+
+def parse_time(value: str | None, what: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise HTTPException(400, f"{what} must be an ISO 8601 date or time, got {value!r}") from error
+    if parsed.tzinfo is None:
+        raise HTTPException(400, f"{what} needs a time zone (e.g. 2026-01-31T00:00:00Z)")
+    return parsed
+
+
+async def platform_names(request: Request) -> set[str]:
+    """Every platform the archive can hold (platform_enum's labels), read once: a filter may name a platform
+    whose posts came from an export even when it is not registered here."""
+    names: set[str] | None = getattr(request.app.state, "platform_names", None)
+    if names is None:
+        async with request.app.state.pool.connection() as conn:
+            row = await (await conn.execute("select enum_range(null::public.platform_enum)::text[]")).fetchone()
+        names = request.app.state.platform_names = set(row[0] if row else [])
+    return names
+
+
+def feed_params(
+    known_platforms: set[str],
+    platforms: str | None,
+    types: str | None,
+    since: str | None,
+    until: str | None,
+    q: str | None,
+    limit: int,
+    cursor: str | None,
+    offset: int | None,
+) -> dict[str, Any]:
+    if not 1 <= limit <= 100:
+        raise HTTPException(400, "limit must be between 1 and 100")
+    if offset is not None and not 0 <= offset <= MAX_OFFSET:
+        raise HTTPException(400, f"offset must be between 0 and {MAX_OFFSET} (use the cursor to go further)")
+    if offset is not None and cursor:
+        raise HTTPException(400, "use cursor or offset, not both")
+    return {
+        "platforms": parse_list(platforms, known_platforms, "platforms"),
+        "types": parse_list(types, TYPES, "types"),
+        "since": parse_time(since, "since"),
+        "until": parse_time(until, "until"),
+        "q": clean_text(q, "q") if q else None,
+        "limit": limit,
+        "cursor": cursor or None,
+        "offset": offset,
+    }
+
+
+async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> dict[str, Any]:
+    """The feed page as the reader may see it, media resolved to signed copies or original URLs."""
+    storage = request.app.state.storage
+    try:
+        async with request.app.state.pool.connection() as conn, conn.transaction():
+            await as_user(conn, who.user_id)
+            cur = await conn.execute(
+                "select id::text, platform::text, content_type::text, text_content, created_at_platform,"
+                " updated_at_platform, post_data, media, cursor"
+                " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s,"
+                " %s::integer, %s, %s::integer, %s)",
+                (
+                    params["platforms"],
+                    params["types"],
+                    params["since"],
+                    params["until"],
+                    params["q"],
+                    params["limit"],
+                    params["cursor"],
+                    params["offset"],
+                    who.public_only,
+                ),
+            )
+            rows = await cur.fetchall()
+    except psycopg.errors.InvalidParameterValue as error:
+        raise HTTPException(400, error.diag.message_primary or "invalid parameter") from error
+    items = []
+    for post_id, platform, content_type, text, created, updated, post_data, media, row_cursor in rows:
+        resolved = []
+        for m in media:
+            copied = m.get("status") == "downloaded" and m.get("storage_path")
+            resolved.append(
+                {
+                    "media_key": m["media_key"],
+                    "content_type": m.get("content_type"),
+                    "url": await storage.signed_url(m["storage_path"]) if copied else m["original_url"],
+                    "copy": bool(copied),
+                }
+            )
+        items.append(
+            {
+                "id": post_id,
+                "platform": platform,
+                "content_type": content_type,
+                "text": text,
+                "created_at": created.isoformat(),
+                "updated_at": updated.isoformat() if updated else None,
+                "media": resolved,
+                "data": post_data,
+                "cursor": row_cursor,
+            }
+        )
+    full = len(items) == params["limit"] and params["offset"] is None
+    return {"posts": items, "next_cursor": items[-1]["cursor"] if full else None, "public": who.public_only}
+
+
+async def archive_version(request: Request, user_id: str) -> int:
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute("select version from public.archive_versions where user_id = %s", (user_id,))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def cached(
+    request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
+) -> Response:
+    """Serve from the cache (or 304) when the user's archive has not changed; else render and keep."""
+    cache: Cache = request.app.state.cache
+    key = cache_key(who.user_id, who.public_only, await archive_version(request, who.user_id), {**params, "kind": kind})
+    etag = etag_for(key)
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=300", "Vary": "Authorization"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    entry = await cache.get(key)
+    if entry is not None:
+        return Response(entry.body, media_type=media_type, headers={**headers, "X-Cache": "hit"})
+    body = await render(await fetch_feed(request, who, params))
+    await cache.put(key, body)
+    return Response(body, media_type=media_type, headers={**headers, "X-Cache": "miss"})
+
+
+FeedQuery = dict[str, Any]
+
+
+async def feed_query(
+    request: Request,
+    platforms: str | None = None,
+    types: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    q: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    offset: int | None = None,
+) -> FeedQuery:
+    return feed_params(await platform_names(request), platforms, types, since, until, q, limit, cursor, offset)
+
+
+@router.get("/posts", response_model=None)
+async def posts(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    async def render(page: dict[str, Any]) -> bytes:
+        return json.dumps(page).encode()
+
+    return await cached(request, who, params, "json", render, "application/json")
+
+
+def feed_url(request: Request) -> str:
+    """This feed's URL with its filters, without the page position (cursor/offset) or anything unknown (the
+    rendering is cached by filters). Built on the configured public URL, never the request's Host or
+    X-Forwarded-* headers: a cached page is shared by every reader of the feed."""
+    filters = ("platforms", "types", "since", "until", "q", "limit")
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k in filters]
+    query = urlencode(kept)
+    return f"{public_url()}{request.url.path}{'?' + query if query else ''}"
+
+
+@router.get("/feed.json", response_model=None)
+async def json_feed(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
+    base = feed_url(request)
+
+    async def render(page: dict[str, Any]) -> bytes:
+        return json.dumps(feeds.json_feed(page, base)).encode()
+
+    return await cached(request, who, params, "jsonfeed", render, "application/feed+json")
+
+
+@router.get("/feed.atom", response_model=None)
+async def atom_feed(
+    request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
+) -> Response:
+    """Atom rendering of the same page."""
+    base = feed_url(request)
+
+    async def render(page: dict[str, Any]) -> bytes:
+        return feeds.atom_feed(page, base)
+
+    return await cached(request, who, params, "atom", render, "application/atom+xml")
+
+
+def clean_text(value: str, what: str) -> str:
+    """Text that Postgres can store: no NUL or other control characters, valid Unicode."""
+    if any(ord(c) < 0x20 and c not in "\t" for c in value):
+        raise HTTPException(400, f"{what} must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise HTTPException(400, f"{what} is not valid Unicode text") from error
+    return value

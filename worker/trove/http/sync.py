@@ -1,0 +1,73 @@
+"""Sync now (seed 4.3): the owner asks for a sync of one account and follows its progress. Ownership is
+decided by RLS (the query runs as the user); only then does the service queue the sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from trove.http.auth import User, as_user, current_user, known_user
+
+router = APIRouter(prefix="/api")
+
+
+@router.post("/sync/{account_id}", status_code=202)
+async def request_sync(account_id: str, request: Request, user: Annotated[User, Depends(known_user)]) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)  # RLS: someone else's account looks exactly like a missing one
+        try:
+            cur = await conn.execute("select id from public.connected_accounts where id = %s::uuid", (account_id,))
+        except psycopg.errors.InvalidTextRepresentation as error:
+            raise HTTPException(404, "no such account") from error
+        if await cur.fetchone() is None:
+            raise HTTPException(404, "no such account")
+        await conn.execute("reset role")  # queueing is the service's
+        try:
+            cur = await conn.execute("select trove_private.enqueue_sync(%s, 'manual', 'sync now')::text", (account_id,))
+        except psycopg.errors.ObjectNotInPrerequisiteState as error:
+            raise HTTPException(409, "this account must be reconnected before it can sync") from error
+        row = await cur.fetchone()
+    assert row is not None
+    return {"sync_log_id": row[0], "status_url": f"/api/sync/{row[0]}/status"}
+
+
+@router.get("/sync/{sync_log_id}/status")
+async def sync_status(
+    sync_log_id: str, request: Request, user: Annotated[User, Depends(current_user)]
+) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)  # RLS: only the owner's logs exist here
+        try:
+            cur = await conn.execute(
+                "select status::text, sync_type::text, posts_fetched, posts_created, posts_updated, posts_deleted,"
+                " media_downloaded, media_failed, started_at, completed_at, duration_ms, error_message, metadata"
+                " from public.sync_logs where id = %s::uuid",
+                (sync_log_id,),
+            )
+        except psycopg.errors.InvalidTextRepresentation as error:
+            raise HTTPException(404, "no such sync") from error
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, "no such sync")
+    names = [
+        "status",
+        "sync_type",
+        "posts_fetched",
+        "posts_created",
+        "posts_updated",
+        "posts_deleted",
+        "media_downloaded",
+        "media_failed",
+        "started_at",
+        "completed_at",
+        "duration_ms",
+        "error_message",
+        "metadata",
+    ]
+    result = dict(zip(names, row, strict=True))
+    for field in ("started_at", "completed_at"):
+        if result[field] is not None:
+            result[field] = result[field].isoformat()
+    return result

@@ -1,0 +1,107 @@
+"""Media copies (seed 5): one file from the platform into storage per job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from trove.jobs import JobContext, heartbeat
+from trove.media.download import DownloadFailure
+from trove.media.download import download as download_file
+from trove.media.storage import storage_path
+from trove.platforms.base import SyncError
+from trove.redact import redact
+from trove.tokens import fresh_account
+
+log = logging.getLogger("trove.worker")
+
+
+async def copy_media_files(ctx: JobContext, ids: list[str]) -> None:
+    for media_id in ids:
+        await copy_media(ctx, media_id)
+
+
+async def copy_media(ctx: JobContext, media_id: str) -> None:
+    """Copy one media file into storage: 404/410 -> unavailable; 403 -> ask the connector for a fresh URL
+    and try once more; oversize or not media -> failed at once; other trouble -> backoff, then failed."""
+    async with ctx.pool.connection() as conn:
+        cur = await conn.execute(
+            "select md.user_id::text, md.platform::text, md.media_key, md.original_url, ip.post_data,"
+            " ip.account_id::text from public.media_downloads as md"
+            " join public.ingested_posts as ip on ip.id = md.ingested_post_id where md.id = %s",
+            (media_id,),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return
+    user_id, platform, media_key, url, post_data, account_id = row
+    host = urlsplit(url).hostname or ""
+    semaphore = ctx.host_slots.setdefault(host, asyncio.Semaphore(ctx.per_host))
+    outcome: tuple[str, str] | None = None
+    async with semaphore, heartbeat(ctx, "media_downloads", media_id):
+        for attempt in (1, 2):
+            try:
+                done = await download_file(
+                    ctx.http, ctx.storage, url, lambda ext: storage_path(user_id, platform, media_key, ext)
+                )
+            except DownloadFailure as failure:
+                if failure.kind == "expired" and attempt == 1:
+                    fresh = await fresh_media_url(ctx, user_id, platform, account_id, post_data, media_key)
+                    if fresh:
+                        url = fresh
+                        continue
+                    outcome = ("gone", f"{failure}; the platform has no fresh URL for it")
+                else:
+                    outcome = (failure.kind, str(failure))
+                break
+            async with ctx.pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "update public.media_downloads set storage_path = %s, content_type = %s, byte_size = %s,"
+                    " content_sha256 = %s, downloaded_at = now(), original_url = %s where id = %s",
+                    (done.path, done.content_type, done.size, done.sha256, url, media_id),
+                )
+                await conn.execute(
+                    "select trove_private.complete_work('media_downloads', %s, %s)", (media_id, ctx.worker_id)
+                )
+            return
+    kind, message = outcome or ("transient", "no outcome")
+    message = redact(message)
+    log.info("media %s (%s): %s", media_id, kind, message)
+    async with ctx.pool.connection() as conn:
+        if kind == "rejected":
+            await conn.execute(
+                "select trove_private.give_up_work('media_downloads', %s, %s, %s)",
+                (media_id, ctx.worker_id, message),
+            )
+        else:
+            await conn.execute(
+                "select trove_private.fail_work('media_downloads', %s, %s, %s, %s)",
+                (media_id, ctx.worker_id, message, kind == "gone"),
+            )
+
+
+async def fresh_media_url(
+    ctx: JobContext, user_id: str, platform: str, account_id: str, post_data: dict[str, Any], media_key: str
+) -> str | None:
+    connector = ctx.connectors.get(platform)
+    if connector is None:
+        return None
+    try:
+        async with ctx.pool.connection() as conn:
+            account = await fresh_account(conn, ctx.ring, connector, ctx.http, account_id)
+        fresh = await connector.refresh_media_url(ctx.http, account, post_data, media_key)
+    except (SyncError, httpx.HTTPError, LookupError) as error:
+        log.info("media: could not refresh the URL of %s: %s", media_key, redact(str(error)))
+        return None
+    if fresh:
+        async with ctx.pool.connection() as conn:
+            await conn.execute(
+                "update public.media_downloads set original_url = %s"
+                " where user_id = %s and platform = %s and media_key = %s",
+                (fresh, user_id, platform, media_key),
+            )
+    return fresh
