@@ -241,7 +241,7 @@ begin
         p.text_content,
         p.created_at_platform,
         p.updated_at_platform,
-        case when p_public_only then public.public_post_data(p.platform, ip.post_data) else ip.post_data end,
+        case when p_public_only then p.public_data else ip.post_data end,
         coalesce(m.media, '[]'::jsonb),
         public.feed_cursor(p.created_at_platform, p.id)
     from public.posts as p
@@ -263,7 +263,7 @@ begin
         and (p_since is null or p.created_at_platform >= p_since)
         and (p_until is null or p.created_at_platform < p_until)
         and (p_query is null or p.search_vector @@ websearch_to_tsquery('english', p_query))
-        and (not p_public_only or public.post_is_public(p, ip.post_data))
+        and (not p_public_only or public.post_is_public(p))
         and (p_cursor is null or (p.created_at_platform, p.id) < (after_created, after_id))
     order by p.created_at_platform desc, p.id desc
     limit p_limit
@@ -302,97 +302,29 @@ CREATE TABLE public.posts (
     updated_at_platform timestamp with time zone,
     published boolean DEFAULT true NOT NULL,
     deleted_on_platform boolean DEFAULT false NOT NULL,
+    visibility text DEFAULT 'private'::text NOT NULL,
+    public_data jsonb DEFAULT '{}'::jsonb NOT NULL,
+    author_handle text,
+    search_keywords text,
     search_vector tsvector,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT posts_platform_post_id_check CHECK ((platform_post_id <> ''::text))
+    CONSTRAINT posts_platform_post_id_check CHECK ((platform_post_id <> ''::text)),
+    CONSTRAINT posts_public_data_check CHECK ((jsonb_typeof(public_data) = 'object'::text)),
+    CONSTRAINT posts_visibility_check CHECK ((visibility = ANY (ARRAY['public'::text, 'followers'::text, 'private'::text])))
 );
 
 
 --
--- Name: post_is_public(public.posts, jsonb); Type: FUNCTION; Schema: public; Owner: -
+-- Name: post_is_public(public.posts); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.post_is_public(p_post public.posts, p_post_data jsonb) RETURNS boolean
+CREATE FUNCTION public.post_is_public(p_post public.posts) RETURNS boolean
     LANGUAGE sql IMMUTABLE
     SET search_path TO ''
     AS $$
-    select p_post.published
-        and not p_post.deleted_on_platform
-        and case p_post.platform
-            when 'strava' then coalesce(p_post_data ->> 'visibility', 'everyone') = 'everyone'
-                and not coalesce((p_post_data ->> 'private')::boolean, false)
-            else true
-        end
+    select p_post.published and not p_post.deleted_on_platform and p_post.visibility = 'public'
 $$;
-
-
---
--- Name: public_post_data(public.platform_enum, jsonb); Type: FUNCTION; Schema: public; Owner: -
---
-
-CREATE FUNCTION public.public_post_data(p_platform public.platform_enum, p_post_data jsonb) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
-    AS $$
-    select case
-        when p_post_data is null then null
-        when jsonb_typeof(p_post_data) <> 'object' then '{}'::jsonb
-        when p_platform = 'strava' then (
-            select coalesce(jsonb_object_agg(f.key, f.value), '{}'::jsonb)
-            from (
-                select
-                    e.key,
-                    case e.key
-                        when 'photos' then (
-                            select coalesce(jsonb_object_agg(k.key, k.value), '{}'::jsonb)
-                            from jsonb_each(e.value) as k
-                            where
-                                k.key = any(array['count', 'use_primary_photo'])
-                                and jsonb_typeof(k.value) in ('number', 'boolean', 'null')
-                        )
-                        when '_photos' then (
-                            select coalesce(jsonb_agg(photo.kept order by ph.n), '[]'::jsonb)
-                            from jsonb_array_elements(e.value) with ordinality as ph (value, n)
-                            cross join lateral (
-                                select coalesce(jsonb_object_agg(k.key, k.value), '{}'::jsonb) as kept
-                                from jsonb_each(ph.value) as k
-                                where
-                                    k.key = any(array['unique_id', 'caption', 'default_photo'])
-                                    and jsonb_typeof(k.value) in ('string', 'boolean', 'null')
-                            ) as photo
-                            where jsonb_typeof(ph.value) = 'object'
-                        )
-                        else e.value
-                    end as value
-                from jsonb_each(p_post_data) as e
-                where
-                    (
-                        e.key = any(array[
-                            'id', 'name', 'description', 'type', 'sport_type', 'workout_type',
-                            'start_date', 'start_date_local', 'timezone', 'utc_offset',
-                            'distance', 'moving_time', 'elapsed_time', 'total_elevation_gain',
-                            'average_speed', 'max_speed', 'average_cadence',
-                            'average_watts', 'weighted_average_watts', 'max_watts', 'kilojoules', 'device_watts',
-                            'kudos_count', 'comment_count', 'achievement_count', 'pr_count', 'athlete_count',
-                            'photo_count', 'total_photo_count', 'trainer', 'manual'
-                        ])
-                        and jsonb_typeof(e.value) in ('string', 'number', 'boolean', 'null')
-                    )
-                    or (e.key = 'photos' and jsonb_typeof(e.value) = 'object')
-                    or (e.key = '_photos' and jsonb_typeof(e.value) = 'array')
-            ) as f
-        )
-        else '{}'::jsonb
-    end
-$$;
-
-
---
--- Name: FUNCTION public_post_data(p_platform public.platform_enum, p_post_data jsonb); Type: COMMENT; Schema: public; Owner: -
---
-
-COMMENT ON FUNCTION public.public_post_data(p_platform public.platform_enum, p_post_data jsonb) IS 'A post''s raw data as public mode shows it: an allow-list of fields per platform (Strava: no coordinates, map, polyline, place names or photo locations); an empty object for a platform without one.';
 
 
 --
@@ -1128,29 +1060,21 @@ $$;
 
 
 --
--- Name: post_search_vector(text, public.platform_enum, text, uuid); Type: FUNCTION; Schema: trove_private; Owner: -
+-- Name: post_search_vector(text, text, text, uuid); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
-CREATE FUNCTION trove_private.post_search_vector(p_text text, p_platform public.platform_enum, p_platform_post_id text, p_account_id uuid) RETURNS tsvector
+CREATE FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) RETURNS tsvector
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
     select
         setweight(to_tsvector('english'::regconfig, coalesce(p_text, '')), 'A')
         || setweight(to_tsvector('simple'::regconfig, coalesce(
-            ip.post_data -> 'author' ->> 'handle',
-            ip.post_data -> 'post' -> 'author' ->> 'handle',
-            ip.post_data ->> 'username',
+            p_author_handle,
             (select ca.username from public.connected_accounts as ca where ca.id = p_account_id),
             ''
         )), 'B')
-        || setweight(to_tsvector('english'::regconfig, coalesce(
-            case when p_platform = 'strava' then coalesce(ip.post_data ->> 'sport_type', ip.post_data ->> 'type') end,
-            ''
-        )), 'C')
-    from (select 1) as one
-    left join public.ingested_posts as ip
-        on ip.platform = p_platform and ip.platform_post_id = p_platform_post_id
+        || setweight(to_tsvector('english'::regconfig, coalesce(p_keywords, '')), 'C')
 $$;
 
 
@@ -1249,26 +1173,6 @@ begin
             else ca.last_sync_status
         end
     where ca.id = new.account_id;
-    return null;
-end;
-$$;
-
-
---
--- Name: refresh_post_search_vector(); Type: FUNCTION; Schema: trove_private; Owner: -
---
-
-CREATE FUNCTION trove_private.refresh_post_search_vector() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-    update public.posts as p
-    set search_vector = trove_private.post_search_vector(p.text_content, p.platform, p.platform_post_id, p.account_id)
-    where p.platform = new.platform
-        and p.platform_post_id = new.platform_post_id
-        and p.search_vector is distinct from
-        trove_private.post_search_vector(p.text_content, p.platform, p.platform_post_id, p.account_id);
     return null;
 end;
 $$;
@@ -1445,7 +1349,7 @@ CREATE FUNCTION trove_private.set_post_search_vector() RETURNS trigger
     AS $$
 begin
     new.search_vector := trove_private.post_search_vector(
-        new.text_content, new.platform, new.platform_post_id, new.account_id
+        new.text_content, new.author_handle, new.search_keywords, new.account_id
     );
     return new;
 end;
@@ -1786,7 +1690,7 @@ CREATE TABLE public.media_downloads (
     CONSTRAINT media_downloads_downloaded_check CHECK (((status <> 'downloaded'::public.download_status_enum) OR ((storage_path IS NOT NULL) AND (content_type IS NOT NULL) AND (byte_size IS NOT NULL)))),
     CONSTRAINT media_downloads_media_key_check CHECK ((media_key <> ''::text)),
     CONSTRAINT media_downloads_original_url_check CHECK ((original_url ~* '^https?://'::text)),
-    CONSTRAINT media_downloads_storage_path_check CHECK ((storage_path ~ '^[0-9a-f-]{36}/(bluesky|strava|instagram)/[0-9a-f]{64}\.[a-z0-9]{2,5}$'::text))
+    CONSTRAINT media_downloads_storage_path_check CHECK ((storage_path ~ (('^[0-9a-f-]{36}/'::text || (platform)::text) || '/[0-9a-f]{64}\.[a-z0-9]{2,5}$'::text)))
 );
 
 
@@ -1857,14 +1761,14 @@ CREATE MATERIALIZED VIEW public.public_posts AS
     p.content_type,
     p.text_content,
     p.created_at_platform,
-    public.public_post_data(p.platform, ip.post_data) AS post_data,
+    p.public_data AS post_data,
     COALESCE(( SELECT jsonb_agg(jsonb_build_object('media_key', md.media_key, 'storage_path', md.storage_path, 'content_type', md.content_type) ORDER BY pm."position", md.created_at) AS jsonb_agg
            FROM (public.post_media pm
              JOIN public.media_downloads md ON ((pm.media_download_id = md.id)))
           WHERE ((pm.ingested_post_id = ip.id) AND (md.status = 'downloaded'::public.download_status_enum))), '[]'::jsonb) AS media
    FROM (public.posts p
      LEFT JOIN public.ingested_posts ip ON (((p.platform = ip.platform) AND (p.platform_post_id = ip.platform_post_id))))
-  WHERE public.post_is_public(p.*, ip.post_data)
+  WHERE public.post_is_public(p.*)
   WITH NO DATA;
 
 
@@ -2674,13 +2578,6 @@ CREATE TRIGGER ingested_posts_notify_work AFTER INSERT ON public.ingested_posts 
 
 
 --
--- Name: ingested_posts ingested_posts_refresh_post_search_vector; Type: TRIGGER; Schema: public; Owner: -
---
-
-CREATE TRIGGER ingested_posts_refresh_post_search_vector AFTER INSERT OR UPDATE OF post_data ON public.ingested_posts FOR EACH ROW EXECUTE FUNCTION trove_private.refresh_post_search_vector();
-
-
---
 -- Name: ingested_posts ingested_posts_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -2789,7 +2686,7 @@ CREATE TRIGGER posts_mark_public_posts_stale AFTER INSERT OR DELETE OR UPDATE ON
 -- Name: posts posts_set_search_vector; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER posts_set_search_vector BEFORE INSERT OR UPDATE OF text_content, account_id, platform, platform_post_id ON public.posts FOR EACH ROW EXECUTE FUNCTION trove_private.set_post_search_vector();
+CREATE TRIGGER posts_set_search_vector BEFORE INSERT OR UPDATE OF text_content, author_handle, search_keywords, account_id ON public.posts FOR EACH ROW EXECUTE FUNCTION trove_private.set_post_search_vector();
 
 
 --
@@ -3424,21 +3321,12 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.posts TO service_role;
 
 
 --
--- Name: FUNCTION post_is_public(p_post public.posts, p_post_data jsonb); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION post_is_public(p_post public.posts); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.post_is_public(p_post public.posts, p_post_data jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts, p_post_data jsonb) TO authenticated;
-GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts, p_post_data jsonb) TO service_role;
-
-
---
--- Name: FUNCTION public_post_data(p_platform public.platform_enum, p_post_data jsonb); Type: ACL; Schema: public; Owner: -
---
-
-REVOKE ALL ON FUNCTION public.public_post_data(p_platform public.platform_enum, p_post_data jsonb) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.public_post_data(p_platform public.platform_enum, p_post_data jsonb) TO authenticated;
-GRANT ALL ON FUNCTION public.public_post_data(p_platform public.platform_enum, p_post_data jsonb) TO service_role;
+REVOKE ALL ON FUNCTION public.post_is_public(p_post public.posts) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts) TO authenticated;
+GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts) TO service_role;
 
 
 --
@@ -3635,11 +3523,11 @@ REVOKE ALL ON FUNCTION trove_private.notify_work() FROM PUBLIC;
 
 
 --
--- Name: FUNCTION post_search_vector(p_text text, p_platform public.platform_enum, p_platform_post_id text, p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
+-- Name: FUNCTION post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
 --
 
-REVOKE ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_platform public.platform_enum, p_platform_post_id text, p_account_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_platform public.platform_enum, p_platform_post_id text, p_account_id uuid) TO service_role;
+REVOKE ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) TO service_role;
 
 
 --
@@ -3671,13 +3559,6 @@ GRANT ALL ON FUNCTION trove_private.record_rate_limit(p_platform public.platform
 --
 
 REVOKE ALL ON FUNCTION trove_private.record_sync_on_account() FROM PUBLIC;
-
-
---
--- Name: FUNCTION refresh_post_search_vector(); Type: ACL; Schema: trove_private; Owner: -
---
-
-REVOKE ALL ON FUNCTION trove_private.refresh_post_search_vector() FROM PUBLIC;
 
 
 --

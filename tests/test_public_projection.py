@@ -23,6 +23,7 @@ from trove.config import PROJECT_ROOT
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.platforms.strava.normalize import public_projection, visibility
 from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import StravaSimulator
 
@@ -126,7 +127,8 @@ def as_user(conn: psycopg.Connection[Any], user_id: str) -> None:
 
 def store(db_url: str, payloads: list[dict[str, Any]]) -> str:
     """alice with one Strava account and one stored post per payload (made visible to everyone, so that public
-    mode shows each one). Returns her user id."""
+    mode shows each one), its visibility and public fields as the Strava normalizer decides them (what the sync
+    stores). Returns her user id."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         user_id = str(conn.execute("select tests.create_user('alice')").fetchone()[0])
         account = conn.execute(
@@ -143,19 +145,18 @@ def store(db_url: str, payloads: list[dict[str, Any]]) -> str:
             )
             conn.execute(
                 "insert into public.posts (account_id, platform, platform_post_id, content_type, text_content,"
-                " created_at_platform) values (%s, 'strava', %s, 'activity', %s, now() - %s * interval '1 minute')",
-                (account, f"shape-{n}", f"shape {n}", n),
+                " created_at_platform, visibility, public_data)"
+                " values (%s, 'strava', %s, 'activity', %s, now() - %s * interval '1 minute', %s, %s)",
+                (account, f"shape-{n}", f"shape {n}", n, visibility(visible), Jsonb(public_projection(visible))),
             )
     return user_id
 
 
 def public_payloads(db_url: str, user_id: str, raws: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    """The three public readings of the stored posts: public_post_data itself, the feed's public mode and the
-    public_posts view."""
+    """The three public readings of the stored posts: the Strava normalizer's projection itself, the feed's
+    public mode and the public_posts view."""
+    direct = [public_projection(raw) for raw in raws]
     with psycopg.connect(db_url, autocommit=True) as conn:
-        direct = [
-            conn.execute("select public.public_post_data('strava', %s)", (Jsonb(raw),)).fetchone()[0] for raw in raws
-        ]
         with conn.transaction():
             as_user(conn, user_id)
             owner = [r[0] for r in conn.execute("select post_data from public.feed(p_limit => 100)").fetchall()]
@@ -170,7 +171,7 @@ def public_payloads(db_url: str, user_id: str, raws: list[dict[str, Any]]) -> di
             r[0]
             for r in conn.execute("select post_data from public.public_posts where user_id = %s", (user_id,)).fetchall()
         ]
-    return {"owner": owner, "public_post_data": direct, "feed": feed, "public_posts": view}
+    return {"owner": owner, "projection": direct, "feed": feed, "public_posts": view}
 
 
 def simulator_shapes() -> list[dict[str, Any]]:
@@ -300,7 +301,7 @@ def test_archived_activities_with_photo_gps_show_none_through_the_api_key(
         shapes += [{"_photos": photo_list} for photo_list in photo_lists]
         assert len(shapes) >= 3 + 3 + 3
         for shape in shapes:
-            projected = conn.execute("select public.public_post_data('strava', %s)", (Jsonb(shape),)).fetchone()[0]
+            projected = public_projection(shape)
             assert_no_location(projected, shape, f"archived payload {sorted(shape)[:5]}")
         conn.execute("select trove_private.refresh_public_posts()")
         view = [r[0] for r in conn.execute("select post_data from public.public_posts").fetchall()]

@@ -1,5 +1,8 @@
 -- posts: the normalized form of every post/activity, unique per platform post. Platform-specific detail
 -- stays in ingested_posts.post_data. Written only by the sync (service role); owners read their own.
+-- No platform rule lives in SQL: who may see a post on its platform (visibility), which of its raw fields a
+-- public reader may see (public_data, an allow-list) and its search terms are decided by the platform's
+-- normalizer in Python (trove.platforms.<name>.normalize) and stored here; SQL treats every platform alike.
 
 create table public.posts (
     id uuid primary key default gen_random_uuid(),
@@ -19,13 +22,25 @@ create table public.posts (
     published boolean not null default true,
     deleted_on_platform boolean not null default false,
 
+    -- public: everyone on the platform may see it; followers: only its followers; private: only the owner.
+    -- Public mode (API keys, public_posts) shows only public, published, not deleted posts.
+    visibility text not null default 'private',
+    -- The raw fields a public reader may see: an allow-list chosen by the normalizer (never coordinates).
+    public_data jsonb not null default '{}'::jsonb,
+    -- Search terms beyond the text: the author's handle (weight B; the account's username when null) and
+    -- keywords such as an activity's sport (weight C).
+    author_handle text,
+    search_keywords text,
+
     search_vector tsvector,
 
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
 
     constraint posts_platform_post_key unique (platform, platform_post_id),
-    constraint posts_platform_post_id_check check (platform_post_id <> '')
+    constraint posts_platform_post_id_check check (platform_post_id <> ''),
+    constraint posts_visibility_check check (visibility in ('public', 'followers', 'private')),
+    constraint posts_public_data_check check (jsonb_typeof(public_data) = 'object')
 );
 
 create index posts_account_id_idx on public.posts (account_id);
@@ -58,11 +73,9 @@ begin
 end;
 $$;
 
--- Text (weight A), the author's handle (B) and the activity type (C). Handle and activity type come
--- from the latest raw post: Bluesky post views carry author.handle (feed items nest it under post),
--- Instagram media carry username, Strava activities carry sport_type (older ones only type).
+-- Text (weight A), the author's handle (B: the post's own, else the account's username) and keywords (C).
 create function trove_private.post_search_vector(
-    p_text text, p_platform public.platform_enum, p_platform_post_id text, p_account_id uuid
+    p_text text, p_author_handle text, p_keywords text, p_account_id uuid
 )
 returns tsvector
 language sql
@@ -72,19 +85,11 @@ as $$
     select
         setweight(to_tsvector('english'::regconfig, coalesce(p_text, '')), 'A')
         || setweight(to_tsvector('simple'::regconfig, coalesce(
-            ip.post_data -> 'author' ->> 'handle',
-            ip.post_data -> 'post' -> 'author' ->> 'handle',
-            ip.post_data ->> 'username',
+            p_author_handle,
             (select ca.username from public.connected_accounts as ca where ca.id = p_account_id),
             ''
         )), 'B')
-        || setweight(to_tsvector('english'::regconfig, coalesce(
-            case when p_platform = 'strava' then coalesce(ip.post_data ->> 'sport_type', ip.post_data ->> 'type') end,
-            ''
-        )), 'C')
-    from (select 1) as one
-    left join public.ingested_posts as ip
-        on ip.platform = p_platform and ip.platform_post_id = p_platform_post_id
+        || setweight(to_tsvector('english'::regconfig, coalesce(p_keywords, '')), 'C')
 $$;
 
 create function trove_private.set_post_search_vector()
@@ -94,16 +99,16 @@ set search_path = ''
 as $$
 begin
     new.search_vector := trove_private.post_search_vector(
-        new.text_content, new.platform, new.platform_post_id, new.account_id
+        new.text_content, new.author_handle, new.search_keywords, new.account_id
     );
     return new;
 end;
 $$;
 
 revoke execute on function trove_private.check_post_account() from public;
-revoke execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) from public;
--- The sync writes posts and raw posts as service_role; their triggers call this helper with its rights.
-grant execute on function trove_private.post_search_vector(text, public.platform_enum, text, uuid) to service_role;
+revoke execute on function trove_private.post_search_vector(text, text, text, uuid) from public;
+-- The sync writes posts as service_role; their triggers call this helper with its rights.
+grant execute on function trove_private.post_search_vector(text, text, text, uuid) to service_role;
 revoke execute on function trove_private.set_post_search_vector() from public;
 
 create trigger posts_check_account
@@ -111,7 +116,7 @@ before insert or update of account_id, platform on public.posts
 for each row execute function trove_private.check_post_account();
 
 create trigger posts_set_search_vector
-before insert or update of text_content, account_id, platform, platform_post_id on public.posts
+before insert or update of text_content, author_handle, search_keywords, account_id on public.posts
 for each row execute function trove_private.set_post_search_vector();
 
 create trigger posts_set_updated_at
@@ -127,26 +132,3 @@ grant select, insert, update, delete on table public.posts to service_role;
 create policy posts_select_own on public.posts
 for select to authenticated
 using ((select auth.uid()) = user_id);
-
--- A newer raw post (e.g. an edited Strava activity type) refreshes the search vector of its post.
-create function trove_private.refresh_post_search_vector()
-returns trigger
-language plpgsql
-set search_path = ''
-as $$
-begin
-    update public.posts as p
-    set search_vector = trove_private.post_search_vector(p.text_content, p.platform, p.platform_post_id, p.account_id)
-    where p.platform = new.platform
-        and p.platform_post_id = new.platform_post_id
-        and p.search_vector is distinct from
-        trove_private.post_search_vector(p.text_content, p.platform, p.platform_post_id, p.account_id);
-    return null;
-end;
-$$;
-
-revoke execute on function trove_private.refresh_post_search_vector() from public;
-
-create trigger ingested_posts_refresh_post_search_vector
-after insert or update of post_data on public.ingested_posts
-for each row execute function trove_private.refresh_post_search_vector();

@@ -41,7 +41,7 @@ create table public.media_downloads (
         status <> 'downloaded' or (storage_path is not null and content_type is not null and byte_size is not null)
     ),
     constraint media_downloads_storage_path_check check (
-        storage_path ~ '^[0-9a-f-]{36}/(bluesky|strava|instagram)/[0-9a-f]{64}\.[a-z0-9]{2,5}$'
+        storage_path ~ ('^[0-9a-f-]{36}/' || platform::text || '/[0-9a-f]{64}\.[a-z0-9]{2,5}$')
     )
 );
 

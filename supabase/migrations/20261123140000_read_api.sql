@@ -1,101 +1,19 @@
 -- The read side (seed 7, 10): a feed with keyset and offset pagination, ranked search with per-platform
 -- facets, per-account stats, all SECURITY INVOKER so RLS decides what each caller sees (PostgREST RPC or the
 -- HTTP API acting as the user). Public mode (a user's website through an API key) shows only what is
--- visible to everyone on its platform and never Strava coordinates or polylines.
+-- visible to everyone on its platform, and of its raw data only the fields its normalizer allowed.
 
--- What may leave through public mode: published, not deleted, visible to everyone on the platform.
-create function public.post_is_public(p_post public.posts, p_post_data jsonb)
+-- What may leave through public mode: published, not deleted, visible to everyone on its platform. Whether
+-- a post is visible to everyone, and which of its raw fields a public reader sees (posts.public_data, an
+-- allow-list), is the platform normalizer's decision, stored on the post: no platform rule lives here.
+create function public.post_is_public(p_post public.posts)
 returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
-    select p_post.published
-        and not p_post.deleted_on_platform
-        and case p_post.platform
-            when 'strava' then coalesce(p_post_data ->> 'visibility', 'everyone') = 'everyone'
-                and not coalesce((p_post_data ->> 'private')::boolean, false)
-            else true
-        end
+    select p_post.published and not p_post.deleted_on_platform and p_post.visibility = 'public'
 $$;
-
--- Public mode (API keys, the public_posts view) shows a post's raw data through an ALLOW-LIST per platform:
--- a field is shown only when it is named here, so a field the platform adds tomorrow stays private until
--- somebody decides otherwise. A deny-list (the first version) let `_photos[].location` (photo GPS) through.
---
--- Strava: the activity's name, description, sport, times and totals, kudos/comment/achievement counts and
--- photo counts. Never its coordinates, map, polylines, place names (location_city/state/country, segment
--- cities), segment efforts, splits, laps or best efforts (which carry positions), gear, device, heart rate,
--- embed token, athlete or other people (highlighted_kudosers). Every named top-level field must be a scalar
--- (a value of another shape is left out): nested objects are only the two below, each with its own list.
---   photos    (the detail's summary): only `count` and `use_primary_photo`; the primary photo's CDN URLs stay
---             out (readers get every photo through the post's media list, our copy first).
---   _photos[] (our photo list, one entry per photo): only `unique_id` (the media key, to match the media
---             list), `caption` and `default_photo`; never `location`, URLs, sizes or upload times.
--- Bluesky, Instagram and any platform not named: an empty object (their connectors do not exist yet; the
--- post's text and media are still shown). Whoever adds a connector adds its allow-list here, never a
--- deny-list.
-create function public.public_post_data(p_platform public.platform_enum, p_post_data jsonb)
-returns jsonb
-language sql
-immutable
-set search_path = ''
-as $$
-    select case
-        when p_post_data is null then null
-        when jsonb_typeof(p_post_data) <> 'object' then '{}'::jsonb
-        when p_platform = 'strava' then (
-            select coalesce(jsonb_object_agg(f.key, f.value), '{}'::jsonb)
-            from (
-                select
-                    e.key,
-                    case e.key
-                        when 'photos' then (
-                            select coalesce(jsonb_object_agg(k.key, k.value), '{}'::jsonb)
-                            from jsonb_each(e.value) as k
-                            where
-                                k.key = any(array['count', 'use_primary_photo'])
-                                and jsonb_typeof(k.value) in ('number', 'boolean', 'null')
-                        )
-                        when '_photos' then (
-                            select coalesce(jsonb_agg(photo.kept order by ph.n), '[]'::jsonb)
-                            from jsonb_array_elements(e.value) with ordinality as ph (value, n)
-                            cross join lateral (
-                                select coalesce(jsonb_object_agg(k.key, k.value), '{}'::jsonb) as kept
-                                from jsonb_each(ph.value) as k
-                                where
-                                    k.key = any(array['unique_id', 'caption', 'default_photo'])
-                                    and jsonb_typeof(k.value) in ('string', 'boolean', 'null')
-                            ) as photo
-                            where jsonb_typeof(ph.value) = 'object'
-                        )
-                        else e.value
-                    end as value
-                from jsonb_each(p_post_data) as e
-                where
-                    (
-                        e.key = any(array[
-                            'id', 'name', 'description', 'type', 'sport_type', 'workout_type',
-                            'start_date', 'start_date_local', 'timezone', 'utc_offset',
-                            'distance', 'moving_time', 'elapsed_time', 'total_elevation_gain',
-                            'average_speed', 'max_speed', 'average_cadence',
-                            'average_watts', 'weighted_average_watts', 'max_watts', 'kilojoules', 'device_watts',
-                            'kudos_count', 'comment_count', 'achievement_count', 'pr_count', 'athlete_count',
-                            'photo_count', 'total_photo_count', 'trainer', 'manual'
-                        ])
-                        and jsonb_typeof(e.value) in ('string', 'number', 'boolean', 'null')
-                    )
-                    or (e.key = 'photos' and jsonb_typeof(e.value) = 'object')
-                    or (e.key = '_photos' and jsonb_typeof(e.value) = 'array')
-            ) as f
-        )
-        else '{}'::jsonb
-    end
-$$;
-
-comment on function public.public_post_data(public.platform_enum, jsonb) is
-'A post''s raw data as public mode shows it: an allow-list of fields per platform (Strava: no coordinates, '
-'map, polyline, place names or photo locations); an empty object for a platform without one.';
 
 -- Opaque keyset cursor: base64 of "<created_at_platform>|<id>".
 create function public.feed_cursor(p_created timestamptz, p_id uuid)
@@ -167,7 +85,7 @@ begin
         p.text_content,
         p.created_at_platform,
         p.updated_at_platform,
-        case when p_public_only then public.public_post_data(p.platform, ip.post_data) else ip.post_data end,
+        case when p_public_only then p.public_data else ip.post_data end,
         coalesce(m.media, '[]'::jsonb),
         public.feed_cursor(p.created_at_platform, p.id)
     from public.posts as p
@@ -189,7 +107,7 @@ begin
         and (p_since is null or p.created_at_platform >= p_since)
         and (p_until is null or p.created_at_platform < p_until)
         and (p_query is null or p.search_vector @@ websearch_to_tsquery('english', p_query))
-        and (not p_public_only or public.post_is_public(p, ip.post_data))
+        and (not p_public_only or public.post_is_public(p))
         and (p_cursor is null or (p.created_at_platform, p.id) < (after_created, after_id))
     order by p.created_at_platform desc, p.id desc
     limit p_limit
@@ -268,8 +186,7 @@ as $$
     order by ca.platform, ca.username, p.content_type
 $$;
 
-revoke execute on function public.post_is_public(public.posts, jsonb) from public, anon;
-revoke execute on function public.public_post_data(public.platform_enum, jsonb) from public, anon;
+revoke execute on function public.post_is_public(public.posts) from public, anon;
 revoke execute on function public.feed_cursor(timestamptz, uuid) from public, anon;
 revoke execute on function public.feed(
     public.platform_enum[], public.content_type_enum[], timestamptz, timestamptz, text, integer, text, integer, boolean
@@ -277,8 +194,7 @@ revoke execute on function public.feed(
 revoke execute on function public.search_posts(text, public.platform_enum[], integer, integer) from public, anon;
 revoke execute on function public.search_facets(text) from public, anon;
 revoke execute on function public.account_stats() from public, anon;
-grant execute on function public.post_is_public(public.posts, jsonb) to authenticated, service_role;
-grant execute on function public.public_post_data(public.platform_enum, jsonb) to authenticated, service_role;
+grant execute on function public.post_is_public(public.posts) to authenticated, service_role;
 grant execute on function public.feed_cursor(timestamptz, uuid) to authenticated, service_role;
 grant execute on function public.feed(
     public.platform_enum[], public.content_type_enum[], timestamptz, timestamptz, text, integer, text, integer, boolean

@@ -1,6 +1,6 @@
 -- The seeds' public_posts materialized view, done right: only posts visible to everyone on their platform,
--- raw data without Strava locations/routes, media that was copied. Materialized views have no RLS, so it is
--- for the service role only (the HTTP API serves it per user). Writes mark it stale; pg_cron refreshes it
+-- the raw fields their normalizer allowed (never locations or routes), media that was copied. Materialized
+-- views have no RLS, so it is for the service role only (the HTTP API serves it per user). Writes mark it stale; pg_cron refreshes it
 -- concurrently every 5 minutes when stale (seed 10.2; the job is registered with the other schedules).
 create materialized view public.public_posts as
 select
@@ -10,7 +10,7 @@ select
     p.content_type,
     p.text_content,
     p.created_at_platform,
-    public.public_post_data(p.platform, ip.post_data) as post_data,
+    p.public_data as post_data,
     coalesce((
         select
             jsonb_agg(jsonb_build_object(
@@ -23,7 +23,7 @@ select
 from public.posts as p
 left join public.ingested_posts as ip
     on p.platform = ip.platform and p.platform_post_id = ip.platform_post_id
-where public.post_is_public(p, ip.post_data);
+where public.post_is_public(p);
 
 create unique index public_posts_id_idx on public.public_posts (id);
 create index public_posts_user_created_idx on public.public_posts (user_id, created_at_platform desc);

@@ -79,9 +79,11 @@ begin
     values (item, p_platform, account, p_name || '-post-1',
             jsonb_build_object('name', p_name || ' morning run', 'sport_type', 'TrailRun'))
     returning id into raw_post;
+    -- As the sync stores it: the normalizer decided it is public, its public fields and its keywords.
     insert into public.posts (account_id, platform, platform_post_id, content_type, text_content,
-                              created_at_platform)
-    values (account, p_platform, p_name || '-post-1', 'activity', p_name || ' morning run', now())
+                              created_at_platform, visibility, public_data, search_keywords)
+    values (account, p_platform, p_name || '-post-1', 'activity', p_name || ' morning run', now(),
+            'public', jsonb_build_object('name', p_name || ' morning run', 'sport_type', 'TrailRun'), 'TrailRun')
     returning id into post;
     insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
     values (raw_post, uid, p_platform, p_name || '-photo-1', 'https://media.example.test/' || p_name || '.jpg')

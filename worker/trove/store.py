@@ -86,9 +86,10 @@ async def store_post(
     cur = await conn.execute(
         """
         insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, html_content,
-                                  created_at_platform, updated_at_platform, published, deleted_on_platform)
+                                  created_at_platform, updated_at_platform, published, deleted_on_platform,
+                                  visibility, public_data, author_handle, search_keywords)
         values (%(account)s, %(platform)s, %(post_id)s, %(type)s, %(text)s, %(html)s, %(created)s, %(updated)s,
-                %(published)s, %(deleted)s)
+                %(published)s, %(deleted)s, %(visibility)s, %(public_data)s, %(author_handle)s, %(keywords)s)
         on conflict (platform, platform_post_id) do update
         set content_type = excluded.content_type,
             text_content = excluded.text_content,
@@ -96,12 +97,18 @@ async def store_post(
             created_at_platform = excluded.created_at_platform,
             updated_at_platform = excluded.updated_at_platform,
             published = excluded.published,
-            deleted_on_platform = excluded.deleted_on_platform
+            deleted_on_platform = excluded.deleted_on_platform,
+            visibility = excluded.visibility,
+            public_data = excluded.public_data,
+            author_handle = excluded.author_handle,
+            search_keywords = excluded.search_keywords
         where (posts.content_type, posts.text_content, posts.html_content, posts.created_at_platform,
-               posts.updated_at_platform, posts.published, posts.deleted_on_platform)
+               posts.updated_at_platform, posts.published, posts.deleted_on_platform, posts.visibility,
+               posts.public_data, posts.author_handle, posts.search_keywords)
             is distinct from
               (excluded.content_type, excluded.text_content, excluded.html_content, excluded.created_at_platform,
-               excluded.updated_at_platform, excluded.published, excluded.deleted_on_platform)
+               excluded.updated_at_platform, excluded.published, excluded.deleted_on_platform, excluded.visibility,
+               excluded.public_data, excluded.author_handle, excluded.search_keywords)
         returning id, (xmax = 0) as inserted, deleted_on_platform
         """,
         {
@@ -115,6 +122,10 @@ async def store_post(
             "updated": post.updated_at,
             "published": post.published,
             "deleted": post.deleted,
+            "visibility": post.visibility,
+            "public_data": Jsonb(post.public_data),
+            "author_handle": post.author_handle,
+            "keywords": post.search_keywords,
         },
     )
     written = await cur.fetchone()

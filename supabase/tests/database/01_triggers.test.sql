@@ -16,7 +16,7 @@ select triggers_are(
     'public', 'ingested_posts',
     array[
         'ingested_posts_bump_archive_versions_delete', 'ingested_posts_bump_archive_versions_insert', 'ingested_posts_bump_archive_versions_update',
-        'ingested_posts_mark_public_posts_stale', 'ingested_posts_notify_work', 'ingested_posts_refresh_post_search_vector', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'
+        'ingested_posts_mark_public_posts_stale', 'ingested_posts_notify_work', 'ingested_posts_set_updated_at', 'ingested_posts_user_id_from_account'
     ],
     'ingested_posts triggers'
 );
@@ -190,7 +190,7 @@ select is(
     'engagement_history.user_id is taken from the post'
 );
 
--- search_vector: text, author handle, activity type
+-- search_vector: text, author handle, keywords (what the platform's normalizer stored on the post)
 select ok(
     (
         select search_vector @@ to_tsquery('english', 'morning & run') from public.posts
@@ -203,14 +203,14 @@ select ok(
         select search_vector @@ to_tsquery('english', 'trailrun') from public.posts
         where id = tests.id('post', 'alice')
     ),
-    'search_vector matches the Strava activity type from the raw post'
+    'search_vector matches the keywords the normalizer stored (the activity type)'
 );
 select ok(
     (
         select search_vector @@ to_tsquery('simple', 'alice') from public.posts
         where id = tests.id('post', 'alice')
     ),
-    'search_vector matches the author handle (the account username for Strava)'
+    'search_vector matches the author handle (the account username when the post names none)'
 );
 update public.posts set text_content = 'evening swim'
 where id = tests.id('post', 'alice');
@@ -222,39 +222,31 @@ select ok(
     ),
     'search_vector follows an edited text'
 );
-update public.ingested_posts set post_data = post_data || '{"sport_type": "Kayaking"}'
-where id = tests.id('ingested_post', 'alice');
+update public.posts set search_keywords = 'Kayaking'
+where id = tests.id('post', 'alice');
 select ok(
     (
         select search_vector @@ to_tsquery('english', 'kayaking') from public.posts
         where id = tests.id('post', 'alice')
     ),
-    'a newer raw post refreshes the search_vector (activity type changed)'
+    'search_vector follows new keywords (activity type changed)'
 );
 insert into public.connected_accounts (user_id, platform, platform_user_id, username)
-values (tests.id('user', 'bob'), 'bluesky', 'did:plc:bob', 'bob.bsky.social');
-insert into public.ingested_posts (platform, account_id, platform_post_id, post_data)
-values (
-    'bluesky', (
-        select id from public.connected_accounts
-        where platform_user_id = 'did:plc:bob'
-    ),
-    'at://did:plc:bob/app.bsky.feed.post/1', '{"post": {"author": {"handle": "bob.bsky.social"}}}'
-);
-insert into public.posts (account_id, platform, platform_post_id, text_content, created_at_platform)
+values (tests.id('user', 'bob'), 'bluesky', 'did:plc:bob', 'bob');
+insert into public.posts (account_id, platform, platform_post_id, text_content, created_at_platform, author_handle)
 values (
     (
         select id from public.connected_accounts
         where platform_user_id = 'did:plc:bob'
     ), 'bluesky',
-    'at://did:plc:bob/app.bsky.feed.post/1', 'hello world', now()
+    'at://did:plc:bob/app.bsky.feed.post/1', 'hello world', now(), 'bob.bsky.social'
 );
 select ok(
     (
         select search_vector @@ to_tsquery('simple', 'bob.bsky.social') from public.posts
         where platform_post_id = 'at://did:plc:bob/app.bsky.feed.post/1'
     ),
-    'search_vector holds the Bluesky author handle from the raw feed item'
+    'search_vector holds the author handle the normalizer stored'
 );
 
 -- sync_logs: completion stamps duration and the account

@@ -4,15 +4,18 @@ begin;
 select plan(21);
 
 select tests.create_two_archives();
--- alice's fixture activity is public; add a followers-only one and a private one with coordinates.
+-- alice's fixture activity is public; add a followers-only one and a private one with coordinates (their
+-- visibility as the normalizer stores it; a post is private unless its normalizer says otherwise).
 insert into public.ingested_posts (platform, account_id, platform_post_id, post_data)
 values
 ('strava', tests.id('account', 'alice'), 'alice-friends', '{"visibility": "followers_only", "start_latlng": [1, 2]}'),
 ('strava', tests.id('account', 'alice'), 'alice-private', '{"visibility": "only_me", "private": true}');
-insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, created_at_platform)
+insert into public.posts (
+    account_id, platform, platform_post_id, content_type, text_content, created_at_platform, visibility
+)
 values
-(tests.id('account', 'alice'), 'strava', 'alice-friends', 'activity', 'with friends', now() - interval '1 day'),
-(tests.id('account', 'alice'), 'strava', 'alice-private', 'activity', 'alone', now() - interval '2 days');
+(tests.id('account', 'alice'), 'strava', 'alice-friends', 'activity', 'with friends', now() - interval '1 day', 'followers'),
+(tests.id('account', 'alice'), 'strava', 'alice-private', 'activity', 'alone', now() - interval '2 days', 'private');
 update public.ingested_posts set post_data = post_data || '{"start_latlng": [45.5, -122.6], "map": {"polyline": "x"}}'
 where platform_post_id = 'alice-post-1';
 -- alice's photo (deduplicated by its key) is on the followers-only activity too, and has been copied.

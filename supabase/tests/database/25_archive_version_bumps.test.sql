@@ -1,5 +1,5 @@
 -- The per-user archive version (API caches and ETags key on it) moves with every change a reader may see:
--- an activity turning private with its title unchanged (only the raw post changes), published, deleted, text,
+-- an activity turning private with its title unchanged (only its visibility changes), published, deleted, text,
 -- media; and it stays put for the work-queue writes nobody reads.
 begin;
 select plan(25);
@@ -37,15 +37,13 @@ as $$
     select count(*)::integer from public.feed(p_public_only => true)
 $$;
 
-update public.ingested_posts set post_data = post_data || '{"visibility": "everyone", "private": false}'
-where platform_post_id = 'alice-post-1';
-
--- Privacy lives in the raw post only: the posts row does not change.
+-- Privacy is the normalizer's decision, stored on the post (visibility): a post turning private with its
+-- title unchanged changes only that column (and the raw post, written with it).
 select tests.authenticate_as('alice');
 select is(pg_temp.public_count(), 1, 'alice''s activity is public');
 select tests.clear_authentication();
 select pg_temp.mark();
-update public.ingested_posts set post_data = post_data || '{"visibility": "only_me", "private": true}'
+update public.posts set visibility = 'private'
 where platform_post_id = 'alice-post-1';
 select is(pg_temp.bumps('alice'), 1::bigint, 'made private (title unchanged): her archive version is bumped');
 select is(pg_temp.bumps('bob'), 0::bigint, 'bob''s version is untouched');
@@ -54,17 +52,17 @@ select is(pg_temp.public_count(), 0, 'and public mode no longer shows it');
 select tests.clear_authentication();
 
 select pg_temp.mark();
-update public.ingested_posts set post_data = post_data || '{"visibility": "followers_only", "private": false}'
+update public.posts set visibility = 'followers'
 where platform_post_id = 'alice-post-1';
 select is(pg_temp.bumps('alice'), 1::bigint, 'visibility changed: bumped');
 select pg_temp.mark();
-update public.ingested_posts set post_data = post_data || '{"visibility": "everyone"}'
+update public.posts set visibility = 'public'
 where platform_post_id = 'alice-post-1';
 select is(pg_temp.bumps('alice'), 1::bigint, 'visible to everyone again: bumped');
 select pg_temp.mark();
-update public.ingested_posts set post_data = post_data || '{"private": true}'
+update public.posts set public_data = public_data || '{"description": "new words"}'
 where platform_post_id = 'alice-post-1';
-select is(pg_temp.bumps('alice'), 1::bigint, 'private flag changed: bumped');
+select is(pg_temp.bumps('alice'), 1::bigint, 'its public fields changed: bumped');
 select pg_temp.mark();
 update public.ingested_posts set post_data = post_data || '{"private": false, "description": "new words"}'
 where platform_post_id = 'alice-post-1';

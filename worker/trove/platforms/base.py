@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 SyncMode = Literal["backfill", "poll"]
+Visibility = Literal["public", "followers", "private"]
 ContentType = Literal["post", "activity", "story", "reel", "reply", "repost", "article"]
 
 
@@ -90,6 +91,14 @@ class NormalizedPost:
     media: tuple[MediaRef, ...] = ()
     # False for a summary (e.g. an item of a list page): the engine fetches the detail later (Connector.enrich).
     complete: bool = True
+    # The platform's rules, decided here and stored on the post (SQL treats every platform alike):
+    # who may see it on the platform (public mode shows only "public"; unknown means private) ...
+    visibility: Visibility = "private"
+    # ... which raw fields a public reader may see: an allow-list, never coordinates or places ...
+    public_data: dict[str, Any] = field(default_factory=dict)
+    # ... and what search finds it by besides its text (the author's handle, keywords like a sport).
+    author_handle: str | None = None
+    search_keywords: str | None = None
 
 
 @dataclass(frozen=True)
