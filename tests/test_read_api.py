@@ -10,11 +10,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from tests.worker_harness import RING, TEST_KEY, scalar
 
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.platforms.strava.normalize import public_projection
+from trove.platforms.strava.normalize import visibility as strava_visibility
 from trove.simulators.serve import BackgroundServer
 
 
@@ -59,11 +62,16 @@ def seed(db_url: str) -> dict[str, Any]:
                     " values (%s, %s, %s, %s)",
                     (platform, account, post_id, json.dumps(data)),
                 )
+                # The rules for readers as the sync stores them (Strava's normalizer; Bluesky posts are public).
+                if platform == "strava":
+                    rules = (strava_visibility(data), Jsonb(public_projection(data)), None, "Run")
+                else:
+                    rules = ("public", Jsonb({}), f"{name}.bsky.social", None)
                 conn.execute(
                     "insert into public.posts (account_id, platform, platform_post_id, content_type, text_content,"
-                    " created_at_platform)"
-                    " values (%s, %s, %s, %s, %s, timestamptz '2026-01-01' + %s * interval '1 hour')",
-                    (account, platform, post_id, kind, text, n * 2 + (1 if platform == "bluesky" else 0)),
+                    " created_at_platform, visibility, public_data, author_handle, search_keywords)"
+                    " values (%s, %s, %s, %s, %s, timestamptz '2026-01-01' + %s * interval '1 hour', %s, %s, %s, %s)",
+                    (account, platform, post_id, kind, text, n * 2 + (1 if platform == "bluesky" else 0), *rules),
                 )
         return {"users": ids, "accounts": accounts}
 

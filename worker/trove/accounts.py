@@ -11,6 +11,9 @@ from psycopg.types.json import Jsonb
 
 from trove.crypto import KeyRing, encrypt
 from trove.platforms.base import TokenSet
+from trove.queries.accounts import CONNECT_ACCOUNT, INSERT_ACCOUNT, LOCK_PLATFORM_ACCOUNT
+from trove.queries.queue import ENQUEUE_SYNC
+from trove.queries.webhooks import LIVE_SUBSCRIPTION_ID
 
 
 class AlreadyConnected(Exception):
@@ -40,55 +43,38 @@ async def save_connection(
 ) -> Connection:
     """Create or refresh the account with encrypted tokens, mark it active, and queue its backfill.
     Runs in the caller's transaction; a reconnect by the same user keeps the archive."""
-    cur = await conn.execute(
-        "select id::text, user_id::text from public.connected_accounts"
-        " where platform = %s and platform_user_id = %s for update",
-        (platform, platform_user_id),
-    )
+    cur = await conn.execute(LOCK_PLATFORM_ACCOUNT, (platform, platform_user_id))
     existing = await cur.fetchone()
     if existing and existing[1] != user_id:
         raise AlreadyConnected(f"this {platform} account is connected to another Trove user")
     if existing is None:
-        cur = await conn.execute(
-            "insert into public.connected_accounts (user_id, platform, platform_user_id, username)"
-            " values (%s, %s, %s, %s) returning id::text",
-            (user_id, platform, platform_user_id, username),
-        )
+        cur = await conn.execute(INSERT_ACCOUNT, (user_id, platform, platform_user_id, username))
         row = await cur.fetchone()
         assert row is not None
         account_id = row[0]
     else:
         account_id = existing[0]
-    cur = await conn.execute(
-        "select subscription_id from public.webhook_subscriptions where platform = %s and subscription_id is not null",
-        (platform,),
-    )
+    cur = await conn.execute(LIVE_SUBSCRIPTION_ID, (platform,))
     subscription = await cur.fetchone()
     await conn.execute(
-        """
-        update public.connected_accounts
-        set access_token = %s, refresh_token = %s, token_expires_at = %s, scope = %s, username = %s,
-            display_name = %s, avatar_url = %s, metadata = metadata || %s, status = 'active', error_count = 0,
-            error_message = null, webhook_subscribed = %s, webhook_subscription_id = %s
-        where id = %s
-        """,
-        (
-            encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
-            encrypt(ring, tokens.refresh_token, account_id=account_id, column="refresh_token")
+        CONNECT_ACCOUNT,
+        {
+            "access": encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
+            "refresh": encrypt(ring, tokens.refresh_token, account_id=account_id, column="refresh_token")
             if tokens.refresh_token
             else None,
-            tokens.expires_at,
-            scope,
-            username,
-            display_name,
-            avatar_url,
-            Jsonb(metadata or {}),
-            subscription is not None,
-            subscription[0] if subscription else None,
-            account_id,
-        ),
+            "expires": tokens.expires_at,
+            "scope": scope,
+            "username": username,
+            "display_name": display_name,
+            "avatar_url": avatar_url,
+            "metadata": Jsonb(metadata or {}),
+            "subscribed": subscription is not None,
+            "subscription_id": subscription[0] if subscription else None,
+            "account": account_id,
+        },
     )
-    cur = await conn.execute("select trove_private.enqueue_sync(%s, 'backfill', 'connected')::text", (account_id,))
+    cur = await conn.execute(ENQUEUE_SYNC, (account_id, "backfill", "connected"))
     row = await cur.fetchone()
     assert row is not None
     return Connection(account_id, existing is None, row[0])

@@ -21,6 +21,8 @@ from trove.config import HTTP_PORT, public_url, state_dir
 from trove.http.auth import issue_local_token
 from trove.platforms import load_platforms
 from trove.platforms.base import Demo, Platform
+from trove.queries.demo import ARCHIVED, MEDIA_COPIED, MEDIA_WAITING
+from trove.queries.sync_logs import SYNC_LOG_STATE
 
 DEMO_USER_ID = "00000000-0000-4000-8000-000000000001"  # supabase/seed.sql
 
@@ -154,30 +156,20 @@ def _report_archive(conninfo: str, supervisor: Supervisor, platform: str, accoun
     with psycopg.connect(conninfo, autocommit=True) as conn:
         while True:
             supervisor.check()
-            status = conn.execute(
-                "select status::text from public.sync_logs where id = %s", (account["sync_log_id"],)
-            ).fetchone()[0]
+            status = conn.execute(SYNC_LOG_STATE, (account["sync_log_id"],)).fetchone()[0]
             if status not in ("queued", "running"):
                 break
             time.sleep(0.5)
         posts, details, media = conn.execute(
-            "select (select count(*) from public.posts where account_id = %(a)s),"
-            " (select count(*) from public.ingested_posts where account_id = %(a)s and not detail_pending),"
-            " (select count(*) from public.media_downloads where platform::text = %(p)s)",
-            {"a": account["account_id"], "p": platform},
+            ARCHIVED, {"account": account["account_id"], "platform": platform}
         ).fetchone()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            waiting = conn.execute(
-                "select count(*) from public.media_downloads where status in ('pending', 'downloading')"
-            ).fetchone()[0]
+            waiting = conn.execute(MEDIA_WAITING).fetchone()[0]
             if waiting == 0:
                 break
             time.sleep(0.5)
-        copied = conn.execute(
-            "select count(*) from public.media_downloads where status = 'downloaded' and platform::text = %s",
-            (platform,),
-        ).fetchone()[0]
+        copied = conn.execute(MEDIA_COPIED, (platform,)).fetchone()[0]
     print(
         f"  backfill {status}: {posts} posts archived, {details} with full detail;"
         f" {copied} of {media} media files copied to {state_dir() / 'media'}"

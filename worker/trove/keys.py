@@ -6,6 +6,7 @@ import psycopg
 from psycopg import sql
 
 from trove.crypto import KeyRing, decrypt, encrypt, needs_rotation
+from trove.queries.accounts import ACCOUNTS_WITH_TOKENS, LOCK_TOKENS, SET_TOKEN
 
 TOKEN_COLUMNS = ("access_token", "refresh_token")
 
@@ -15,19 +16,10 @@ def rotate_tokens(conninfo: str, ring: KeyRing) -> int:
     and beside running workers (each account is locked while its tokens change)."""
     rotated = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        ids = [
-            row[0]
-            for row in conn.execute(
-                "select id from public.connected_accounts"
-                " where access_token is not null or refresh_token is not null order by id"
-            )
-        ]
+        ids = [row[0] for row in conn.execute(ACCOUNTS_WITH_TOKENS)]
         for account_id in ids:
             with conn.transaction():
-                row = conn.execute(
-                    "select access_token, refresh_token from public.connected_accounts where id = %s for update",
-                    (account_id,),
-                ).fetchone()
+                row = conn.execute(LOCK_TOKENS, (account_id,)).fetchone()
                 if row is None:
                     continue
                 updates: dict[str, str] = {}
@@ -36,11 +28,6 @@ def rotate_tokens(conninfo: str, ring: KeyRing) -> int:
                         plain = decrypt(ring, value, account_id=str(account_id), column=column)
                         updates[column] = encrypt(ring, plain, account_id=str(account_id), column=column)
                 for column, value in updates.items():
-                    conn.execute(
-                        sql.SQL("update public.connected_accounts set {} = %s where id = %s").format(
-                            sql.Identifier(column)
-                        ),
-                        (value, account_id),
-                    )
+                    conn.execute(SET_TOKEN.format(sql.Identifier(column)), (value, account_id))
                 rotated += len(updates)
     return rotated

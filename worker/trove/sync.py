@@ -26,6 +26,12 @@ from trove.platforms.base import (
     SyncError,
     SyncMode,
 )
+from trove.queries.accounts import SET_SYNC_STATE
+from trove.queries.ingest import DETAIL_DONE, INSERT_FETCHED_ITEM, PENDING_DETAILS
+from trove.queries.posts import MARK_DELETED_BY_RAW_POST
+from trove.queries.queue import EXTEND_LEASE, FAIL_SYNC, FINISH_SYNC, RELEASE_SYNC, RELEASE_SYNC_UNTIL
+from trove.queries.rate_limits import RECORD_RATE_LIMIT, TAKE_RATE_LIMIT
+from trove.queries.sync_logs import COUNT_DETAIL, COUNT_PAGE, RECORD_POST_ERRORS
 from trove.redact import redact
 from trove.store import Counts, store_post, store_raw_page
 from trove.tokens import fresh_account
@@ -66,8 +72,7 @@ def next_state(state: dict[str, Any], mode: SyncMode, page: Page) -> dict[str, A
 async def record_rate_limits(conn: AsyncConnection[Any], platform: str, readings: list[RateLimitReading]) -> None:
     for reading in readings:
         await conn.execute(
-            "select trove_private.record_rate_limit(%s, %s, %s, %s, %s)",
-            (platform, reading.window_name, reading.window_length, reading.limit, reading.used),
+            RECORD_RATE_LIMIT, (platform, reading.window_name, reading.window_length, reading.limit, reading.used)
         )
 
 
@@ -128,17 +133,13 @@ class SyncRunner:
         problems: list[str] = []
         while True:
             if self.stopping.is_set():
-                await self._call("select trove_private.release_sync(%s, %s, now())", (request.id, self.worker_id))
+                await self._call(RELEASE_SYNC, (request.id, self.worker_id))
                 return "released"
-            wait_until = await self._call(
-                "select trove_private.take_rate_limit(%s, %s)", (request.platform, budget_class)
-            )
+            wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, budget_class))
             if wait_until is not None:
                 # The app-wide budget is spent: not a failure, come back when the window resets.
                 log.info("sync %s: %s budget spent, deferred until %s", request.id, request.platform, wait_until)
-                await self._call(
-                    "select trove_private.release_sync(%s, %s, %s)", (request.id, self.worker_id, wait_until)
-                )
+                await self._call(RELEASE_SYNC_UNTIL, (request.id, self.worker_id, wait_until))
                 return "deferred"
             try:
                 page = await connector.fetch_page(self.http, account, mode, cursor)
@@ -160,17 +161,14 @@ class SyncRunner:
         async with self.pool.connection() as conn:
             if problems:
                 await conn.execute(
-                    "update public.sync_logs set error_message = %s, error_details = %s where id = %s",
+                    RECORD_POST_ERRORS,
                     (
                         f"{len(problems)} posts could not be stored",
                         Jsonb({"post_errors": problems[:100]}),
                         request.sync_log_id,
                     ),
                 )
-            done = await conn.execute(
-                "select trove_private.finish_sync(%s, %s, %s, %s)",
-                (request.id, self.worker_id, status, connector.poll_interval),
-            )
+            done = await conn.execute(FINISH_SYNC, (request.id, self.worker_id, status, connector.poll_interval))
             row = await done.fetchone()
         return status if row and row[0] else "lost"
 
@@ -208,16 +206,7 @@ class SyncRunner:
             state = next_state(account.sync_state, mode, page)
             remaining = min((r.limit - r.used for r in page.rate_limits), default=None)
             await conn.execute(
-                """
-                update public.sync_logs
-                set posts_fetched = posts_fetched + %(fetched)s, posts_created = posts_created + %(created)s,
-                    posts_updated = posts_updated + %(updated)s, posts_deleted = posts_deleted + %(deleted)s,
-                    metadata = metadata || jsonb_build_object(
-                        'mode', %(mode)s::text, 'cursor', %(cursor)s::jsonb,
-                        'page_count', coalesce((metadata ->> 'page_count')::int, 0) + 1,
-                        'rate_limit_remaining', %(remaining)s::int)
-                where id = %(log)s
-                """,
+                COUNT_PAGE,
                 {
                     "fetched": counts.fetched,
                     "created": counts.created,
@@ -229,9 +218,7 @@ class SyncRunner:
                     "log": request.sync_log_id,
                 },
             )
-            await conn.execute(
-                "update public.connected_accounts set sync_state = %s where id = %s", (Jsonb(state), account.id)
-            )
+            await conn.execute(SET_SYNC_STATE, (Jsonb(state), account.id))
             await self._keep_lease(conn, request)  # rolls the page back: the new holder fetches it again
         return replace(account, sync_state=state)
 
@@ -241,11 +228,7 @@ class SyncRunner:
         summaries are stored)."""
         while not self.stopping.is_set():
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "select id::text, post_data from public.ingested_posts where account_id = %s and detail_pending"
-                    " order by received_at desc, platform_post_id desc limit 20",
-                    (account.id,),
-                )
+                cur = await conn.execute(PENDING_DETAILS, (account.id,))
                 batch = await cur.fetchall()
             if not batch:
                 return
@@ -253,9 +236,7 @@ class SyncRunner:
                 if self.stopping.is_set():
                     return
                 for _ in range(max(connector.enrich_cost(post_data), 1)):
-                    wait_until = await self._call(
-                        "select trove_private.take_rate_limit(%s, 'bulk')", (request.platform,)
-                    )
+                    wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, "bulk"))
                     if wait_until is not None:
                         log.info("sync %s: details wait for the budget until %s", request.id, wait_until)
                         return
@@ -276,27 +257,17 @@ class SyncRunner:
             item_id = None
             for event_type, payload in enrichment.payloads:
                 cur = await conn.execute(
-                    "insert into public.ingested_items (source, platform, account_id, event_type, payload, status,"
-                    " attempts, completed_at) values ('fetch', %s, %s, %s, %s, 'completed', 1, now()) returning id",
-                    (account.platform, account.id, event_type, Jsonb(payload)),
+                    INSERT_FETCHED_ITEM, ("fetch", account.platform, account.id, event_type, Jsonb(payload))
                 )
                 row = await cur.fetchone()
                 item_id = item_id or (row[0] if row else None)
             if enrichment.not_owned:
                 log.warning("post %s on %s is not this account's: nothing stored", ingested_post_id, account.platform)
-                await conn.execute(
-                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
-                )
+                await conn.execute(DETAIL_DONE, (ingested_post_id,))
                 return
             if enrichment.post is None:  # gone on the platform
-                await conn.execute(
-                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
-                )
-                await conn.execute(
-                    "update public.posts as p set deleted_on_platform = true from public.ingested_posts as ip"
-                    " where ip.id = %s and p.platform = ip.platform and p.platform_post_id = ip.platform_post_id",
-                    (ingested_post_id,),
-                )
+                await conn.execute(DETAIL_DONE, (ingested_post_id,))
+                await conn.execute(MARK_DELETED_BY_RAW_POST, (ingested_post_id,))
                 return
             try:
                 async with conn.transaction():
@@ -305,24 +276,15 @@ class SyncRunner:
                     )
             except (errors.DataError, errors.IntegrityError) as error:
                 problems.append(f"{enrichment.post.platform_post_id}: {redact(str(error).splitlines()[0])}")
-                await conn.execute(
-                    "update public.ingested_posts set detail_pending = false where id = %s", (ingested_post_id,)
-                )
+                await conn.execute(DETAIL_DONE, (ingested_post_id,))
                 return
-            await conn.execute(
-                "update public.sync_logs set posts_updated = posts_updated + %s,"
-                " metadata = metadata || jsonb_build_object('details_fetched',"
-                " coalesce((metadata ->> 'details_fetched')::int, 0) + 1) where id = %s",
-                (counts.updated, request.sync_log_id),
-            )
+            await conn.execute(COUNT_DETAIL, (counts.updated, request.sync_log_id))
             await self._keep_lease(conn, request)
 
     async def _keep_lease(self, conn: AsyncConnection[Any], request: SyncRequest) -> None:
         """Extend the lease inside the write's transaction: if another worker took the request, the write
         rolls back and this run stops."""
-        cur = await conn.execute(
-            "select trove_private.extend_lease('sync_requests', %s, %s, %s)", (request.id, self.worker_id, self.lease)
-        )
+        cur = await conn.execute(EXTEND_LEASE, ("sync_requests", request.id, self.worker_id, self.lease))
         row = await cur.fetchone()
         if not (row and row[0]):
             raise LeaseLost
@@ -330,10 +292,7 @@ class SyncRunner:
     async def _fail(self, request: SyncRequest, kind: str, message: str, retry_at: datetime | None = None) -> None:
         text = redact(message)
         log.warning("sync %s (%s) failed: %s: %s", request.id, request.platform, kind, text)
-        await self._call(
-            "select trove_private.fail_sync(%s, %s, %s, %s, %s)",
-            (request.id, self.worker_id, kind, text, retry_at),
-        )
+        await self._call(FAIL_SYNC, (request.id, self.worker_id, kind, text, retry_at))
 
 
 def utcnow() -> datetime:

@@ -15,14 +15,10 @@ from psycopg import AsyncConnection
 
 from trove.crypto import KeyRing, decrypt, encrypt
 from trove.platforms.base import Account, AuthError, Connector
+from trove.queries.accounts import LOAD_ACCOUNT, LOCK_ACCOUNT, SET_REFRESHED_TOKENS
 from trove.redact import register_secret
 
 REFRESH_MARGIN = timedelta(minutes=5)
-
-ACCOUNT_COLUMNS = (
-    "id::text, user_id::text, platform::text, platform_user_id, username, access_token, refresh_token,"
-    " token_expires_at, sync_state"
-)
 
 
 def _account(ring: KeyRing, row: tuple[Any, ...]) -> Account:
@@ -33,7 +29,7 @@ def _account(ring: KeyRing, row: tuple[Any, ...]) -> Account:
 
 
 async def load_account(conn: AsyncConnection[Any], ring: KeyRing, account_id: str) -> Account:
-    cur = await conn.execute(f"select {ACCOUNT_COLUMNS} from public.connected_accounts where id = %s", (account_id,))
+    cur = await conn.execute(LOAD_ACCOUNT, (account_id,))
     row = await cur.fetchone()
     if row is None:
         raise LookupError(f"connected account {account_id} no longer exists")
@@ -52,9 +48,7 @@ async def fresh_account(
     """The account with a usable access token. `rejected_token`: the platform just refused this token,
     so refresh now, unless another worker already replaced it."""
     async with conn.transaction():
-        cur = await conn.execute(
-            f"select {ACCOUNT_COLUMNS} from public.connected_accounts where id = %s for update", (account_id,)
-        )
+        cur = await conn.execute(LOCK_ACCOUNT, (account_id,))
         row = await cur.fetchone()
         if row is None:
             raise LookupError(f"connected account {account_id} no longer exists")
@@ -76,14 +70,15 @@ async def fresh_account(
         register_secret(tokens.access_token)
         register_secret(tokens.refresh_token)
         await conn.execute(
-            "update public.connected_accounts set access_token = %s, refresh_token = %s, token_expires_at = %s,"
-            " scope = coalesce(%s, scope) where id = %s",
-            (
-                encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
-                encrypt(ring, tokens.refresh_token or refresh_token, account_id=account_id, column="refresh_token"),
-                tokens.expires_at,
-                tokens.scope,
-                account_id,
-            ),
+            SET_REFRESHED_TOKENS,
+            {
+                "access": encrypt(ring, tokens.access_token, account_id=account_id, column="access_token"),
+                "refresh": encrypt(
+                    ring, tokens.refresh_token or refresh_token, account_id=account_id, column="refresh_token"
+                ),
+                "expires": tokens.expires_at,
+                "scope": tokens.scope,
+                "account": account_id,
+            },
         )
         return replace(account, access_token=tokens.access_token)

@@ -34,6 +34,7 @@ from trove.media.storage import Storage, storage_from_environment
 from trove.platforms.base import (
     Connector,
 )
+from trove.queries.queue import CLAIM_SYNC_REQUESTS, CLAIM_WORK, LISTEN_HEALTH, LISTEN_WORK
 from trove.redact import redact
 from trove.sync import SyncRequest, SyncRunner
 
@@ -150,8 +151,8 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-                    await conn.execute("listen trove_work")
-                    await conn.execute("listen trove_health")
+                    await conn.execute(LISTEN_WORK)
+                    await conn.execute(LISTEN_HEALTH)
                     failures = 0
                     self.wake.set()  # anything sent while we were away
                     async for note in conn.notifies():
@@ -211,12 +212,7 @@ class Worker:
         if free <= 0:
             return 0
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "select id::text, account_id::text, sync_type::text, sync_log_id::text,"
-                " (select platform::text from public.connected_accounts where id = account_id)"
-                " from trove_private.claim_sync_requests(%s, %s, %s)",
-                (self.worker_id, free, self.lease),
-            )
+            cur = await conn.execute(CLAIM_SYNC_REQUESTS, (self.worker_id, free, self.lease))
             requests = [SyncRequest(*row) for row in await cur.fetchall()]
         for request in requests:
             self._spawn(lambda r=request: self._run_sync(runner, r), request.platform)
@@ -226,9 +222,7 @@ class Worker:
             if free <= 0:
                 break
             async with self.pool.connection() as conn:
-                cur = await conn.execute(
-                    "select trove_private.claim_work(%s, %s, %s, %s)", (queue.name, self.worker_id, free, self.lease)
-                )
+                cur = await conn.execute(CLAIM_WORK, (queue.name, self.worker_id, free, self.lease))
                 ids = [str(row[0]) for row in await cur.fetchall()]
             batches = [[item] for item in ids] if queue.one_per_job else [ids] if ids else []
             for batch in batches:

@@ -17,20 +17,10 @@ import psycopg
 
 from trove.config import LOCAL_STACK_DIR, MIGRATIONS_DIR, PROJECT_ROOT
 from trove.db.sqlsplit import Statement, split_statements
+from trove.queries.migrations import APPLIED_NAMES, APPLIED_STATEMENTS, HISTORY_DDL, LOCK, RECORD_MIGRATION, UNLOCK
 
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 LOCK_KEY = 7_146_921_001  # pg_advisory_lock key: one migration run at a time per database
-
-HISTORY_DDL = """
-create schema if not exists supabase_migrations;
-create table if not exists supabase_migrations.schema_migrations (
-    version text primary key,
-    statements text[],
-    name text
-);
-alter table supabase_migrations.schema_migrations add column if not exists created_by text;
-alter table supabase_migrations.schema_migrations add column if not exists idempotency_key text;
-"""
 
 
 class MigrationError(RuntimeError):
@@ -111,12 +101,12 @@ def apply_local_stack(conn: psycopg.Connection, directory: Path = LOCAL_STACK_DI
 
 
 def applied_statements(conn: psycopg.Connection) -> dict[str, list[str] | None]:
-    rows = conn.execute("select version, statements from supabase_migrations.schema_migrations").fetchall()
+    rows = conn.execute(APPLIED_STATEMENTS).fetchall()
     return {version: statements for version, statements in rows}
 
 
 def _applied_names(conn: psycopg.Connection) -> dict[str, str | None]:
-    rows = conn.execute("select version, name from supabase_migrations.schema_migrations").fetchall()
+    rows = conn.execute(APPLIED_NAMES).fetchall()
     return {version: name for version, name in rows}
 
 
@@ -173,7 +163,7 @@ def migrate(
     migrations = discover(directory)
     applied_now: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("select pg_advisory_lock(%s)", (LOCK_KEY,))
+        conn.execute(LOCK, (LOCK_KEY,))
         try:
             if local_stack:
                 apply_local_stack(conn)
@@ -189,13 +179,9 @@ def migrate(
                     continue
                 with conn.transaction():
                     statements = _run_script(conn, migration.path.name, sql)
-                    conn.execute(
-                        "insert into supabase_migrations.schema_migrations (version, statements, name)"
-                        " values (%s, %s, %s)",
-                        (migration.version, statements, migration.name),
-                    )
+                    conn.execute(RECORD_MIGRATION, (migration.version, statements, migration.name))
                 applied_now.append(migration)
                 log(f"applied {migration.path.name}")
         finally:
-            conn.execute("select pg_advisory_unlock(%s)", (LOCK_KEY,))
+            conn.execute(UNLOCK, (LOCK_KEY,))
     return applied_now

@@ -20,6 +20,7 @@ import psycopg
 from trove.config import MIGRATIONS_DIR, SUPABASE_DIR
 from trove.db.cluster import Cluster, ClusterError, free_port, pg_bindir
 from trove.db.migrate import migrate
+from trove.queries.migrations import CREATE_SCHEMA_DATABASE, SCHEMA_DATABASE
 
 SCHEMA_FILE = SUPABASE_DIR / "schema.sql"
 REFRESH_COMMAND = "make schema"  # or `trove db schema`
@@ -98,8 +99,8 @@ def generate(directory: Path = MIGRATIONS_DIR) -> str:
         cluster.start()
         # Not the `postgres` database: like the test databases, one pg_cron does not serve.
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
-            conn.execute("create database trove_schema")
-        url = cluster.url("trove_schema")
+            conn.execute(CREATE_SCHEMA_DATABASE)
+        url = cluster.url(SCHEMA_DATABASE)
         migrate(url, local_stack=True, directory=directory, log=lambda _: None)
         return schema_of(url)
     finally:

@@ -16,6 +16,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from psycopg import AsyncConnection
 
 from trove.config import jwt_secret
+from trove.queries.auth import SET_CLAIMS, SET_ROLE_AUTHENTICATED, USER_EXISTS
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ async def current_user(authorization: Annotated[str | None, Header()] = None) ->
 
 async def is_known_user(request: Request, user_id: str) -> bool:
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute("select 1 from public.users where id = %s::uuid", (user_id,))
+        cur = await conn.execute(USER_EXISTS, (user_id,))
         return await cur.fetchone() is not None
 
 
@@ -85,10 +86,8 @@ async def known_user(request: Request, user: Annotated[User, Depends(current_use
 async def as_user(conn: AsyncConnection[Any], user_id: str) -> None:
     """Inside a transaction: what PostgREST does for a request carrying this user's JWT. The one way user
     requests are authorized: run the query as the user and let RLS decide what exists for them."""
-    await conn.execute("set local role authenticated")
-    await conn.execute(
-        "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": user_id, "role": "authenticated"}),)
-    )
+    await conn.execute(SET_ROLE_AUTHENTICATED)
+    await conn.execute(SET_CLAIMS, (json.dumps({"sub": user_id, "role": "authenticated"}),))
 
 
 def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:

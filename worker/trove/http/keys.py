@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from trove.http.auth import UNKNOWN_USER, User, as_user, current_user, known_user
 from trove.http.read import clean_text
+from trove.queries.auth import RESET_ROLE
+from trove.queries.keys import INSERT_KEY, LIST_KEYS, REVOKE_KEY, VISIBLE_KEY
 
 router = APIRouter(prefix="/api")
 KEY_PREFIX = "trove_"
@@ -36,11 +38,7 @@ async def create_key(body: KeyRequest, request: Request, user: Annotated[User, D
     key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32).replace('_', '-')}"
     async with request.app.state.pool.connection() as conn:
         try:
-            cur = await conn.execute(
-                "insert into public.api_keys (user_id, name, prefix, key_hash) values (%s, %s, %s, %s)"
-                " returning id::text, created_at",
-                (user.id, name, prefix, key_hash(key)),
-            )
+            cur = await conn.execute(INSERT_KEY, (user.id, name, prefix, key_hash(key)))
         except psycopg.errors.ForeignKeyViolation as error:  # the user was deleted since known_user looked
             raise HTTPException(403, UNKNOWN_USER) from error
         row = await cur.fetchone()
@@ -59,10 +57,7 @@ async def create_key(body: KeyRequest, request: Request, user: Annotated[User, D
 async def list_keys(request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user.id)
-        cur = await conn.execute(
-            "select id::text, name, prefix, created_at, last_used_at, revoked_at from public.api_keys"
-            " order by created_at"
-        )
+        cur = await conn.execute(LIST_KEYS)
         rows = await cur.fetchall()
     return {
         "keys": [
@@ -83,14 +78,12 @@ async def list_keys(request: Request, user: Annotated[User, Depends(current_user
 async def revoke_key(key_id: str, request: Request, user: Annotated[User, Depends(known_user)]) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user.id)  # RLS: someone else's key looks exactly like a missing one
-        cur = await conn.execute("select id from public.api_keys where id::text = %s", (key_id,))
+        cur = await conn.execute(VISIBLE_KEY, (key_id,))
         row = await cur.fetchone()
         if row is not None:
             # Only the service writes revoked_at (an owner's grant could take a revocation back).
-            await conn.execute("reset role")
-            await conn.execute(
-                "update public.api_keys set revoked_at = coalesce(revoked_at, now()) where id = %s", (row[0],)
-            )
+            await conn.execute(RESET_ROLE)
+            await conn.execute(REVOKE_KEY, (row[0],))
     if row is None:
         raise HTTPException(404, "no such key")
     return {"id": key_id, "revoked": True}

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from trove.http.auth import User, as_user, current_user
 from trove.media.storage import LocalStorage
 from trove.media.urls import media_for_post
+from trove.queries.posts import VISIBLE_POST
 
 router = APIRouter()
 TYPES = {
@@ -51,7 +52,7 @@ async def serve_media(path: str, request: Request, expires: str = "", sig: str =
 async def post_media(post_id: str, request: Request, user: Annotated[User, Depends(current_user)]) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user.id)  # RLS: another user's post looks exactly like a missing one
-        found = await (await conn.execute("select id from public.posts where id::text = %s", (post_id,))).fetchone()
+        found = await (await conn.execute(VISIBLE_POST, (post_id,))).fetchone()
         if found is None:
             raise HTTPException(404, "no such post")
         return {"post_id": post_id, "media": await media_for_post(conn, request.app.state.storage, post_id)}

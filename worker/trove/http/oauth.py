@@ -36,6 +36,7 @@ from trove.accounts import AlreadyConnected, save_connection
 from trove.config import local_stack, public_url
 from trove.http.auth import UNKNOWN_USER, User, known_user
 from trove.platforms.base import OAuth, Platform, SyncError
+from trove.queries.oauth import CLAIM_STATE, INSERT_STATE, STATE_REFUSAL
 from trove.redact import redact
 
 router = APIRouter(prefix="/functions/v1")
@@ -120,9 +121,7 @@ async def start(
     async with request.app.state.pool.connection() as conn:
         try:
             cur = await conn.execute(
-                "insert into public.oauth_states (state_hash, user_id, platform, redirect_to, browser_hash)"
-                " values (%s, %s, %s, %s, %s) returning expires_at",
-                (state_hash(state), user.id, platform, redirect_to, browser_hash(browser)),
+                INSERT_STATE, (state_hash(state), user.id, platform, redirect_to, browser_hash(browser))
             )
         except psycopg.errors.ForeignKeyViolation as failure:  # the user was deleted since known_user looked
             raise HTTPException(403, UNKNOWN_USER) from failure
@@ -167,17 +166,10 @@ async def callback(
     if not state:
         return refuse(400, "invalid_state", "the callback has no state parameter: start connecting again")
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "update public.oauth_states set used_at = now() where state_hash = %s and platform = %s"
-            " and used_at is null and expires_at > now() returning user_id::text, redirect_to, browser_hash",
-            (state_hash(state), platform),
-        )
+        cur = await conn.execute(CLAIM_STATE, (state_hash(state), platform))
         claimed = await cur.fetchone()
         if claimed is None:
-            cur = await conn.execute(
-                "select used_at is not null, expires_at <= now() from public.oauth_states where state_hash = %s",
-                (state_hash(state),),
-            )
+            cur = await conn.execute(STATE_REFUSAL, (state_hash(state),))
             known = await cur.fetchone()
             reason = (
                 "this connect link was already used"

@@ -19,6 +19,8 @@ from trove.config import public_url
 from trove.http import feeds
 from trove.http.auth import as_user, decode_user_token
 from trove.http.cache import Cache, cache_key, etag_for
+from trove.queries.keys import AUTHENTICATE_KEY
+from trove.queries.read import ARCHIVE_VERSION, FEED, PLATFORM_NAMES
 
 router = APIRouter(prefix="/api")
 TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
@@ -46,7 +48,7 @@ async def reader(request: Request, authorization: Annotated[str | None, Header()
     if len(parts) != 3 or len(parts[1]) != 8 or len(parts[2]) < 32:
         raise HTTPException(401, "malformed API key: expected trove_<8 characters>_<secret>")
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute("select trove_private.authenticate_api_key(%s)::text", (key_hash(token),))
+        cur = await conn.execute(AUTHENTICATE_KEY, (key_hash(token),))
         row = await cur.fetchone()
     if row is None or row[0] is None:
         raise HTTPException(401, "unknown or revoked API key")
@@ -81,7 +83,7 @@ async def platform_names(request: Request) -> set[str]:
     names: set[str] | None = getattr(request.app.state, "platform_names", None)
     if names is None:
         async with request.app.state.pool.connection() as conn:
-            row = await (await conn.execute("select enum_range(null::public.platform_enum)::text[]")).fetchone()
+            row = await (await conn.execute(PLATFORM_NAMES)).fetchone()
         names = request.app.state.platform_names = set(row[0] if row else [])
     return names
 
@@ -122,10 +124,7 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
         async with request.app.state.pool.connection() as conn, conn.transaction():
             await as_user(conn, who.user_id)
             cur = await conn.execute(
-                "select id::text, platform::text, content_type::text, text_content, created_at_platform,"
-                " updated_at_platform, post_data, media, cursor"
-                " from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s,"
-                " %s::integer, %s, %s::integer, %s)",
+                FEED,
                 (
                     params["platforms"],
                     params["types"],
@@ -173,7 +172,7 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
 
 async def archive_version(request: Request, user_id: str) -> int:
     async with request.app.state.pool.connection() as conn:
-        cur = await conn.execute("select version from public.archive_versions where user_id = %s", (user_id,))
+        cur = await conn.execute(ARCHIVE_VERSION, (user_id,))
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 

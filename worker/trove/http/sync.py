@@ -9,6 +9,10 @@ import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
 
 from trove.http.auth import User, as_user, current_user, known_user
+from trove.queries.accounts import VISIBLE_ACCOUNT
+from trove.queries.auth import RESET_ROLE
+from trove.queries.queue import ENQUEUE_SYNC
+from trove.queries.sync_logs import SYNC_STATUS
 
 router = APIRouter(prefix="/api")
 
@@ -18,14 +22,14 @@ async def request_sync(account_id: str, request: Request, user: Annotated[User, 
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user.id)  # RLS: someone else's account looks exactly like a missing one
         try:
-            cur = await conn.execute("select id from public.connected_accounts where id = %s::uuid", (account_id,))
+            cur = await conn.execute(VISIBLE_ACCOUNT, (account_id,))
         except psycopg.errors.InvalidTextRepresentation as error:
             raise HTTPException(404, "no such account") from error
         if await cur.fetchone() is None:
             raise HTTPException(404, "no such account")
-        await conn.execute("reset role")  # queueing is the service's
+        await conn.execute(RESET_ROLE)  # queueing is the service's
         try:
-            cur = await conn.execute("select trove_private.enqueue_sync(%s, 'manual', 'sync now')::text", (account_id,))
+            cur = await conn.execute(ENQUEUE_SYNC, (account_id, "manual", "sync now"))
         except psycopg.errors.ObjectNotInPrerequisiteState as error:
             raise HTTPException(409, "this account must be reconnected before it can sync") from error
         row = await cur.fetchone()
@@ -40,12 +44,7 @@ async def sync_status(
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user.id)  # RLS: only the owner's logs exist here
         try:
-            cur = await conn.execute(
-                "select status::text, sync_type::text, posts_fetched, posts_created, posts_updated, posts_deleted,"
-                " media_downloaded, media_failed, started_at, completed_at, duration_ms, error_message, metadata"
-                " from public.sync_logs where id = %s::uuid",
-                (sync_log_id,),
-            )
+            cur = await conn.execute(SYNC_STATUS, (sync_log_id,))
         except psycopg.errors.InvalidTextRepresentation as error:
             raise HTTPException(404, "no such sync") from error
         row = await cur.fetchone()

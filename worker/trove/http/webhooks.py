@@ -13,6 +13,8 @@ from fastapi.responses import JSONResponse
 from psycopg.types.json import Jsonb
 
 from trove.platforms.base import Platform, Subscription, WebhookRefused, Webhooks
+from trove.queries.ingest import INSERT_WEBHOOK_ITEM
+from trove.queries.webhooks import SUBSCRIPTION
 
 router = APIRouter(prefix="/functions/v1")
 
@@ -35,13 +37,7 @@ def unknown_platform(platform: str) -> JSONResponse:
 
 async def ours(request: Request, platform: str) -> Subscription:
     async with request.app.state.pool.connection() as conn:
-        row = await (
-            await conn.execute(
-                "select subscription_id, callback_secret_hash, verify_token_hash"
-                " from public.webhook_subscriptions where platform::text = %s",
-                (platform,),
-            )
-        ).fetchone()
+        row = await (await conn.execute(SUBSCRIPTION, (platform,))).fetchone()
     return Subscription(*row) if row else Subscription()
 
 
@@ -68,9 +64,7 @@ async def _receive(request: Request, platform: str, secret: str | None) -> JSONR
     async with request.app.state.pool.connection() as conn:
         for event in events:
             cur = await conn.execute(
-                "insert into public.ingested_items (source, platform, event_type, external_id, payload)"
-                " values ('webhook', %s, %s, %s, %s) on conflict do nothing returning id",
-                (platform, event.event_type, event.identity, Jsonb(event.payload)),
+                INSERT_WEBHOOK_ITEM, (platform, event.event_type, event.identity, Jsonb(event.payload))
             )
             stored.extend(await cur.fetchall())
     return JSONResponse({"status": "stored" if stored else "duplicate"})

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 from trove.crypto import KeyRing
 from trove.media.storage import Storage
 from trove.platforms.base import Connector, InvalidEventError
+from trove.queries.queue import COMPLETE_WORK, EXTEND_LEASE, FAIL_WORK
 from trove.redact import redact
 
 log = logging.getLogger("trove.worker")
@@ -52,14 +53,12 @@ async def process_items(
             try:
                 async with conn.transaction():
                     await handle(ctx, conn, item_id)
-                    await conn.execute(
-                        "select trove_private.complete_work(%s, %s, %s)", (queue, item_id, ctx.worker_id)
-                    )
+                    await conn.execute(COMPLETE_WORK, (queue, item_id, ctx.worker_id))
             except Exception as error:
                 message = redact(f"{type(error).__name__}: {error}")
                 log.warning("%s %s failed: %s", queue, item_id, message)
                 await conn.execute(
-                    "select trove_private.fail_work(%s, %s, %s, %s, %s)",
+                    FAIL_WORK,
                     (queue, item_id, ctx.worker_id, message, isinstance(error, LookupError | InvalidEventError)),
                 )
 
@@ -73,10 +72,7 @@ async def heartbeat(ctx: JobContext, queue: str, item_id: str) -> AsyncIterator[
             await asyncio.sleep(ctx.lease.total_seconds() / 3)
             with contextlib.suppress(psycopg.Error):
                 async with ctx.pool.connection() as conn:
-                    await conn.execute(
-                        "select trove_private.extend_lease(%s, %s, %s, %s)",
-                        (queue, item_id, ctx.worker_id, ctx.lease),
-                    )
+                    await conn.execute(EXTEND_LEASE, (queue, item_id, ctx.worker_id, ctx.lease))
 
     task = asyncio.create_task(beat())
     try:

@@ -11,6 +11,10 @@ from psycopg.types.json import Jsonb
 
 from trove.jobs import JobContext, process_items
 from trove.platforms.base import AuthError, Confirmation, Connector, InvalidGrantError, WebhookAction
+from trove.queries.accounts import DEAUTHORIZE_ACCOUNT, PLATFORM_ACCOUNT_ID
+from trove.queries.ingest import EVENT, REQUEST_DETAIL, SET_EVENT_ACCOUNT, SET_EVENT_OUTCOME
+from trove.queries.posts import MARK_DELETED
+from trove.queries.queue import ENQUEUE_SYNC
 from trove.sync import record_rate_limits
 from trove.tokens import fresh_account, load_account
 
@@ -23,9 +27,7 @@ async def handle_items(ctx: JobContext, ids: list[str]) -> None:
 
 
 async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str) -> None:
-    cur = await conn.execute(
-        "select platform::text, event_type, payload from public.ingested_items where id = %s", (item_id,)
-    )
+    cur = await conn.execute(EVENT, (item_id,))
     row = await cur.fetchone()
     if row is None:
         return
@@ -37,10 +39,7 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
     if action.platform_user_id is None or action.kind == "ignore":
         await record_outcome(conn, item_id, "ignored")
         return
-    cur = await conn.execute(
-        "select id::text from public.connected_accounts where platform = %s and platform_user_id = %s",
-        (platform, action.platform_user_id),
-    )
+    cur = await conn.execute(PLATFORM_ACCOUNT_ID, (platform, action.platform_user_id))
     found = await cur.fetchone()
     if found is None:  # kept and marked (dead-lettered), never dropped
         raise LookupError(f"no connected account for {platform} owner {action.platform_user_id}")
@@ -51,41 +50,28 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
         confirmation = await confirm(ctx, connector, account_id, action)
     else:
         confirmation = Confirmation(True, "not a destructive change")
-    await conn.execute("update public.ingested_items set account_id = %s where id = %s", (account_id, item_id))
+    await conn.execute(SET_EVENT_ACCOUNT, (account_id, item_id))
     if not confirmation.confirmed:
         log.warning("%s event %s not confirmed (%s): nothing changed", platform, item_id, confirmation.reason)
         await record_outcome(conn, item_id, "not_confirmed", confirmation.reason)
         return
     await record_outcome(conn, item_id, "applied")
     if action.kind == "deauthorize":
-        await conn.execute("select trove_private.deauthorize_account(%s)", (account_id,))
+        await conn.execute(DEAUTHORIZE_ACCOUNT, (account_id,))
         return
     if action.kind == "delete_post":
-        await conn.execute(
-            "update public.posts set deleted_on_platform = true"
-            " where platform = %s and platform_post_id = %s and account_id = %s",
-            (platform, action.platform_post_id, account_id),
-        )
+        await conn.execute(MARK_DELETED, (platform, action.platform_post_id, account_id))
         return
     if action.kind == "refresh_post":
         # The sync's detail step fetches it (again); a post not archived yet starts as the connector's stub.
         await conn.execute(
-            "insert into public.ingested_posts (platform, account_id, platform_post_id, post_data, status,"
-            " attempts, completed_at, detail_pending) values (%s, %s, %s, %s, 'completed', 1, now(), true)"
-            " on conflict (platform, platform_post_id) do update set detail_pending = true",
-            (platform, account_id, action.platform_post_id, Jsonb(action.post_stub or {})),
+            REQUEST_DETAIL, (platform, account_id, action.platform_post_id, Jsonb(action.post_stub or {}))
         )
-    await conn.execute("select trove_private.enqueue_sync(%s, 'webhook', %s)", (account_id, event_type))
+    await conn.execute(ENQUEUE_SYNC, (account_id, "webhook", event_type))
 
 
 async def record_outcome(conn: AsyncConnection[Any], item_id: str, outcome: str, reason: str | None = None) -> None:
-    await conn.execute(
-        "update public.ingested_items set outcome = %s,"
-        " error_details = case when %s::text is null then error_details"
-        " else coalesce(error_details, '{}') || jsonb_build_object('not_confirmed', %s::text) end"
-        " where id = %s",
-        (outcome, reason, reason, item_id),
-    )
+    await conn.execute(SET_EVENT_OUTCOME, {"outcome": outcome, "reason": reason, "item": item_id})
 
 
 async def confirm(ctx: JobContext, connector: Connector, account_id: str, action: WebhookAction) -> Confirmation:

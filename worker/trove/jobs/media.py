@@ -14,10 +14,13 @@ from trove.media.download import DownloadFailure
 from trove.media.download import download as download_file
 from trove.media.storage import storage_path
 from trove.platforms.base import SyncError
+from trove.queries.media import FRESH_MEDIA_URL, MEDIA_COPIED, MEDIA_JOB
+from trove.queries.queue import COMPLETE_WORK, FAIL_WORK, GIVE_UP_WORK
 from trove.redact import redact
 from trove.tokens import fresh_account
 
 log = logging.getLogger("trove.worker")
+QUEUE = "media_downloads"  # the work table this job drains
 
 
 async def copy_media_files(ctx: JobContext, ids: list[str]) -> None:
@@ -29,12 +32,7 @@ async def copy_media(ctx: JobContext, media_id: str) -> None:
     """Copy one media file into storage: 404/410 -> unavailable; 403 -> ask the connector for a fresh URL
     and try once more; oversize or not media -> failed at once; other trouble -> backoff, then failed."""
     async with ctx.pool.connection() as conn:
-        cur = await conn.execute(
-            "select md.user_id::text, md.platform::text, md.media_key, md.original_url, ip.post_data,"
-            " ip.account_id::text from public.media_downloads as md"
-            " join public.ingested_posts as ip on ip.id = md.ingested_post_id where md.id = %s",
-            (media_id,),
-        )
+        cur = await conn.execute(MEDIA_JOB, (media_id,))
         row = await cur.fetchone()
     if row is None:
         return
@@ -42,7 +40,7 @@ async def copy_media(ctx: JobContext, media_id: str) -> None:
     host = urlsplit(url).hostname or ""
     semaphore = ctx.host_slots.setdefault(host, asyncio.Semaphore(ctx.per_host))
     outcome: tuple[str, str] | None = None
-    async with semaphore, heartbeat(ctx, "media_downloads", media_id):
+    async with semaphore, heartbeat(ctx, QUEUE, media_id):
         for attempt in (1, 2):
             try:
                 done = await download_file(
@@ -59,29 +57,17 @@ async def copy_media(ctx: JobContext, media_id: str) -> None:
                     outcome = (failure.kind, str(failure))
                 break
             async with ctx.pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    "update public.media_downloads set storage_path = %s, content_type = %s, byte_size = %s,"
-                    " content_sha256 = %s, downloaded_at = now(), original_url = %s where id = %s",
-                    (done.path, done.content_type, done.size, done.sha256, url, media_id),
-                )
-                await conn.execute(
-                    "select trove_private.complete_work('media_downloads', %s, %s)", (media_id, ctx.worker_id)
-                )
+                await conn.execute(MEDIA_COPIED, (done.path, done.content_type, done.size, done.sha256, url, media_id))
+                await conn.execute(COMPLETE_WORK, (QUEUE, media_id, ctx.worker_id))
             return
     kind, message = outcome or ("transient", "no outcome")
     message = redact(message)
     log.info("media %s (%s): %s", media_id, kind, message)
     async with ctx.pool.connection() as conn:
         if kind == "rejected":
-            await conn.execute(
-                "select trove_private.give_up_work('media_downloads', %s, %s, %s)",
-                (media_id, ctx.worker_id, message),
-            )
+            await conn.execute(GIVE_UP_WORK, (QUEUE, media_id, ctx.worker_id, message))
         else:
-            await conn.execute(
-                "select trove_private.fail_work('media_downloads', %s, %s, %s, %s)",
-                (media_id, ctx.worker_id, message, kind == "gone"),
-            )
+            await conn.execute(FAIL_WORK, (QUEUE, media_id, ctx.worker_id, message, kind == "gone"))
 
 
 async def fresh_media_url(
@@ -99,9 +85,5 @@ async def fresh_media_url(
         return None
     if fresh:
         async with ctx.pool.connection() as conn:
-            await conn.execute(
-                "update public.media_downloads set original_url = %s"
-                " where user_id = %s and platform = %s and media_key = %s",
-                (fresh, user_id, platform, media_key),
-            )
+            await conn.execute(FRESH_MEDIA_URL, (fresh, user_id, platform, media_key))
     return fresh

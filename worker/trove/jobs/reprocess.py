@@ -8,6 +8,7 @@ from psycopg import AsyncConnection
 
 from trove.jobs import JobContext, process_items
 from trove.platforms.base import Account
+from trove.queries.ingest import RAW_POST_AND_ACCOUNT
 from trove.store import store_post
 
 
@@ -17,12 +18,7 @@ async def reprocess_posts(ctx: JobContext, ids: list[str]) -> None:
 
 
 async def reprocess_post(ctx: JobContext, conn: AsyncConnection[Any], item_id: str) -> None:
-    cur = await conn.execute(
-        "select ip.post_data, ca.id::text, ca.user_id::text, ca.platform::text, ca.platform_user_id,"
-        " ca.username, ca.sync_state from public.ingested_posts as ip"
-        " join public.connected_accounts as ca on ca.id = ip.account_id where ip.id = %s",
-        (item_id,),
-    )
+    cur = await conn.execute(RAW_POST_AND_ACCOUNT, (item_id,))
     row = await cur.fetchone()
     if row is None:
         raise LookupError("the raw post has no connected account any more")

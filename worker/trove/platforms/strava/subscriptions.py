@@ -17,6 +17,19 @@ import psycopg
 from trove.platforms.base import SubscriptionError
 from trove.platforms.strava.client import StravaConfig
 from trove.platforms.strava.webhooks import secret_hash
+from trove.queries.webhooks import (
+    CONFIRM_SUBSCRIPTION,
+    DELETE_SUBSCRIPTION,
+    DROP_STAGED_SUBSCRIPTION,
+    LIVE_SUBSCRIPTION_ID,
+    MARK_ACCOUNTS_SUBSCRIBED,
+    MARK_ACCOUNTS_UNSUBSCRIBED,
+    STAGE_SUBSCRIPTION,
+    SUBSCRIPTION_ID,
+    SUBSCRIPTION_STATUS,
+)
+
+PLATFORM = "strava"
 
 
 def _strava_error(response: httpx.Response) -> str:
@@ -35,10 +48,7 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
     secret = secrets.token_urlsafe(32)
     base = callback_url.rstrip("/")
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        current = conn.execute(
-            "select subscription_id from public.webhook_subscriptions where platform = 'strava'"
-            " and subscription_id is not null"
-        ).fetchone()
+        current = conn.execute(LIVE_SUBSCRIPTION_ID, (PLATFORM,)).fetchone()
         if current is not None:
             if not rotate:
                 # Never clobber the live subscription: Strava allows one per application.
@@ -48,14 +58,7 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
                 )
             unsubscribe(conninfo, config)
         # The stored URL never holds the secret: it is shown as <secret>.
-        conn.execute(
-            "insert into public.webhook_subscriptions"
-            " (platform, subscription_id, callback_url, verify_token_hash, callback_secret_hash)"
-            " values ('strava', null, %s, %s, %s) on conflict (platform) do update"
-            " set subscription_id = null, callback_url = excluded.callback_url,"
-            " verify_token_hash = excluded.verify_token_hash, callback_secret_hash = excluded.callback_secret_hash",
-            (f"{base}/<secret>", secret_hash(verify_token), secret_hash(secret)),
-        )
+        conn.execute(STAGE_SUBSCRIPTION, (PLATFORM, f"{base}/<secret>", secret_hash(verify_token), secret_hash(secret)))
         response = httpx.post(
             f"{config.api}/push_subscriptions",
             data={
@@ -67,29 +70,18 @@ def subscribe(conninfo: str, callback_url: str, config: StravaConfig | None = No
             timeout=30.0,
         )
         if response.status_code not in (200, 201):
-            conn.execute(
-                "delete from public.webhook_subscriptions where platform = 'strava' and subscription_id is null"
-            )
+            conn.execute(DROP_STAGED_SUBSCRIPTION, (PLATFORM,))
             raise SubscriptionError(f"Strava refused the subscription: {_strava_error(response)}")
         subscription_id = str(response.json()["id"])
-        conn.execute(
-            "update public.webhook_subscriptions set subscription_id = %s where platform = 'strava'",
-            (subscription_id,),
-        )
-        conn.execute(
-            "update public.connected_accounts set webhook_subscribed = true, webhook_subscription_id = %s"
-            " where platform = 'strava' and status <> 'disconnected'",
-            (subscription_id,),
-        )
+        conn.execute(CONFIRM_SUBSCRIPTION, (subscription_id, PLATFORM))
+        conn.execute(MARK_ACCOUNTS_SUBSCRIBED, (subscription_id, PLATFORM))
     return subscription_id
 
 
 def unsubscribe(conninfo: str, config: StravaConfig | None = None) -> str | None:
     config = config or StravaConfig.from_environment()
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "select subscription_id from public.webhook_subscriptions where platform = 'strava'"
-        ).fetchone()
+        row = conn.execute(SUBSCRIPTION_ID, (PLATFORM,)).fetchone()
         if row is None or row[0] is None:
             return None
         response = httpx.delete(
@@ -99,11 +91,8 @@ def unsubscribe(conninfo: str, config: StravaConfig | None = None) -> str | None
         )
         if response.status_code not in (204, 404):
             raise SubscriptionError(f"Strava refused to delete subscription {row[0]}: {_strava_error(response)}")
-        conn.execute("delete from public.webhook_subscriptions where platform = 'strava'")
-        conn.execute(
-            "update public.connected_accounts set webhook_subscribed = false, webhook_subscription_id = null"
-            " where platform = 'strava'"
-        )
+        conn.execute(DELETE_SUBSCRIPTION, (PLATFORM,))
+        conn.execute(MARK_ACCOUNTS_UNSUBSCRIBED, (PLATFORM,))
         return str(row[0])
 
 
@@ -117,9 +106,7 @@ def status(conninfo: str, config: StravaConfig | None = None) -> dict[str, Any]:
     if response.status_code != 200:
         raise SubscriptionError(f"Strava refused to list subscriptions: {_strava_error(response)}")
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
-            "select subscription_id, callback_url from public.webhook_subscriptions where platform = 'strava'"
-        ).fetchone()
+        row = conn.execute(SUBSCRIPTION_STATUS, (PLATFORM,)).fetchone()
     listed = response.json()
     for entry in listed if isinstance(listed, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("callback_url"), str):

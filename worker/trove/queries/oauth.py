@@ -1,0 +1,20 @@
+"""The OAuth connect flow's single-use states (`public.oauth_states`): bound to the user who started the flow
+and, by the hash of a cookie, to their browser. Only hashes are stored."""
+
+# A new state; when it expires. Parameters: state hash, user id, platform, redirect_to, browser hash.
+INSERT_STATE = """
+    insert into public.oauth_states (state_hash, user_id, platform, redirect_to, browser_hash)
+    values (%s, %s, %s, %s, %s)
+    returning expires_at
+"""
+
+# Consume a live state, whichever browser presents it; no row when it is unknown, used or expired.
+# Parameters: state hash, platform. Columns: user_id, redirect_to, browser_hash.
+CLAIM_STATE = """
+    update public.oauth_states set used_at = now()
+    where state_hash = %s and platform = %s and used_at is null and expires_at > now()
+    returning user_id::text, redirect_to, browser_hash
+"""
+
+# Why a state could not be claimed. Parameters: state hash. Columns: used, expired.
+STATE_REFUSAL = "select used_at is not null, expires_at <= now() from public.oauth_states where state_hash = %s"

@@ -1,0 +1,67 @@
+"""Normalized posts (`public.posts`) that the engine looks up or marks; writing them from a connector's
+normalized form is `trove.store`."""
+
+# An event confirmed by the platform: the account's post was deleted there (the archive keeps it).
+# Parameters: platform, platform post id, account id.
+MARK_DELETED = """
+    update public.posts set deleted_on_platform = true
+    where platform = %s and platform_post_id = %s and account_id = %s
+"""
+
+# The platform says a post whose detail was pending is gone. Parameters: ingested post id.
+MARK_DELETED_BY_RAW_POST = """
+    update public.posts as p set deleted_on_platform = true
+    from public.ingested_posts as ip
+    where ip.id = %s and p.platform = ip.platform and p.platform_post_id = ip.platform_post_id
+"""
+
+# The post, when the reader may see it: run as the user (RLS), another user's post is no row.
+# Parameters: post id (text: a malformed id is no row, not an error).
+VISIBLE_POST = "select id from public.posts where id::text = %s"
+
+
+# Insert or update the normalized post; an update only when something in it changed (so an unchanged page
+# writes nothing and bumps no archive version). Parameters: account, platform, post_id, type, text, html,
+# created, updated, published, deleted, visibility, public_data (Jsonb), author_handle, keywords.
+# Columns: id, inserted (a new post), deleted_on_platform; no row when nothing changed.
+UPSERT_POST = """
+    insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, html_content,
+                              created_at_platform, updated_at_platform, published, deleted_on_platform,
+                              visibility, public_data, author_handle, search_keywords)
+    values (%(account)s, %(platform)s, %(post_id)s, %(type)s, %(text)s, %(html)s, %(created)s, %(updated)s,
+            %(published)s, %(deleted)s, %(visibility)s, %(public_data)s, %(author_handle)s, %(keywords)s)
+    on conflict (platform, platform_post_id) do update
+    set content_type = excluded.content_type,
+        text_content = excluded.text_content,
+        html_content = excluded.html_content,
+        created_at_platform = excluded.created_at_platform,
+        updated_at_platform = excluded.updated_at_platform,
+        published = excluded.published,
+        deleted_on_platform = excluded.deleted_on_platform,
+        visibility = excluded.visibility,
+        public_data = excluded.public_data,
+        author_handle = excluded.author_handle,
+        search_keywords = excluded.search_keywords
+    where (posts.content_type, posts.text_content, posts.html_content, posts.created_at_platform,
+           posts.updated_at_platform, posts.published, posts.deleted_on_platform, posts.visibility,
+           posts.public_data, posts.author_handle, posts.search_keywords)
+        is distinct from
+          (excluded.content_type, excluded.text_content, excluded.html_content, excluded.created_at_platform,
+           excluded.updated_at_platform, excluded.published, excluded.deleted_on_platform, excluded.visibility,
+           excluded.public_data, excluded.author_handle, excluded.search_keywords)
+    returning id, (xmax = 0) as inserted, deleted_on_platform
+"""
+
+# A post's id by its platform post. Parameters: platform, platform post id.
+POST_ID = "select id from public.posts where platform = %s and platform_post_id = %s"
+
+# An engagement snapshot, only when the numbers changed since the last one. Parameters: post, stats (Jsonb).
+SNAPSHOT_ENGAGEMENT = """
+    insert into public.engagement_history (post_id, engagement_stats)
+    select %(post)s, %(stats)s
+    where %(stats)s is distinct from (
+        select eh.engagement_stats from public.engagement_history as eh
+        where eh.post_id = %(post)s order by eh.recorded_at desc limit 1
+    )
+    on conflict (post_id, recorded_at) do nothing
+"""

@@ -1,0 +1,19 @@
+"""The read API (seed 7): `public.feed` (in supabase/migrations/) filters, searches and pages what the user
+may see; everything here runs as the reader (RLS decides)."""
+
+# A page of the feed. Parameters: platforms (or None), types (or None), since, until, query, limit, cursor,
+# offset, public only. Columns: id, platform, content_type, text_content, created_at_platform,
+# updated_at_platform, post_data, media, cursor.
+FEED = """
+    select id::text, platform::text, content_type::text, text_content, created_at_platform, updated_at_platform,
+           post_data, media, cursor
+    from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s::integer, %s,
+                     %s::integer, %s)
+"""
+
+# The user's archive version: bumped by any change a reader can see, so it keys the feed cache.
+# Parameters: user id.
+ARCHIVE_VERSION = "select version from public.archive_versions where user_id = %s"
+
+# Every platform the archive can hold (platform_enum's labels).
+PLATFORM_NAMES = "select enum_range(null::public.platform_enum)::text[]"
