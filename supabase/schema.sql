@@ -2,9 +2,10 @@
 --
 -- The schema-only dump of a database freshly migrated from supabase/migrations/ (after supabase/local/: the
 -- roles, the auth schema and the default privileges that Supabase provides), to read the whole schema in
--- one place. tests/test_schema_dump.py fails when it is out of date. Not in it: data, ownership, the pg_cron
--- jobs (registered only in the scheduler's database; tests/test_cluster.py pins them) and the Supabase
--- Storage bucket (there is no storage schema locally). Read it; to build a database, apply the migrations.
+-- one place. tests/integration/test_schema_dump.py fails when it is out of date. Not in it: data, ownership,
+-- the pg_cron jobs (registered only in the scheduler's database; tests/integration/test_cluster.py pins
+-- them) and the Supabase Storage bucket (no storage schema locally). Read it; to build a database, apply the
+-- migrations.
 
 --
 -- Name: auth; Type: SCHEMA; Schema: -; Owner: -

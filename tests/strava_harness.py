@@ -4,6 +4,8 @@ OAuth flow."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -129,3 +131,13 @@ def connect_strava(db_url: str, sim_url: str, athlete_id: int, name: str = "alic
             ),
         )
     return account_id
+
+
+def subscribe(stack: dict[str, Any]) -> str:
+    """`trove strava subscribe` against the stack's simulator, as an operator runs it; the subscription id."""
+    env = {**strava_env(stack["db"], stack["sim_url"]), "TROVE_PUBLIC_URL": stack["url"]}
+    proc = subprocess.run(
+        [sys.executable, "-m", "trove.cli", "strava", "subscribe"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return str(stack["sim"].subscription["id"])

@@ -5,7 +5,7 @@ that two fresh databases on any two machines give the same bytes: pg_dump's rand
 version lines and its session `SET`s are dropped, and ownership is left out (everything is the migrating
 role's). Everything else stays as pg_dump orders it (by kind and name, deterministically). The migrations
 remain the source of truth; `trove db schema` (`make schema`) rewrites this file, and
-tests/test_schema_dump.py fails when it is out of date.
+tests/integration/test_schema_dump.py fails when it is out of date.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ HEADER = """\
 --
 -- The schema-only dump of a database freshly migrated from supabase/migrations/ (after supabase/local/: the
 -- roles, the auth schema and the default privileges that Supabase provides), to read the whole schema in
--- one place. tests/test_schema_dump.py fails when it is out of date. Not in it: data, ownership, the pg_cron
--- jobs (registered only in the scheduler's database; tests/test_cluster.py pins them) and the Supabase
--- Storage bucket (there is no storage schema locally). Read it; to build a database, apply the migrations.
+-- one place. tests/integration/test_schema_dump.py fails when it is out of date. Not in it: data, ownership,
+-- the pg_cron jobs (registered only in the scheduler's database; tests/integration/test_cluster.py pins
+-- them) and the Supabase Storage bucket (no storage schema locally). Read it; to build a database, apply the
+-- migrations.
 """
 
 # pg_dump lines that differ between runs or machines, or only set up pg_dump's own session.

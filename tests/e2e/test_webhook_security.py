@@ -17,11 +17,10 @@ import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from tests.strava_harness import connect_strava, service_stack, strava_env, user
-from tests.test_http_strava import subscribe
+from tests.strava_harness import connect_strava, service_stack, strava_env, subscribe, user
 from tests.worker_harness import enqueue, query, running_worker, scalar, wait_for
 
-from trove.json_input import InvalidJson, nesting_depth, parse_json, unstorable_text
+from trove.json_input import InvalidJson, parse_json
 
 
 @pytest.fixture
@@ -304,29 +303,6 @@ def test_worker_dead_letters_wrongly_shaped_events_with_the_reason(stack: dict[s
         assert message.startswith("InvalidEventError: not a Strava event") and reason in message
     assert scalar(db, "select attempts from public.ingested_items where id = %s", (items[0],)) == 1
     assert scalar(db, "select status::text from public.connected_accounts") == "active"
-
-
-# --- the JSON checks themselves --------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("body", "depth"),
-    [(b"{}", 1), (b'{"a": [1, {"b": 2}]}', 3), (b'{"a": "[[[[{{{{"}', 1), (b'["\\"[["]', 1), (b"1", 0)],
-)
-def test_nesting_depth_skips_strings(body: bytes, depth: int) -> None:
-    assert nesting_depth(body) == depth
-
-
-def test_parse_json_names_the_field_it_cannot_store() -> None:
-    assert parse_json(b'{"a": {"b": ["ok"]}}') == {"a": {"b": ["ok"]}}
-    with pytest.raises(InvalidJson, match=r"field a\.b\[1\] contains a NUL"):
-        parse_json(b'{"a": {"b": ["ok", "no\\u0000"]}}')
-    with pytest.raises(InvalidJson, match="nested more than 32"):
-        parse_json(b"[" * 33 + b"]" * 33)
-    with pytest.raises(InvalidJson) as refused:
-        parse_json(b'{"a": ')
-    assert refused.value.code == "malformed_json"
-    assert (
-        unstorable_text({"k\x00": 1}) == "a key in the body contains a NUL character (\\u0000), which cannot be stored"
-    )
 
 
 def test_strava_confirms_only_what_it_says_itself() -> None:

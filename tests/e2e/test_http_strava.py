@@ -13,7 +13,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from tests.strava_harness import connect, consent_on_strava, service_stack, start_connect, strava_env, user
+from tests.strava_harness import (
+    connect,
+    consent_on_strava,
+    service_stack,
+    start_connect,
+    strava_env,
+    subscribe,
+    user,
+)
 from tests.worker_harness import RING, query, running_worker, scalar, wait_for
 
 from trove.crypto import decrypt
@@ -124,15 +132,6 @@ def test_expired_user_token_and_unknown_platform(stack: dict[str, Any]) -> None:
     _, headers = user(stack["db"], "bob")
     assert httpx.post(f"{stack['url']}/functions/v1/oauth-myspace/start", headers=headers).status_code == 404
     assert httpx.post(f"{stack['url']}/functions/v1/webhook-myspace", json={}).status_code == 404
-
-
-def subscribe(stack: dict[str, Any]) -> str:
-    env = {**strava_env(stack["db"], stack["sim_url"]), "TROVE_PUBLIC_URL": stack["url"]}
-    proc = subprocess.run(
-        [sys.executable, "-m", "trove.cli", "strava", "subscribe"], env=env, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return str(stack["sim"].subscription["id"])
 
 
 def test_subscription_handshake_and_webhook_input_checks(stack: dict[str, Any]) -> None:

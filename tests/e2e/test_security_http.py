@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import subprocess
 import sys
@@ -36,9 +35,7 @@ from trove.config import LOCAL_JWT_SECRET, LOCAL_STACK_ENV, PROJECT_ROOT
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import UNKNOWN_USER, decode_user_token, issue_local_token
-from trove.http.log_redaction import ArgsRedactor
 from trove.http.oauth import BROWSER_COOKIE
-from trove.redact import redact
 from trove.simulators.serve import BackgroundServer
 
 REMOTE_DB = "postgresql://postgres:secret@db.trove-test.invalid:5432/postgres"
@@ -408,51 +405,6 @@ def test_trove_serve_logs_no_oauth_code_state_or_webhook_secret(db_url: str, tmp
     assert "hub.verify_token=[redacted]" in text
     assert "POST /functions/v1/webhook-strava?secret=[redacted]" in text
     assert "GET /health?token=[redacted]&key=[redacted]&access_token=[redacted]" in text
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        (
-            "GET /functions/v1/oauth-strava/callback?state=s1&code=c1&error=access_denied HTTP/1.1",
-            "GET /functions/v1/oauth-strava/callback?state=[redacted]&code=[redacted]&error=[redacted] HTTP/1.1",
-        ),
-        (
-            "POST /functions/v1/webhook-strava/abc/def/ HTTP/1.1",
-            "POST /functions/v1/webhook-strava/[redacted]/[redacted]/ HTTP/1.1",
-        ),
-        ("POST /functions/v1/webhook-strava HTTP/1.1", "POST /functions/v1/webhook-strava HTTP/1.1"),
-        (
-            "GET /api/posts?q=bread&cursor=c&hub%2Everify_token=v&client_secret=x&sig=y HTTP/1.1",
-            "GET /api/posts?q=bread&cursor=c&hub%2Everify_token=[redacted]&client_secret=[redacted]&sig=[redacted]"
-            " HTTP/1.1",
-        ),
-        (
-            "https://x.test/cb?refresh_token=r&id_token=i&error_code=5",
-            "https://x.test/cb?refresh_token=[redacted]&id_token=[redacted]&error_code=5",
-        ),
-    ],
-)
-def test_redaction_rules(line: str, expected: str) -> None:
-    assert redact(line) == expected
-
-
-def test_args_redactor_keeps_uvicorns_access_record_shape() -> None:
-    from uvicorn.logging import AccessFormatter
-
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", "/functions/v1/oauth-strava/callback?code=abc&state=def", "1.1", 400),
-        None,
-    )
-    assert ArgsRedactor().filter(record)
-    line = AccessFormatter("%(client_addr)s - %(request_line)s %(status_code)s", use_colors=False).format(record)
-    path = "/functions/v1/oauth-strava/callback?code=[redacted]&state=[redacted]"
-    assert line == f"127.0.0.1:5000 - GET {path} HTTP/1.1 400 Bad Request"
 
 
 # -- found by probing: a cached feed is shared by every reader, so nothing in it may come from the request ------
