@@ -29,7 +29,7 @@ from trove.simulators.serve import BackgroundServer
 from trove.simulators.strava import Activity, Athlete, StravaSimulator
 
 PRIVATE = {"private": True, "visibility": "only_me"}
-HERE = "tests.test_cache_invalidation"  # how the worker process imports the connectors below
+HERE = "tests.e2e.test_cache_invalidation"  # how the worker process imports the connectors below
 
 
 class WithoutMediaConnector(StravaConnector):

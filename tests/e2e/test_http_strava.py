@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pytest
 from tests.strava_harness import (
     connect,
     consent_on_strava,
-    service_stack,
     start_connect,
     strava_env,
     subscribe,
@@ -27,13 +25,6 @@ from tests.worker_harness import RING, query, running_worker, scalar, wait_for
 from trove.crypto import decrypt
 from trove.http.auth import issue_local_token
 from trove.simulators.strava import StravaSimulator
-
-
-@pytest.fixture
-def stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """Simulator + HTTP service, both on real ports; the service configured for the simulator."""
-    with service_stack(db_url, monkeypatch) as running:
-        yield running
 
 
 def test_health(stack: dict[str, Any]) -> None:

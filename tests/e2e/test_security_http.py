@@ -28,7 +28,7 @@ from fastapi import HTTPException
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from tests.strava_harness import consent_on_strava, service_stack, start_connect, strava_env, user
+from tests.strava_harness import consent_on_strava, start_connect, strava_env, user
 from tests.worker_harness import RING, TEST_KEY, query, scalar
 
 from trove.config import LOCAL_JWT_SECRET, LOCAL_STACK_ENV, PROJECT_ROOT
@@ -40,12 +40,6 @@ from trove.simulators.serve import BackgroundServer
 
 REMOTE_DB = "postgresql://postgres:secret@db.trove-test.invalid:5432/postgres"
 NO_TOKEN_CONFIG = "no way to verify user tokens: set SUPABASE_JWT_SECRET"
-
-
-@pytest.fixture
-def stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with service_stack(db_url, monkeypatch) as running:
-        yield running
 
 
 @pytest.fixture

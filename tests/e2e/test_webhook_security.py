@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,10 @@ import httpx
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
-from tests.strava_harness import connect_strava, service_stack, strava_env, subscribe, user
+from tests.strava_harness import connect_strava, strava_env, subscribe, user
 from tests.worker_harness import enqueue, query, running_worker, scalar, wait_for
 
 from trove.json_input import InvalidJson, parse_json
-
-
-@pytest.fixture
-def stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    with service_stack(db_url, monkeypatch) as running:
-        yield running
 
 
 def secret_hook(stack: dict[str, Any]) -> str:

@@ -6,14 +6,15 @@ shared/fixtures/strava), so the connector works the same against the real Strava
 
 Simulator-only controls live under /_sim (create athletes and activities, edit and delete them, deauthorize,
 configure limits and failures); each change delivers the webhook event Strava would send.
+
+Rate accounting, scripted faults, token issuance, delivery retries and /_sim/config and /_sim/stats come from
+`simulators.base.PlatformSimulator`; this module holds Strava's routes, payloads, error bodies and headers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -22,10 +23,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from trove.simulators.base import FixedWindow, PlatformSimulator, RateLimit
 
 SPORTS = [
     ("Run", "Run", "Morning Run"),
@@ -96,39 +99,27 @@ class Athlete:
         }
 
 
-@dataclass
-class Token:
-    athlete_id: int
-    scope: str
-    expires_at: int
+class Window(RateLimit):
+    """Strava's counter pair: 15-minute windows (:00/:15/:30/:45) and the UTC day."""
 
+    def __init__(self, limit_15: int, limit_day: int) -> None:
+        self.quarter, self.daily = FixedWindow(limit_15, 900), FixedWindow(limit_day, 86400)
+        super().__init__(self.quarter, self.daily)
 
-@dataclass
-class Window:
-    """One rate-limit counter pair: 15-minute windows (:00/:15/:30/:45) and the UTC day."""
+    @property
+    def used_15(self) -> int:
+        return self.quarter.used
 
-    limit_15: int
-    limit_day: int
-    used_15: int = 0
-    used_day: int = 0
-    window_15: int = 0
-    day: int = 0
-
-    def roll(self, now: float) -> None:
-        window, day = int(now // 900), int(now // 86400)
-        if window != self.window_15:
-            self.window_15, self.used_15 = window, 0
-        if day != self.day:
-            self.day, self.used_day = day, 0
-
-    def exhausted(self) -> bool:
-        return self.used_15 >= self.limit_15 or self.used_day >= self.limit_day
+    @property
+    def used_day(self) -> int:
+        return self.daily.used
 
     def header_pair(self) -> tuple[str, str]:
-        return f"{self.limit_15},{self.limit_day}", f"{self.used_15},{self.used_day}"
+        """X-RateLimit-Limit and X-RateLimit-Usage: "15-minute,daily"."""
+        return f"{self.quarter.limit},{self.daily.limit}", f"{self.quarter.used},{self.daily.used}"
 
 
-class StravaSimulator:
+class StravaSimulator(PlatformSimulator[int]):
     def __init__(
         self,
         *,
@@ -139,33 +130,16 @@ class StravaSimulator:
         token_ttl: int = 6 * 3600,
         seed: int = 1,
     ) -> None:
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.token_ttl = token_ttl
+        super().__init__(client_id=client_id, client_secret=client_secret, token_ttl=token_ttl, seed=seed)
         self.overall = Window(*overall_limits)
         self.read = Window(*read_limits)
-        self.random = random.Random(seed)
         self.athletes: dict[int, Athlete] = {}
-        self.codes: dict[str, tuple[int, str]] = {}
-        self.access_tokens: dict[str, Token] = {}
-        self.refresh_tokens: dict[str, tuple[int, str]] = {}
         self.subscription: dict[str, Any] | None = None
         self.next_subscription_id = 120475
         self.next_activity_id = 10_000_000_000
-        self.fail_next: list[int] = []
-        # After this many more API requests: answer one request with fail_later_status / expire all tokens.
-        self.fail_later_in: int | None = None
-        self.fail_later_status = 429
-        self.expire_tokens_in: int | None = None
-        self.blip_rate = 0.0
         self.photo_url_ttl = 3600
         self.photo_secret = secrets.token_bytes(16)
-        self.base_url = ""  # learned from the first request: photo URLs point back at us
-        self.requests: dict[str, int] = {}
-        self.deliveries: list[dict[str, Any]] = []
-        self.delivery_timeout = 10.0
         self.default_athlete: int | None = None
-        self.app = Starlette(routes=self._routes())
 
     # --- data ----------------------------------------------------------------------------------------
     def add_athlete(self, activities: int = 0, athlete_id: int | None = None, username: str = "demo_runner") -> Athlete:
@@ -312,110 +286,63 @@ class StravaSimulator:
     def _error(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
         return JSONResponse({"message": message, "errors": errors or []}, status_code=status)
 
-    def _count(self, name: str) -> None:
-        self.requests[name] = self.requests.get(name, 0) + 1
-
-    def _authorize(self, request: Request) -> tuple[Athlete | None, JSONResponse | None]:
-        header = request.headers.get("authorization", "")
-        token = self.access_tokens.get(header.removeprefix("Bearer ").strip()) if header.startswith("Bearer ") else None
-        if token is None or token.expires_at <= time.time():
-            field_name = "access_token"
-            return None, self._error(
-                401, "Authorization Error", [{"resource": "Athlete", "field": field_name, "code": "invalid"}]
-            )
-        athlete = self.athletes.get(token.athlete_id)
+    def authenticate(self, request: Request) -> tuple[Athlete | None, JSONResponse | None]:
+        token = self.bearer(request)
+        athlete = self.athletes.get(token.owner) if token is not None else None
         if athlete is None or not athlete.authorized:
             return None, self._error(
                 401, "Authorization Error", [{"resource": "Athlete", "field": "access_token", "code": "invalid"}]
             )
         return athlete, None
 
-    async def _api(
-        self, request: Request, name: str, is_read: bool = True
-    ) -> tuple[Athlete | None, Response | None, dict[str, str]]:
-        """Rate limits, scripted failures and auth for an /api/v3 call."""
-        self._count(name)
-        if not self.base_url:
-            self.base_url = str(request.base_url).rstrip("/")
-        now = time.time()
-        self.overall.roll(now)
-        self.read.roll(now)
-        limited = self.overall.exhausted() or (is_read and self.read.exhausted())
-        if not limited:
-            self.overall.used_15 += 1
-            self.overall.used_day += 1
-            if is_read:
-                self.read.used_15 += 1
-                self.read.used_day += 1
+    def rate_limits(self) -> dict[str, RateLimit]:
+        return {"overall": self.overall, "read": self.read}
+
+    def rate_headers(self) -> dict[str, str]:
         limit, usage = self.overall.header_pair()
         read_limit, read_usage = self.read.header_pair()
-        headers = {
+        return {
             "X-RateLimit-Limit": limit,
             "X-RateLimit-Usage": usage,
             "X-ReadRateLimit-Limit": read_limit,
             "X-ReadRateLimit-Usage": read_usage,
         }
-        if limited:
-            return (
-                None,
-                JSONResponse(
-                    {
-                        "message": "Rate Limit Exceeded",
-                        "errors": [{"resource": "Application", "field": "rate limit", "code": "exceeded"}],
-                    },
-                    status_code=429,
-                    headers=headers,
-                ),
-                headers,
-            )
-        if self.expire_tokens_in is not None:
-            self.expire_tokens_in -= 1
-            if self.expire_tokens_in < 0:
-                self.expire_tokens_in = None
-                for token in self.access_tokens.values():
-                    token.expires_at = int(now) - 1
-        if self.fail_later_in is not None:
-            self.fail_later_in -= 1
-            if self.fail_later_in < 0:
-                self.fail_later_in = None
-                self.fail_next.append(self.fail_later_status)
-        if self.fail_next or (self.blip_rate and self.random.random() < self.blip_rate):
-            status = self.fail_next.pop(0) if self.fail_next else 503
-            return None, JSONResponse({"message": "Server error"}, status_code=status, headers=headers), headers
-        athlete, error = self._authorize(request)
-        if error is not None:
-            error.headers.update(headers)
-            return None, error, headers
-        return athlete, None, headers
+
+    def rate_limited(self, headers: dict[str, str]) -> Response:
+        return JSONResponse(
+            {
+                "message": "Rate Limit Exceeded",
+                "errors": [{"resource": "Application", "field": "rate limit", "code": "exceeded"}],
+            },
+            status_code=429,
+            headers=headers,
+        )
+
+    def server_error(self, status: int, headers: dict[str, str]) -> Response:
+        return JSONResponse({"message": "Server error"}, status_code=status, headers=headers)
+
+    async def _api(
+        self, request: Request, name: str, is_read: bool = True
+    ) -> tuple[Athlete | None, Response | None, dict[str, str]]:
+        """Rate limits, scripted failures and auth for an /api/v3 call: every call counts against the overall
+        limit, reads against the read limit too."""
+        return await self.gate(request, name, [self.overall, self.read] if is_read else [self.overall])
 
     # --- OAuth ---------------------------------------------------------------------------------------
-    async def authorize(self, request: Request) -> Response:
-        params = request.query_params
-        redirect_uri = params.get("redirect_uri", "")
-        if params.get("client_id") != self.client_id or not redirect_uri:
-            return self._error(
-                400, "Bad Request", [{"resource": "Application", "field": "client_id", "code": "invalid"}]
-            )
-        state = params.get("state", "")
-        if params.get("sim_deny"):
-            return RedirectResponse(f"{redirect_uri}?{urlencode({'state': state, 'error': 'access_denied'})}", 302)
-        athlete_id = int(params.get("sim_athlete") or self.default_athlete or self.add_athlete().id)
-        scope = params.get("sim_grant_scope") or params.get("scope", "read")
-        code = secrets.token_hex(20)
-        self.codes[code] = (athlete_id, scope)
-        return RedirectResponse(f"{redirect_uri}?{urlencode({'state': state, 'code': code, 'scope': scope})}", 302)
+    def authorize_refused(self, request: Request) -> Response:
+        return self._error(400, "Bad Request", [{"resource": "Application", "field": "client_id", "code": "invalid"}])
+
+    def authorizing_owner(self, params: QueryParams) -> int:
+        return int(params.get("sim_athlete") or self.default_athlete or self.add_athlete().id)
 
     def _issue(self, athlete_id: int, scope: str) -> dict[str, Any]:
-        access, refresh = secrets.token_hex(20), secrets.token_hex(20)
-        expires_at = int(time.time()) + self.token_ttl
-        self.access_tokens[access] = Token(athlete_id, scope, expires_at)
-        self.refresh_tokens[refresh] = (athlete_id, scope)
+        issued = self.issue_tokens(athlete_id, scope)
         return {
             "token_type": "Bearer",
-            "expires_at": expires_at,
-            "expires_in": self.token_ttl,
-            "refresh_token": refresh,
-            "access_token": access,
+            "expires_at": issued.expires_at,
+            "expires_in": issued.expires_in,
+            "refresh_token": issued.refresh_token,
+            "access_token": issued.access_token,
         }
 
     async def token(self, request: Request) -> Response:
@@ -427,7 +354,7 @@ class StravaSimulator:
             )
         grant = form.get("grant_type")
         if grant == "authorization_code":
-            entry = self.codes.pop(str(form.get("code", "")), None)
+            entry = self.redeem_code(str(form.get("code", "")))
             if entry is None:
                 return self._error(
                     400, "Bad Request", [{"resource": "AuthorizationCode", "field": "code", "code": "invalid"}]
@@ -436,7 +363,7 @@ class StravaSimulator:
             self.athletes[athlete_id].authorized = True
             return JSONResponse({**self._issue(athlete_id, scope), "athlete": self.athletes[athlete_id].profile()})
         if grant == "refresh_token":
-            entry = self.refresh_tokens.pop(str(form.get("refresh_token", "")), None)
+            entry = self.rotate_refresh(str(form.get("refresh_token", "")))
             if entry is None or not self.athletes[entry[0]].authorized:
                 return self._error(
                     400, "Bad Request", [{"resource": "RefreshToken", "field": "refresh_token", "code": "invalid"}]
@@ -449,16 +376,12 @@ class StravaSimulator:
         token = self.access_tokens.get(str(form.get("access_token", "")))
         if token is None:
             return self._error(401, "Authorization Error")
-        await self._deauthorize(token.athlete_id)
+        await self._deauthorize(token.owner)
         return JSONResponse({"access_token": form.get("access_token")})
 
     async def _deauthorize(self, athlete_id: int) -> None:
         self.athletes[athlete_id].authorized = False
-        for store in (self.access_tokens,):
-            for key in [k for k, v in store.items() if v.athlete_id == athlete_id]:
-                del store[key]
-        for key in [k for k, v in self.refresh_tokens.items() if v[0] == athlete_id]:
-            del self.refresh_tokens[key]
+        self.revoke(athlete_id)
         await self._deliver("athlete", athlete_id, "update", athlete_id, {"authorized": "false"})
 
     # --- API -----------------------------------------------------------------------------------------
@@ -632,20 +555,9 @@ class StravaSimulator:
             "subscription_id": self.subscription["id"],
             "updates": updates or {},
         }
-        callback = self.subscription["callback_url"]
-        status = None
-        for attempt in range(4):
-            try:
-                # Strava allows the receiver 2 s; the simulator is lenient so a loaded test machine does not
-                # turn into lost events (our endpoint answers in milliseconds; see the webhook tests).
-                async with httpx.AsyncClient(timeout=self.delivery_timeout) as client:
-                    status = (await client.post(callback, json=event)).status_code
-                if status == 200:
-                    break
-            except httpx.HTTPError:
-                status = None
-            await asyncio.sleep(0.2 * (attempt + 1))
-        self.deliveries.append({"event": event, "status": status})
+        # Strava allows the receiver 2 s; the simulator is lenient (delivery_timeout) so a loaded test machine does
+        # not turn into lost events (our endpoint answers in milliseconds; see the webhook tests).
+        await self.deliver(self.subscription["callback_url"], event)
 
     # --- simulator controls --------------------------------------------------------------------------
     async def sim_athletes(self, request: Request) -> Response:
@@ -678,47 +590,25 @@ class StravaSimulator:
         await self._deauthorize(int(body["athlete_id"]))
         return JSONResponse({"ok": True})
 
-    async def sim_config(self, request: Request) -> Response:
-        body = await request.json()
-        if "fail_next" in body:
-            self.fail_next = list(body["fail_next"])
-        if "blip_rate" in body:
-            self.blip_rate = float(body["blip_rate"])
-        if "token_ttl" in body:
-            self.token_ttl = int(body["token_ttl"])
+    def configure(self, body: dict[str, Any]) -> None:
+        super().configure(body)
         if "photo_url_ttl" in body:
             self.photo_url_ttl = int(body["photo_url_ttl"])
-        if "overall_limits" in body:
-            self.overall.limit_15, self.overall.limit_day = body["overall_limits"]
-        if "read_limits" in body:
-            self.read.limit_15, self.read.limit_day = body["read_limits"]
-        if "read_usage" in body:
-            self.read.roll(time.time())
-            self.read.used_15, self.read.used_day = body["read_usage"]
-        for key in ("fail_later_in", "fail_later_status", "expire_tokens_in"):
-            if key in body:
-                setattr(self, key, body[key])
-        if body.get("expire_tokens"):
-            for token in self.access_tokens.values():
-                token.expires_at = int(time.time()) - 1
-        return JSONResponse(self.stats())
 
     def stats(self) -> dict[str, Any]:
+        common = super().stats()
         return {
-            "requests": dict(self.requests),
-            "overall_usage": [self.overall.used_15, self.overall.used_day],
-            "read_usage": [self.read.used_15, self.read.used_day],
+            "requests": common["requests"],
+            "overall_usage": common["overall_usage"],
+            "read_usage": common["read_usage"],
             "subscription": self.subscription,
-            "deliveries": self.deliveries[-20:],
+            "deliveries": common["deliveries"],
             "athletes": {
                 a.id: len([x for x in a.activities.values() if not x.deleted]) for a in self.athletes.values()
             },
         }
 
-    async def sim_stats(self, _: Request) -> Response:
-        return JSONResponse(self.stats())
-
-    def _routes(self) -> list[Route]:
+    def platform_routes(self) -> list[Route]:
         return [
             Route("/oauth/authorize", self.authorize, methods=["GET"]),
             Route("/oauth/token", self.token, methods=["POST"]),
@@ -733,6 +623,4 @@ class StravaSimulator:
             Route("/_sim/athletes", self.sim_athletes, methods=["POST"]),
             Route("/_sim/activities", self.sim_activity, methods=["POST", "PUT", "DELETE"]),
             Route("/_sim/deauthorize", self.sim_deauthorize, methods=["POST"]),
-            Route("/_sim/config", self.sim_config, methods=["POST"]),
-            Route("/_sim/stats", self.sim_stats, methods=["GET"]),
         ]
