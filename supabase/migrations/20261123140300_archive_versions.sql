@@ -1,11 +1,10 @@
 -- A per-user version of the archive: API caches and ETags key on it, so a cached page is never served after
 -- anything a reader of that user's archive could see changed (and other users' caches stay warm). It is
 -- bumped here, by triggers, whichever path wrote the change (webhook, poll, backfill, reprocess):
---   posts           every write (insert, update, delete);
---   ingested_posts  a raw post whose data changed (or that appeared or went away) while its post exists: a
---                   reader sees the raw post, and public mode decides on it (an activity made private on
---                   Strava changes only post_data); the work-queue writes (claims, attempts, errors,
---                   detail_pending) leave caches alone;
+--   posts           every write (insert, update, delete): its text, visibility and public fields among them;
+--   ingested_posts  a raw post whose data changed (or that appeared or went away) while its post exists: the
+--                   owner reads the raw post; the work-queue writes (claims, attempts, errors, detail_pending)
+--                   leave caches alone;
 --   post_media      a post gaining, losing or reordering a media file;
 --   media_downloads what the read API shows of a file changing: its copy landing or going away, its type or
 --                   storage path, or its original URL while no copy is served.
