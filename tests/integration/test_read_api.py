@@ -263,6 +263,22 @@ def test_responses_are_cached_invalidated_by_a_change_and_answer_304(api: dict[s
     assert get(api, {**bob, "If-None-Match": bob_etag}, limit=5).status_code == 304
 
 
+def test_an_etag_does_not_outlive_the_signed_media_links_in_its_page(
+    api: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page carries signed media URLs valid for an hour: half an hour on, the same archive gets a new ETag
+    (a 200 with fresh links), never a 304 that keeps a client on links about to expire."""
+    from trove.http import read
+
+    alice = api["jwt"]["alice"]
+    etag = get(api, alice, limit=5).headers["etag"]
+    assert get(api, {**alice, "If-None-Match": etag}, limit=5).status_code == 304
+    later = read.link_window() + 1
+    monkeypatch.setattr(read, "link_window", lambda: later)
+    renewed = get(api, {**alice, "If-None-Match": etag}, limit=5)
+    assert renewed.status_code == 200 and renewed.headers["etag"] != etag and renewed.headers["x-cache"] == "miss"
+
+
 def test_json_feed_and_atom_renderings(api: dict[str, Any]) -> None:
     import xml.etree.ElementTree as ET
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -19,6 +20,7 @@ from trove.config import public_url
 from trove.http import feeds
 from trove.http.auth import as_user, decode_user_token
 from trove.http.cache import Cache, cache_key, etag_for
+from trove.media.urls import SIGNED_URL_TTL
 from trove.queries.keys import AUTHENTICATE_KEY
 from trove.queries.read import ARCHIVE_VERSION, FEED, PLATFORM_NAMES
 
@@ -149,7 +151,7 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
                 {
                     "media_key": m["media_key"],
                     "content_type": m.get("content_type"),
-                    "url": await storage.signed_url(m["storage_path"]) if copied else m["original_url"],
+                    "url": await storage.signed_url(m["storage_path"], SIGNED_URL_TTL) if copied else m["original_url"],
                     "copy": bool(copied),
                 }
             )
@@ -177,12 +179,20 @@ async def archive_version(request: Request, user_id: str) -> int:
     return int(row[0]) if row else 0
 
 
+def link_window() -> int:
+    """Which half of a signed media URL's lifetime it is. A page carries signed URLs, so its cache entry and
+    ETag change every half lifetime: a page served, or confirmed by a 304, never links to a copy through a URL
+    with less than half its life left."""
+    return int(time.time() // (SIGNED_URL_TTL // 2))
+
+
 async def cached(
     request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
 ) -> Response:
     """Serve from the cache (or 304) when the user's archive has not changed; else render and keep."""
     cache: Cache = request.app.state.cache
-    key = cache_key(who.user_id, who.public_only, await archive_version(request, who.user_id), {**params, "kind": kind})
+    version = await archive_version(request, who.user_id)
+    key = cache_key(who.user_id, who.public_only, version, {**params, "kind": kind, "links": link_window()})
     etag = etag_for(key)
     headers = {"ETag": etag, "Cache-Control": "private, max-age=300", "Vary": "Authorization"}
     if request.headers.get("if-none-match") == etag:
