@@ -25,16 +25,13 @@ class StravaOAuth:
     def authorize_url(self, redirect_uri: str, state: str) -> str:
         return self.config.authorize_url(redirect_uri, state)
 
+    async def _token(self, http: httpx.AsyncClient, grant: dict[str, str]) -> httpx.Response:
+        """The token endpoint, for a code exchange and a refresh alike (our client credentials plus the grant)."""
+        credentials = {"client_id": self.config.client_id, "client_secret": self.config.client_secret}
+        return await http.post(f"{self.config.base_url}/oauth/token", data={**credentials, **grant})
+
     async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
-        response = await http.post(
-            f"{self.config.base_url}/oauth/token",
-            data={
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "code": code,
-                "grant_type": "authorization_code",
-            },
-        )
+        response = await self._token(http, {"code": code, "grant_type": "authorization_code"})
         if response.status_code == 400:
             raise InvalidGrantError("Strava refused the authorization code (expired or already used)")
         raise_for_status(response, "code exchange")
@@ -53,15 +50,7 @@ class StravaOAuth:
         )
 
     async def refresh(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet:
-        response = await http.post(
-            f"{self.config.base_url}/oauth/token",
-            data={
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret,
-                "grant_type": "refresh_token",
-                "refresh_token": refresh_token,
-            },
-        )
+        response = await self._token(http, {"grant_type": "refresh_token", "refresh_token": refresh_token})
         if response.status_code == 400:  # {"resource": "RefreshToken", "code": "invalid"}: revoked or rotated away
             raise InvalidGrantError("Strava refused the refresh token")
         if response.status_code == 401:
