@@ -153,15 +153,24 @@ class Worker:
                 async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
                     await conn.execute(LISTEN_WORK)
                     await conn.execute(LISTEN_HEALTH)
+                    if failures:
+                        log.info("worker %s: database reachable again", self.worker_id)
                     failures = 0
                     self.wake.set()  # anything sent while we were away
                     async for note in conn.notifies():
                         if note.channel == "trove_health":
                             self._log_health(note.payload)
                         self.wake.set()
-            except (psycopg.OperationalError, psycopg.InterfaceError):
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 failures += 1
-                await self._sleep(min(2 ** min(failures, 5) * 0.25, 10.0))
+                delay = min(2 ** min(failures, 5) * 0.25, 10.0)
+                # The listener holds the one connection that is always open, so it is the first to see an
+                # outage even when the worker is idle (the claim loop would only notice at its next claim).
+                if failures == 1:
+                    log.warning(
+                        "worker %s: database unavailable (%s); listening again in %.1fs", self.worker_id, error, delay
+                    )
+                await self._sleep(delay)
 
     @staticmethod
     def _log_health(payload: str) -> None:
