@@ -76,7 +76,8 @@ CREATE TYPE public.ingestion_source_enum AS ENUM (
     'webhook',
     'fetch',
     'backfill',
-    'retry'
+    'retry',
+    'stream'
 );
 
 
@@ -1479,6 +1480,23 @@ $$;
 
 
 --
+-- Name: wipe_token_binding(); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.wipe_token_binding() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+    if new.access_token is null and new.refresh_token is null then
+        new.token_binding := null;
+    end if;
+    return new;
+end;
+$$;
+
+
+--
 -- Name: users; Type: TABLE; Schema: auth; Owner: -
 --
 
@@ -1558,12 +1576,20 @@ CREATE TABLE public.connected_accounts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     sync_state jsonb DEFAULT '{}'::jsonb NOT NULL,
+    token_binding text,
     CONSTRAINT connected_accounts_error_count_check CHECK ((error_count >= 0)),
     CONSTRAINT connected_accounts_last_sync_status_check CHECK ((last_sync_status = ANY (ARRAY['success'::text, 'failed'::text, 'partial'::text]))),
     CONSTRAINT connected_accounts_metadata_check CHECK ((jsonb_typeof(metadata) = 'object'::text)),
     CONSTRAINT connected_accounts_platform_user_id_check CHECK ((platform_user_id <> ''::text)),
     CONSTRAINT connected_accounts_sync_state_check CHECK ((jsonb_typeof(sync_state) = 'object'::text))
 );
+
+
+--
+-- Name: COLUMN connected_accounts.token_binding; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.connected_accounts.token_binding IS 'encrypted JSON: what the tokens are bound to (a DPoP key) and what a refresh needs; service role only';
 
 
 --
@@ -1725,6 +1751,8 @@ CREATE TABLE public.oauth_states (
     expires_at timestamp with time zone DEFAULT (now() + '00:10:00'::interval) NOT NULL,
     used_at timestamp with time zone,
     browser_hash text DEFAULT encode(sha256(convert_to((gen_random_uuid())::text, 'UTF8'::name)), 'hex'::text) NOT NULL,
+    session text,
+    authorize_url text,
     CONSTRAINT oauth_states_browser_hash_check CHECK ((browser_hash ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT oauth_states_expiry_check CHECK ((expires_at > created_at))
 );
@@ -1735,6 +1763,13 @@ CREATE TABLE public.oauth_states (
 --
 
 COMMENT ON COLUMN public.oauth_states.browser_hash IS 'sha256 (hex) of the browser-binding cookie set by start; the callback must present the cookie';
+
+
+--
+-- Name: COLUMN oauth_states.session; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.oauth_states.session IS 'encrypted JSON kept from start to callback (PKCE verifier, DPoP key, issuer); never sent to the browser';
 
 
 --
@@ -1789,6 +1824,27 @@ CREATE TABLE public.rate_limit_budgets (
     CONSTRAINT rate_limit_budgets_used_check CHECK ((used >= 0)),
     CONSTRAINT rate_limit_budgets_window_check CHECK ((window_length > '00:00:00'::interval))
 );
+
+
+--
+-- Name: stream_cursors; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.stream_cursors (
+    platform public.platform_enum NOT NULL,
+    consumer text NOT NULL,
+    resume_from bigint NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT stream_cursors_consumer_check CHECK ((consumer ~ '^[a-z0-9_.:-]{1,64}$'::text)),
+    CONSTRAINT stream_cursors_resume_from_check CHECK ((resume_from >= 0))
+);
+
+
+--
+-- Name: TABLE stream_cursors; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON TABLE public.stream_cursors IS 'where each real-time stream consumer left off (Jetstream time_us); written with the events it covers';
 
 
 --
@@ -2035,6 +2091,14 @@ ALTER TABLE ONLY public.rate_limit_budgets
 
 
 --
+-- Name: stream_cursors stream_cursors_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.stream_cursors
+    ADD CONSTRAINT stream_cursors_pkey PRIMARY KEY (platform, consumer);
+
+
+--
 -- Name: sync_logs sync_logs_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2191,6 +2255,13 @@ CREATE INDEX ingested_items_received_at_idx ON public.ingested_items USING btree
 --
 
 CREATE INDEX ingested_items_status_idx ON public.ingested_items USING btree (status);
+
+
+--
+-- Name: ingested_items_stream_dedupe_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX ingested_items_stream_dedupe_idx ON public.ingested_items USING btree (platform, external_id) WHERE ((source = 'stream'::public.ingestion_source_enum) AND (external_id IS NOT NULL));
 
 
 --
@@ -2513,6 +2584,13 @@ CREATE TRIGGER api_keys_revocation_is_final BEFORE UPDATE ON public.api_keys FOR
 --
 
 CREATE TRIGGER connected_accounts_set_updated_at BEFORE UPDATE ON public.connected_accounts FOR EACH ROW EXECUTE FUNCTION trove_private.set_updated_at();
+
+
+--
+-- Name: connected_accounts connected_accounts_wipe_token_binding; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER connected_accounts_wipe_token_binding BEFORE UPDATE OF access_token, refresh_token ON public.connected_accounts FOR EACH ROW EXECUTE FUNCTION trove_private.wipe_token_binding();
 
 
 --
@@ -3165,6 +3243,12 @@ CREATE POLICY posts_select_own ON public.posts FOR SELECT TO authenticated USING
 ALTER TABLE public.rate_limit_budgets ENABLE ROW LEVEL SECURITY;
 
 --
+-- Name: stream_cursors; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.stream_cursors ENABLE ROW LEVEL SECURITY;
+
+--
 -- Name: sync_logs; Type: ROW SECURITY; Schema: public; Owner: -
 --
 
@@ -3661,6 +3745,13 @@ GRANT ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestam
 
 
 --
+-- Name: FUNCTION wipe_token_binding(); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM PUBLIC;
+
+
+--
 -- Name: TABLE api_keys; Type: ACL; Schema: public; Owner: -
 --
 
@@ -3968,6 +4059,13 @@ GRANT SELECT ON TABLE public.public_posts TO service_role;
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.rate_limit_budgets TO service_role;
+
+
+--
+-- Name: TABLE stream_cursors; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.stream_cursors TO service_role;
 
 
 --

@@ -17,6 +17,7 @@ import httpx
 from trove.platforms.base import (
     Account,
     AuthError,
+    AuthorizationStart,
     Connection,
     Enrichment,
     InboundEvent,
@@ -83,7 +84,9 @@ class FakeConnector:
         ]
         return Page("items", response.json(), posts, next_cursor, readings, {"newest_id": newest})
 
-    async def refresh_token(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet:
+    async def refresh_token(
+        self, http: httpx.AsyncClient, refresh_token: str, binding: dict[str, Any] | None = None
+    ) -> TokenSet:
         response = await http.post(
             f"{self.base_url}/oauth/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
         )
@@ -138,10 +141,23 @@ class FakeOAuth:
     def configured(self) -> bool:
         return True
 
-    def authorize_url(self, redirect_uri: str, state: str) -> str:
-        return f"{self.base_url}/oauth/authorize?" + urlencode({"redirect_uri": redirect_uri, "state": state})
+    async def begin(
+        self, http: httpx.AsyncClient, redirect_uri: str, state: str, login_hint: str | None
+    ) -> AuthorizationStart:
+        query = urlencode({"redirect_uri": redirect_uri, "state": state})
+        return AuthorizationStart(f"{self.base_url}/oauth/authorize?{query}")
 
-    async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
+    def documents(self) -> Mapping[str, dict[str, Any]]:
+        return {}
+
+    async def exchange(
+        self,
+        http: httpx.AsyncClient,
+        code: str,
+        redirect_uri: str = "",
+        params: Mapping[str, str] | None = None,
+        session: dict[str, Any] | None = None,
+    ) -> Connection:
         response = await http.post(
             f"{self.base_url}/oauth/token", data={"grant_type": "authorization_code", "code": code}
         )
@@ -186,3 +202,4 @@ class FakeTestPlatform:
         self.subscriptions = None
         self.simulator = None
         self.demo = None
+        self.stream = None

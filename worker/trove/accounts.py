@@ -14,6 +14,7 @@ from trove.platforms.base import TokenSet
 from trove.queries.accounts import CONNECT_ACCOUNT, INSERT_ACCOUNT, LOCK_PLATFORM_ACCOUNT
 from trove.queries.queue import ENQUEUE_SYNC
 from trove.queries.webhooks import LIVE_SUBSCRIPTION_ID
+from trove.tokens import encrypt_binding
 
 
 class AlreadyConnected(Exception):
@@ -64,6 +65,7 @@ async def save_connection(
             if tokens.refresh_token
             else None,
             "expires": tokens.expires_at,
+            "binding": encrypt_binding(ring, tokens.binding, account_id),
             "scope": scope,
             "username": username,
             "display_name": display_name,

@@ -8,7 +8,7 @@ from psycopg import sql
 from trove.crypto import KeyRing, decrypt, encrypt, needs_rotation
 from trove.queries.accounts import ACCOUNTS_WITH_TOKENS, LOCK_TOKENS, SET_TOKEN
 
-TOKEN_COLUMNS = ("access_token", "refresh_token")
+TOKEN_COLUMNS = ("access_token", "refresh_token", "token_binding")
 
 
 def rotate_tokens(conninfo: str, ring: KeyRing) -> int:

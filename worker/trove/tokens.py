@@ -6,6 +6,7 @@ account at once (platforms that rotate refresh tokens would leave the loser of s
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,11 +22,19 @@ from trove.redact import register_secret
 REFRESH_MARGIN = timedelta(minutes=5)
 
 
+def encrypt_binding(ring: KeyRing, binding: dict[str, Any] | None, account_id: str) -> str | None:
+    """TokenSet.binding as stored: encrypted JSON (None for bearer tokens)."""
+    if binding is None:
+        return None
+    return encrypt(ring, json.dumps(binding, sort_keys=True), account_id=account_id, column="token_binding")
+
+
 def _account(ring: KeyRing, row: tuple[Any, ...]) -> Account:
-    account_id, user_id, platform, platform_user_id, username, access, _refresh, _expires, state = row
+    account_id, user_id, platform, platform_user_id, username, access, _refresh, _expires, state, bound = row
     token = decrypt(ring, access, account_id=account_id, column="access_token") if access else None
     register_secret(token)
-    return Account(account_id, user_id, platform, platform_user_id, username, token, state or {})
+    binding = json.loads(decrypt(ring, bound, account_id=account_id, column="token_binding")) if bound else None
+    return Account(account_id, user_id, platform, platform_user_id, username, token, state or {}, binding)
 
 
 async def load_account(conn: AsyncConnection[Any], ring: KeyRing, account_id: str) -> Account:
@@ -66,7 +75,8 @@ async def fresh_account(
             return account
         refresh_token = decrypt(ring, refresh_ciphertext, account_id=account_id, column="refresh_token")
         register_secret(refresh_token)
-        tokens = await connector.refresh_token(http, refresh_token)  # InvalidGrantError propagates
+        # InvalidGrantError propagates
+        tokens = await connector.refresh_token(http, refresh_token, account.binding)
         register_secret(tokens.access_token)
         register_secret(tokens.refresh_token)
         await conn.execute(
@@ -77,8 +87,9 @@ async def fresh_account(
                     ring, tokens.refresh_token or refresh_token, account_id=account_id, column="refresh_token"
                 ),
                 "expires": tokens.expires_at,
+                "binding": encrypt_binding(ring, tokens.binding, account_id),
                 "scope": tokens.scope,
                 "account": account_id,
             },
         )
-        return replace(account, access_token=tokens.access_token)
+        return replace(account, access_token=tokens.access_token, binding=tokens.binding)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from typing import Annotated, Any
@@ -30,13 +31,14 @@ import httpx
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from trove.accounts import AlreadyConnected, save_connection
 from trove.config import local_stack, public_url
+from trove.crypto import KeyRing, decrypt, encrypt
 from trove.http.auth import UNKNOWN_USER, User, known_user
-from trove.platforms.base import OAuth, Platform, SyncError
-from trove.queries.oauth import CLAIM_STATE, INSERT_STATE, STATE_REFUSAL
+from trove.platforms.base import ConnectRefused, OAuth, Platform, SyncError
+from trove.queries.oauth import CLAIM_STATE, INSERT_STATE, LIVE_AUTHORIZE_URL, STATE_REFUSAL
 from trove.redact import redact
 
 router = APIRouter(prefix="/functions/v1")
@@ -48,6 +50,8 @@ _BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 class StartRequest(BaseModel):
     redirect_to: str | None = None  # a path of the app to return to after connecting
     handoff: bool = False  # local stack only: return a link that hands the flow to the browser opening it
+    # Which account, where the platform needs to be told before consent (a Bluesky handle or DID).
+    login_hint: str | None = Field(default=None, max_length=512)
 
 
 def state_hash(state: str) -> str:
@@ -98,14 +102,14 @@ def callback_url(platform: str) -> str:
     return f"{public_url()}/functions/v1/oauth-{platform}/callback"
 
 
-@router.post("/oauth-{platform}/start")
+@router.post("/oauth-{platform}/start", response_model=None)
 async def start(
     platform: str,
     request: Request,
     response: Response,
     user: Annotated[User, Depends(known_user)],
     body: StartRequest | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     oauth = platform_oauth(request, platform)
     redirect_to = body.redirect_to if body else None
     if redirect_to and (not redirect_to.startswith("/") or redirect_to.startswith("//")):
@@ -118,16 +122,35 @@ async def start(
     state = secrets.token_urlsafe(32)
     # One value per browser: a second connect started in another tab keeps the first one's link working.
     browser = (None if handoff else browser_value(request)) or secrets.token_urlsafe(32)
+    login_hint = (body.login_hint or "").strip() or None if body else None
+    try:
+        authorization = await oauth.begin(request.app.state.http, callback_url(platform), state, login_hint)
+    except ConnectRefused as refused:
+        return refuse(400, refused.code, refused.detail)
+    except SyncError as failure:
+        return refuse(502, "platform_unreachable", redact(str(failure)))
+    except httpx.HTTPError as failure:
+        return refuse(502, "platform_unreachable", f"{platform} could not be reached: {type(failure).__name__}")
+    session = encrypt_session(request.app.state.ring, authorization.session, state_hash(state))
     async with request.app.state.pool.connection() as conn:
         try:
             cur = await conn.execute(
-                INSERT_STATE, (state_hash(state), user.id, platform, redirect_to, browser_hash(browser))
+                INSERT_STATE,
+                (
+                    state_hash(state),
+                    user.id,
+                    platform,
+                    redirect_to,
+                    browser_hash(browser),
+                    session,
+                    authorization.url,
+                ),
             )
         except psycopg.errors.ForeignKeyViolation as failure:  # the user was deleted since known_user looked
             raise HTTPException(403, UNKNOWN_USER) from failure
         row = await cur.fetchone()
     assert row is not None
-    started = {"url": oauth.authorize_url(callback_url(platform), state), "expires_at": row[0].isoformat()}
+    started = {"url": authorization.url, "expires_at": row[0].isoformat()}
     if handoff:
         query = urlencode({"state": state, "browser": browser})
         return {**started, "handoff_url": f"{public_url()}/functions/v1/oauth-{platform}/handoff?{query}"}
@@ -138,18 +161,50 @@ async def start(
 @router.get("/oauth-{platform}/handoff", response_model=None)
 async def handoff_to_browser(platform: str, request: Request, state: str = "", browser: str = "") -> Response:
     """Local stack only: bind the flow to this browser (set the cookie), then on to the platform's consent."""
-    oauth = platform_oauth(request, platform)
+    platform_oauth(request, platform)
     if not local_stack():
         return refuse(404, "not_found", "handoff links exist on the local stack only")
     if not state or not _BROWSER_VALUE.match(browser):
         return refuse(400, "invalid_request", "this handoff link is incomplete: start connecting again")
-    response = RedirectResponse(oauth.authorize_url(callback_url(platform), state), status_code=302)
+    async with request.app.state.pool.connection() as conn:
+        cur = await conn.execute(LIVE_AUTHORIZE_URL, (state_hash(state), platform))
+        row = await cur.fetchone()
+    if row is None or not row[0]:
+        return refuse(400, "invalid_state", "this handoff link was used or has expired: start connecting again")
+    response = RedirectResponse(row[0], status_code=302)
     set_browser_cookie(response, platform, browser)
     return response
 
 
 def refuse(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
+
+
+def missing_scopes(oauth: OAuth, scope: str) -> set[str]:
+    return set(oauth.required_scopes) - (set(scope.replace(" ", ",").split(",")) - {""})
+
+
+def refuse_scope(platform: str, oauth: OAuth, missing: set[str]) -> JSONResponse:
+    return refuse(
+        400,
+        "missing_scope",
+        f"Trove needs the {', '.join(sorted(missing))} permission to archive your {platform} account"
+        f" (asked for {oauth.scopes}); connect again and keep every box ticked",
+    )
+
+
+def encrypt_session(ring: KeyRing, session: dict[str, Any], state_digest: str) -> str | None:
+    """What `begin` kept for the callback, sealed to this state (it may hold a private key)."""
+    if not session:
+        return None
+    return encrypt(ring, json.dumps(session), account_id=state_digest, column="oauth_session")
+
+
+def decrypt_session(ring: KeyRing, sealed: str | None, state_digest: str) -> dict[str, Any]:
+    if not sealed:
+        return {}
+    session: dict[str, Any] = json.loads(decrypt(ring, sealed, account_id=state_digest, column="oauth_session"))
+    return session
 
 
 @router.get("/oauth-{platform}/callback", response_model=None)
@@ -163,6 +218,8 @@ async def callback(
 ) -> Response:
     oauth = platform_oauth(request, platform)
     pool = request.app.state.pool
+    if state and len(state) > 512:
+        return refuse(400, "invalid_state", "unknown state: start connecting again")
     if not state:
         return refuse(400, "invalid_state", "the callback has no state parameter: start connecting again")
     async with pool.connection() as conn:
@@ -179,7 +236,7 @@ async def callback(
                 else "unknown state: start connecting again"
             )
             return refuse(400, "invalid_state", reason)
-    user_id, redirect_to, bound_to = claimed
+    user_id, redirect_to, bound_to, sealed_session = claimed
     browser = browser_value(request)
     if browser is None or not hmac.compare_digest(browser_hash(browser), bound_to):
         # Consumed all the same (see the module docstring): this link cannot be completed anywhere now.
@@ -191,24 +248,28 @@ async def callback(
         )
     if error:
         return refuse(400, error, f"{platform} did not grant access ({error}): nothing was connected")
-    granted = set((scope or "").replace(" ", ",").split(",")) - {""}
-    missing = oauth.required_scopes - granted
-    if missing:
-        return refuse(
-            400,
-            "missing_scope",
-            f"Trove needs the {', '.join(sorted(missing))} permission to archive your {platform} account"
-            f" (asked for {oauth.scopes}); connect again and keep every box ticked",
-        )
+    # A grant the callback states is checked before the code is spent; one that only the token response
+    # states (atproto) after the exchange.
+    if scope is not None and (missing := missing_scopes(oauth, scope)):
+        return refuse_scope(platform, oauth, missing)
     if not code:
         return refuse(400, "invalid_request", "the callback has no code parameter")
     http: httpx.AsyncClient = request.app.state.http
     try:
-        connection = await oauth.exchange(http, code)
+        session = decrypt_session(request.app.state.ring, sealed_session, state_hash(state))
+        params = {key: value for key, value in request.query_params.items() if len(value) <= 2048}
+        connection = await oauth.exchange(http, code, callback_url(platform), params, session)
+    except ConnectRefused as refused:
+        return refuse(400, refused.code, refused.detail)
     except SyncError as failure:
         return refuse(400, "exchange_failed", redact(str(failure)))
     except httpx.HTTPError as failure:
         return refuse(502, "platform_unreachable", f"{platform} could not be reached: {type(failure).__name__}")
+    if scope is None:
+        if missing := missing_scopes(oauth, connection.tokens.scope or ""):
+            return refuse_scope(platform, oauth, missing)
+        scope = connection.tokens.scope or ""
+    granted = set(scope.replace(" ", ",").split(",")) - {""}
     try:
         async with pool.connection() as conn, conn.transaction():
             saved = await save_connection(
@@ -237,3 +298,14 @@ async def callback(
         },
         status_code=201 if saved.created else 200,
     )
+
+
+# Last: the catch-all path must not shadow /start, /handoff and /callback.
+@router.get("/oauth-{platform}/{document}")
+async def oauth_document(platform: str, document: str, request: Request) -> JSONResponse:
+    """Public documents the platform fetches from us (atproto: the client metadata and its JWKS)."""
+    found: Platform | None = request.app.state.platforms.get(platform)
+    served = found.oauth.documents() if found is not None and found.oauth is not None else {}
+    if document not in served:
+        return refuse(404, "not_found", f"no document {document!r} for {platform}")
+    return JSONResponse(served[document], headers={"Cache-Control": "public, max-age=300"})

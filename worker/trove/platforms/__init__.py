@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from trove.platforms.base import Connector, Demo, OAuth, Platform, Simulator, Subscriptions, Webhooks
+from trove.platforms.base import Connector, Demo, OAuth, Platform, Simulator, Stream, Subscriptions, Webhooks
 
 BUILTIN: dict[str, str] = {"strava": "trove.platforms.strava:StravaPlatform"}
 
@@ -26,6 +26,7 @@ class ConnectorOnly:
     subscriptions: Subscriptions | None = None
     simulator: Simulator | None = None
     demo: Demo | None = None
+    stream: Stream | None = None
 
     @property
     def name(self) -> str:

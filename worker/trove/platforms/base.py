@@ -14,6 +14,7 @@ The other parts never touch it either, except push subscriptions (a CLI command 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -130,6 +131,7 @@ class Account:
     username: str
     access_token: str | None
     sync_state: dict[str, Any]
+    binding: dict[str, Any] | None = None  # TokenSet.binding, decrypted
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ class TokenSet:
     refresh_token: str | None
     expires_at: datetime | None
     scope: str | None = None
+    # Proof-of-possession material the tokens are bound to and what a refresh needs (a DPoP private key, the
+    # token endpoint, the last server nonce): secret, stored encrypted next to the tokens. None: bearer tokens.
+    binding: dict[str, Any] | None = None
 
 
 @dataclass
@@ -184,7 +189,12 @@ class Connector(Protocol):
         self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None
     ) -> Page: ...
 
-    async def refresh_token(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet: ...
+    async def refresh_token(
+        self, http: httpx.AsyncClient, refresh_token: str, binding: dict[str, Any] | None
+    ) -> TokenSet:
+        """New tokens (InvalidGrantError: only the user can reconnect). `binding` is the stored
+        TokenSet.binding; the returned TokenSet carries the binding to store from now on."""
+        ...
 
     def normalize(self, post_data: dict[str, Any]) -> NormalizedPost: ...
 
@@ -223,6 +233,24 @@ class Connection:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AuthorizationStart:
+    """Where the browser goes to consent, and what the callback will need to finish (a PKCE verifier, a DPoP
+    key, the authorization server it was sent to): `session` is kept encrypted with the state, never sent."""
+
+    url: str
+    session: dict[str, Any] = field(default_factory=dict)
+
+
+class ConnectRefused(Exception):
+    """Connecting cannot start or finish for a reason the user can act on (a handle that does not resolve,
+    an authorization server that answers for another account): a 400 with this message, nothing stored."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code, self.detail = code, detail
+
+
 class OAuth(Protocol):
     # What we ask for, as the platform writes it (shown when a grant is too narrow).
     scopes: str
@@ -230,15 +258,33 @@ class OAuth(Protocol):
     required_scopes: frozenset[str]
 
     def configured(self) -> bool:
-        """Client id and secret are set (else connecting answers 503)."""
+        """Client credentials are set (else connecting answers 503)."""
         ...
 
-    def authorize_url(self, redirect_uri: str, state: str) -> str:
-        """Where the browser goes to consent; the platform redirects back with `state` and a code."""
+    async def begin(
+        self, http: httpx.AsyncClient, redirect_uri: str, state: str, login_hint: str | None
+    ) -> AuthorizationStart:
+        """Prepare the consent: the platform redirects back to `redirect_uri` with `state` and a code.
+        `login_hint` is what the user typed to say which account (a handle), where the platform needs one.
+        ConnectRefused for input the user must fix."""
         ...
 
-    async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
-        """Trade the code for tokens and the account's identity. InvalidGrantError: the code was refused."""
+    async def exchange(
+        self,
+        http: httpx.AsyncClient,
+        code: str,
+        redirect_uri: str,
+        params: Mapping[str, str],
+        session: dict[str, Any],
+    ) -> Connection:
+        """Trade the code for tokens and the account's identity. `params`: the callback's query (e.g. `iss`);
+        `session`: what `begin` kept. InvalidGrantError: the code was refused; ConnectRefused: the answer
+        cannot be trusted (another account, another issuer)."""
+        ...
+
+    def documents(self) -> Mapping[str, dict[str, Any]]:
+        """Public JSON documents the platform fetches from us (client metadata, its JWKS), served at
+        /functions/v1/oauth-<platform>/<name>; empty when there are none."""
         ...
 
 
@@ -338,6 +384,39 @@ class Demo(Protocol):
         ...
 
 
+# --- event streams --------------------------------------------------------------------------------------
+class StreamHost(Protocol):
+    """What the worker gives a platform's stream consumer: who to follow, where it left off, and where
+    events go. The consumer never touches the database itself."""
+
+    stopping: asyncio.Event
+
+    async def followed(self) -> frozenset[str]:
+        """platform_user_ids of the accounts to follow now (active, connected)."""
+        ...
+
+    async def followed_changed(self) -> None:
+        """Returns when the followed set may have changed (an account connected or disconnected)."""
+        ...
+
+    async def load_cursor(self, consumer: str) -> int | None:
+        """Where `consumer` (one connection of the stream) left off, as the platform counts (None: never ran)."""
+        ...
+
+    async def store(self, consumer: str, events: list[InboundEvent], cursor: int | None) -> None:
+        """Store events raw (deduplicated by identity) and the cursor they reach, in one transaction; the
+        worker turns each into work through `Connector.handle_event`, as it does webhook events."""
+        ...
+
+
+class Stream(Protocol):
+    """A platform's real-time event stream (Bluesky's Jetstream): one long-running consumer in the worker."""
+
+    async def run(self, http: httpx.AsyncClient, host: StreamHost) -> None:
+        """Follow the stream until host.stopping is set; reconnect on its own after network trouble."""
+        ...
+
+
 # --- the platform ---------------------------------------------------------------------------------------
 class Platform(Protocol):
     name: str  # as in platform_enum and the URLs (/functions/v1/oauth-<name>/..., /webhook-<name>)
@@ -347,3 +426,4 @@ class Platform(Protocol):
     subscriptions: Subscriptions | None
     simulator: Simulator | None
     demo: Demo | None
+    stream: Stream | None

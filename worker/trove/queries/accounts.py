@@ -27,7 +27,8 @@ INSERT_ACCOUNT = """
 CONNECT_ACCOUNT = """
     update public.connected_accounts
     set access_token = %(access)s, refresh_token = %(refresh)s, token_expires_at = %(expires)s,
-        scope = %(scope)s, username = %(username)s, display_name = %(display_name)s, avatar_url = %(avatar_url)s,
+        token_binding = %(binding)s, scope = %(scope)s, username = %(username)s,
+        display_name = %(display_name)s, avatar_url = %(avatar_url)s,
         metadata = metadata || %(metadata)s, status = 'active', error_count = 0, error_message = null,
         webhook_subscribed = %(subscribed)s, webhook_subscription_id = %(subscription_id)s
     where id = %(account)s
@@ -53,7 +54,7 @@ DEAUTHORIZE_ACCOUNT = "select trove_private.deauthorize_account(%s)"
 # What trove.tokens reads of an account, in this order (it unpacks the row by position).
 _ACCOUNT_COLUMNS = """
     id::text, user_id::text, platform::text, platform_user_id, username, access_token, refresh_token,
-    token_expires_at, sync_state
+    token_expires_at, sync_state, token_binding
 """
 
 # An account with its (encrypted) tokens. Parameters: account id.
@@ -63,12 +64,12 @@ LOAD_ACCOUNT = f"select {_ACCOUNT_COLUMNS} from public.connected_accounts where 
 # same account at once. Parameters: account id.
 LOCK_ACCOUNT = f"select {_ACCOUNT_COLUMNS} from public.connected_accounts where id = %s for update"
 
-# Refreshed tokens (encrypted); a refresh that grants no scope keeps the stored one.
-# Parameters: access, refresh, expires, scope (or None), account.
+# Refreshed tokens and their binding (encrypted); a refresh that grants no scope keeps the stored one.
+# Parameters: access, refresh, expires, binding, scope (or None), account.
 SET_REFRESHED_TOKENS = """
     update public.connected_accounts
     set access_token = %(access)s, refresh_token = %(refresh)s, token_expires_at = %(expires)s,
-        scope = coalesce(%(scope)s, scope)
+        token_binding = %(binding)s, scope = coalesce(%(scope)s, scope)
     where id = %(account)s
 """
 
@@ -82,7 +83,9 @@ ACCOUNTS_WITH_TOKENS = """
 """
 
 # An account's tokens, locked while they are re-encrypted. Parameters: account id.
-LOCK_TOKENS = "select access_token, refresh_token from public.connected_accounts where id = %s for update"
+LOCK_TOKENS = (
+    "select access_token, refresh_token, token_binding from public.connected_accounts where id = %s for update"
+)
 
 # One re-encrypted token: format with the column's sql.Identifier. Parameters: value, account id.
 SET_TOKEN = sql.SQL("update public.connected_accounts set {} = %s where id = %s")

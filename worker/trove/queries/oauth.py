@@ -1,19 +1,27 @@
 """The OAuth connect flow's single-use states (`public.oauth_states`): bound to the user who started the flow
 and, by the hash of a cookie, to their browser. Only hashes are stored."""
 
-# A new state; when it expires. Parameters: state hash, user id, platform, redirect_to, browser hash.
+# A new state; when it expires. Parameters: state hash, user id, platform, redirect_to, browser hash,
+# session (encrypted JSON), the consent URL.
 INSERT_STATE = """
-    insert into public.oauth_states (state_hash, user_id, platform, redirect_to, browser_hash)
-    values (%s, %s, %s, %s, %s)
+    insert into public.oauth_states (state_hash, user_id, platform, redirect_to, browser_hash, session,
+                                     authorize_url)
+    values (%s, %s, %s, %s, %s, %s, %s)
     returning expires_at
 """
 
+# The consent URL of a live state (a local-stack handoff link goes on to it). Parameters: state hash, platform.
+LIVE_AUTHORIZE_URL = """
+    select authorize_url from public.oauth_states
+    where state_hash = %s and platform = %s and used_at is null and expires_at > now()
+"""
+
 # Consume a live state, whichever browser presents it; no row when it is unknown, used or expired.
-# Parameters: state hash, platform. Columns: user_id, redirect_to, browser_hash.
+# Parameters: state hash, platform. Columns: user_id, redirect_to, browser_hash, session (encrypted).
 CLAIM_STATE = """
     update public.oauth_states set used_at = now()
     where state_hash = %s and platform = %s and used_at is null and expires_at > now()
-    returning user_id::text, redirect_to, browser_hash
+    returning user_id::text, redirect_to, browser_hash, session
 """
 
 # Why a state could not be claimed. Parameters: state hash. Columns: used, expired.

@@ -30,3 +30,4 @@ class StravaPlatform:
         self.subscriptions = StravaSubscriptions(config)
         self.simulator = StravaSimulatorCommand()
         self.demo = StravaDemo()
+        self.stream = None  # Strava has no event stream: webhooks and polling

@@ -3,9 +3,12 @@ who the athlete is) and refresh. Strava rotates refresh tokens: the one a refres
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import httpx
 
-from trove.platforms.base import Connection, InvalidGrantError, TokenSet, TransientError
+from trove.platforms.base import AuthorizationStart, Connection, InvalidGrantError, TokenSet, TransientError
 from trove.platforms.strava.client import SCOPES, StravaConfig, raise_for_status, tokens_from
 
 # The athlete's profile fields kept on the account (connected_accounts.metadata).
@@ -22,15 +25,28 @@ class StravaOAuth:
     def configured(self) -> bool:
         return bool(self.config.client_id and self.config.client_secret)
 
-    def authorize_url(self, redirect_uri: str, state: str) -> str:
-        return self.config.authorize_url(redirect_uri, state)
+    async def begin(
+        self, http: httpx.AsyncClient, redirect_uri: str, state: str, login_hint: str | None
+    ) -> AuthorizationStart:
+        # Strava's consent page asks who is signing in itself; nothing to keep until the callback.
+        return AuthorizationStart(self.config.authorize_url(redirect_uri, state))
+
+    def documents(self) -> Mapping[str, dict[str, Any]]:
+        return {}
 
     async def _token(self, http: httpx.AsyncClient, grant: dict[str, str]) -> httpx.Response:
         """The token endpoint, for a code exchange and a refresh alike (our client credentials plus the grant)."""
         credentials = {"client_id": self.config.client_id, "client_secret": self.config.client_secret}
         return await http.post(f"{self.config.base_url}/oauth/token", data={**credentials, **grant})
 
-    async def exchange(self, http: httpx.AsyncClient, code: str) -> Connection:
+    async def exchange(
+        self,
+        http: httpx.AsyncClient,
+        code: str,
+        redirect_uri: str = "",
+        params: Mapping[str, str] | None = None,
+        session: dict[str, Any] | None = None,
+    ) -> Connection:
         response = await self._token(http, {"code": code, "grant_type": "authorization_code"})
         if response.status_code == 400:
             raise InvalidGrantError("Strava refused the authorization code (expired or already used)")

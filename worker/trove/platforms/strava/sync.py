@@ -59,8 +59,10 @@ class StravaConnector:
         self.config = config or StravaConfig.from_environment()
         self.oauth = StravaOAuth(self.config)
 
-    async def refresh_token(self, http: httpx.AsyncClient, refresh_token: str) -> TokenSet:
-        return await self.oauth.refresh(http, refresh_token)
+    async def refresh_token(
+        self, http: httpx.AsyncClient, refresh_token: str, binding: dict[str, Any] | None = None
+    ) -> TokenSet:
+        return await self.oauth.refresh(http, refresh_token)  # bearer tokens: nothing bound
 
     def normalize(self, post_data: dict[str, Any]) -> NormalizedPost:
         return normalize(post_data)
