@@ -27,7 +27,7 @@ from trove.db.cluster import ClusterError
 from trove.db.local import apply_seed, local_cluster
 from trove.db.migrate import MigrationError, migrate
 from trove.keys import rotate_tokens
-from trove.platforms import load_connectors, load_platforms
+from trove.platforms import load_platforms
 from trove.platforms.base import SubscriptionError
 from trove.redact import configure_logging
 from trove.worker import Worker
@@ -94,7 +94,9 @@ def _keys_rotate(_: argparse.Namespace) -> None:
 def _worker(args: argparse.Namespace) -> None:
     require_token_verification()
     configure_logging()
-    connectors = load_connectors()
+    platforms = load_platforms()
+    connectors = {name: platform.connector for name, platform in platforms.items()}
+    streams = {name: platform.stream for name, platform in platforms.items() if platform.stream is not None}
     worker = Worker(
         database_url(),
         connectors,
@@ -105,6 +107,7 @@ def _worker(args: argparse.Namespace) -> None:
         lease=timedelta(seconds=args.lease_seconds),
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
+        streams=streams,
     )
     asyncio.run(worker.run())
 
@@ -141,6 +144,19 @@ def _subscription_status(args: argparse.Namespace) -> None:
     import json
 
     print(json.dumps(args.platform.subscriptions.status(database_url()), indent=2))
+
+
+def _demo_post(args: argparse.Namespace) -> None:
+    import httpx
+
+    demo = args.platforms[args.platform].demo
+    url = args.simulator_url or f"http://127.0.0.1:{demo.simulator_port}"
+    try:
+        print(demo.new_post(url, args.text))
+    except httpx.HTTPError as error:
+        raise ConfigError(
+            f"the {args.platform} simulator at {url} did not answer ({error}): is `make run` running?"
+        ) from error
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -208,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
             sim = sim_commands.add_parser(platform.name, help=f"the {platform.name} API simulator")
             platform.simulator.add_arguments(sim)
             sim.set_defaults(func=_simulate, platform=platform)
+
+    demo = commands.add_parser("demo", help="play with the running demo (`make run`)")
+    demo_commands = demo.add_subparsers(dest="demo_command", required=True)
+    post = demo_commands.add_parser("post", help="create a new item on a platform's simulator and watch it arrive")
+    post.add_argument("platform", choices=sorted(name for name, p in platforms.items() if p.demo is not None))
+    post.add_argument("text", help="the text of the new post (or activity name)")
+    post.add_argument("--simulator-url", default=None, help="default: the simulator `make run` starts")
+    post.set_defaults(func=_demo_post, platforms=platforms)
 
     # `trove <platform> subscribe|unsubscribe|status` for each platform with push subscriptions.
     for platform in platforms.values():

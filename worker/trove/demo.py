@@ -110,8 +110,11 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
             name = each.platform.name
             # The simulated consent: this client plays the browser (start sets the cookie the callback must
             # carry back). Real credentials: a handoff link binds the flow to the browser you open it in.
+            hint = each.demo.login_hint(env, each.simulator_url)
             start = browser.post(
-                f"{service}/functions/v1/oauth-{name}/start", headers=headers, json={"handoff": not each.simulated}
+                f"{service}/functions/v1/oauth-{name}/start",
+                headers=headers,
+                json={"handoff": not each.simulated, "login_hint": hint},
             )
             if start.status_code != 200:
                 raise RuntimeError(f"starting the {name} connect failed ({start.status_code}): {start.text}")

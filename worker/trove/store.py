@@ -31,13 +31,18 @@ class Counts:
 
 
 async def store_raw_page(conn: AsyncConnection[Any], account: Account, page: Page, source: str) -> str:
-    """Every API response page is archived as it came (DESIGN: ingested_items keeps each page)."""
-    cur = await conn.execute(
-        INSERT_FETCHED_ITEM, (source, account.platform, account.id, page.event_type, Jsonb(page.payload))
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    return str(row[0])
+    """Every API response page is archived as it came (DESIGN: ingested_items keeps each page); the id of
+    the page's own (first) response."""
+    first: str | None = None
+    for event_type, payload in [(page.event_type, page.payload), *page.more_payloads]:
+        cur = await conn.execute(
+            INSERT_FETCHED_ITEM, (source, account.platform, account.id, event_type, Jsonb(payload))
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        first = first or str(row[0])
+    assert first is not None
+    return first
 
 
 async def store_post(

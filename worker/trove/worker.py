@@ -31,11 +31,10 @@ from trove.jobs.events import handle_items
 from trove.jobs.media import copy_media_files
 from trove.jobs.reprocess import reprocess_posts
 from trove.media.storage import Storage, storage_from_environment
-from trove.platforms.base import (
-    Connector,
-)
+from trove.platforms.base import Connector, Stream
 from trove.queries.queue import CLAIM_SYNC_REQUESTS, CLAIM_WORK, LISTEN_HEALTH, LISTEN_WORK
 from trove.redact import redact
+from trove.streams import run_stream
 from trove.sync import SyncRequest, SyncRunner
 
 log = logging.getLogger("trove.worker")
@@ -56,6 +55,7 @@ class Worker:
         poll_interval: float = 5.0,
         shutdown_grace: float = 30.0,
         per_host: int = 4,
+        streams: dict[str, Stream] | None = None,
     ) -> None:
         self.conninfo = conninfo
         self.connectors = connectors
@@ -73,6 +73,7 @@ class Worker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self.per_host = per_host
+        self.streams = streams or {}
         self.host_slots: dict[str, asyncio.Semaphore] = {}
         self.storage: Storage | None = None
         self.http: httpx.AsyncClient | None = None
@@ -108,6 +109,10 @@ class Worker:
                 self.pool, http, storage, self.ring, self.connectors, self.worker_id, self.lease, self.per_host
             )
             log.info("worker %s: started (platforms: %s)", self.worker_id, ", ".join(sorted(self.connectors)) or "-")
+            streams = [
+                asyncio.create_task(run_stream(self.conninfo, self.pool, http, name, stream, self.stopping))
+                for name, stream in self.streams.items()
+            ]
             failures = 0
             while not self.stopping.is_set():
                 # Clear before claiming, not after: a NOTIFY that lands while we claim keeps the event set,
@@ -125,6 +130,7 @@ class Worker:
                 if not claimed:
                     await self._idle()
             await self._drain_tasks()
+            await asyncio.gather(*streams, return_exceptions=True)
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener

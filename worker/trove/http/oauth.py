@@ -50,7 +50,7 @@ _BROWSER_VALUE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 class StartRequest(BaseModel):
     redirect_to: str | None = None  # a path of the app to return to after connecting
     handoff: bool = False  # local stack only: return a link that hands the flow to the browser opening it
-    # Which account, where the platform needs to be told before consent (a Bluesky handle or DID).
+    # Which account, where the platform needs to be told before consent (an atproto handle or DID).
     login_hint: str | None = Field(default=None, max_length=512)
 
 

@@ -11,7 +11,13 @@ from psycopg.types.json import Jsonb
 
 from trove.jobs import JobContext, process_items
 from trove.platforms.base import AuthError, Confirmation, Connector, InvalidGrantError, WebhookAction
-from trove.queries.accounts import DEAUTHORIZE_ACCOUNT, PLATFORM_ACCOUNT_ID
+from trove.queries.accounts import (
+    DEAUTHORIZE_ACCOUNT,
+    PLATFORM_ACCOUNT_ID,
+    SET_ACTIVE_AGAIN,
+    SET_INACTIVE_ON_PLATFORM,
+    SET_USERNAME,
+)
 from trove.queries.ingest import EVENT, REQUEST_DETAIL, SET_EVENT_ACCOUNT, SET_EVENT_OUTCOME
 from trove.queries.posts import MARK_DELETED
 from trove.queries.queue import ENQUEUE_SYNC
@@ -44,7 +50,7 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
     if found is None:  # kept and marked (dead-lettered), never dropped
         raise LookupError(f"no connected account for {platform} owner {action.platform_user_id}")
     account_id = found[0]
-    if action.kind in ("deauthorize", "delete_post"):
+    if action.kind in ("deauthorize", "delete_post", "update_account"):
         # An event is a hint, never the truth: a forged one must not disconnect or delete anything. Asked
         # before this transaction writes: its foreign-key lock on the account would block the token refresh.
         confirmation = await confirm(ctx, connector, account_id, action)
@@ -61,6 +67,16 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
         return
     if action.kind == "delete_post":
         await conn.execute(MARK_DELETED, (platform, action.platform_post_id, account_id))
+        return
+    if action.kind == "update_account":
+        if action.username:
+            await conn.execute(SET_USERNAME, (action.username, account_id))
+        if action.active is False:
+            reason = action.status_reason or "inactive"
+            message = f"The account is {reason} on {platform}; syncing resumes when it is active again."
+            await conn.execute(SET_INACTIVE_ON_PLATFORM, (message, account_id))
+        elif action.active is True:
+            await conn.execute(SET_ACTIVE_AGAIN, (account_id,))
         return
     if action.kind == "refresh_post":
         # The sync's detail step fetches it (again); a post not archived yet starts as the connector's stub.

@@ -120,6 +120,8 @@ class Page:
     next_cursor: dict[str, Any] | None  # None: nothing more to fetch in this mode
     rate_limits: list[RateLimitReading] = field(default_factory=list)
     state: dict[str, Any] = field(default_factory=dict)  # merged into the account's sync_state (watermarks)
+    # Further raw responses this page took (e.g. the views hydrating a page of records), archived beside it.
+    more_payloads: list[tuple[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -159,15 +161,20 @@ class Enrichment:
 
 @dataclass(frozen=True)
 class WebhookAction:
-    """What a stored webhook event asks for, for the account of `platform_user_id`:
+    """What a stored webhook or stream event asks for, for the account of `platform_user_id`:
     sync (fetch what is new), refresh_post (fetch this post's detail again), delete_post (it was deleted),
-    deauthorize (the user revoked our access), ignore."""
+    deauthorize (the user revoked our access), update_account (a new handle, or the account was deactivated
+    or came back), ignore."""
 
     platform_user_id: str | None
-    kind: Literal["sync", "refresh_post", "delete_post", "deauthorize", "ignore"] = "sync"
+    kind: Literal["sync", "refresh_post", "delete_post", "deauthorize", "update_account", "ignore"] = "sync"
     platform_post_id: str | None = None
     # refresh_post of a post not archived yet: the raw stub the detail fetch starts from.
     post_stub: dict[str, Any] | None = None
+    # update_account: the handle it has now, and whether the account is active on the platform (None: unsaid).
+    username: str | None = None
+    active: bool | None = None
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,8 +210,9 @@ class Connector(Protocol):
         ...
 
     async def confirm(self, http: httpx.AsyncClient, account: Account, action: WebhookAction) -> Confirmation:
-        """Ask the platform whether a destructive action (delete_post, deauthorize) is true. For deauthorize
-        the engine has just refreshed the token (a refused refresh already confirms it)."""
+        """Ask the platform whether an action that changes or destroys what we hold (delete_post, deauthorize,
+        update_account) is true. For deauthorize the engine has just refreshed the token (a refused refresh
+        already confirms it)."""
         ...
 
     def enrich_cost(self, post_data: dict[str, Any]) -> int:
@@ -375,8 +383,18 @@ class Demo(Protocol):
         """`trove` arguments that start the simulator with a demo account holding `posts` posts."""
         ...
 
+    def login_hint(self, env: Mapping[str, str], simulator_url: str) -> str | None:
+        """Which account to connect, where the platform needs to be told (the demo handle; with real
+        credentials, the operator's from the environment); None where the consent page asks itself."""
+        ...
+
     def after_connect(self, env: Mapping[str, str]) -> None:
         """Anything after the demo account is connected (e.g. webhook subscription)."""
+        ...
+
+    def new_post(self, simulator_url: str, text: str) -> str:
+        """`trove demo post <platform> "text"`: create an item on the simulator's demo account (it reaches
+        the archive the way a real one would); a line saying what was created."""
         ...
 
     def hints(self, simulator_url: str) -> list[str]:
@@ -410,7 +428,7 @@ class StreamHost(Protocol):
 
 
 class Stream(Protocol):
-    """A platform's real-time event stream (Bluesky's Jetstream): one long-running consumer in the worker."""
+    """A platform's real-time event stream (such as a Jetstream): one long-running consumer in the worker."""
 
     async def run(self, http: httpx.AsyncClient, host: StreamHost) -> None:
         """Follow the stream until host.stopping is set; reconnect on its own after network trouble."""

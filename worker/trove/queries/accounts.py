@@ -36,6 +36,22 @@ CONNECT_ACCOUNT = """
 
 # --- finding and changing one ----------------------------------------------------------------------------
 
+# The platform says the account has a new handle. Parameters: username, account id.
+SET_USERNAME = "update public.connected_accounts set username = %s where id = %s"
+
+# The platform says the account is not active there (deactivated, suspended): no syncing until it is again.
+# Parameters: error message, account id.
+SET_INACTIVE_ON_PLATFORM = """
+    update public.connected_accounts set status = 'error', error_message = %s
+    where id = %s and status = 'active'
+"""
+
+# The account is active on the platform again. Parameters: account id.
+SET_ACTIVE_AGAIN = """
+    update public.connected_accounts set status = 'active', error_message = null, error_count = 0
+    where id = %s and status = 'error' and access_token is not null
+"""
+
 # The account a platform user id names (a webhook event's owner). Parameters: platform, platform user id.
 PLATFORM_ACCOUNT_ID = "select id::text from public.connected_accounts where platform = %s and platform_user_id = %s"
 

@@ -61,11 +61,21 @@ class StravaDemo:
                 stdout=subprocess.DEVNULL,
             )
 
+    def login_hint(self, env: Mapping[str, str], simulator_url: str) -> str | None:
+        return None  # Strava's consent page asks who is signing in
+
     def hints(self, simulator_url: str) -> list[str]:
+        return ['trove demo post strava "Evening run"   # a new activity arrives by webhook']
+
+    def new_post(self, simulator_url: str, text: str) -> str:
         athletes = httpx.get(f"{simulator_url}/_sim/stats", timeout=5.0).json().get("athletes", {})
-        athlete = next(iter(athletes), "134815")
-        return [
-            f"curl -X POST {simulator_url}/_sim/activities -H 'content-type: application/json'"
-            f' -d \'{{"athlete_id": {athlete}, "fields": {{"name": "New run"}}}}\''
-            "   # a new activity arrives by webhook"
-        ]
+        if not athletes:
+            raise RuntimeError(f"the Strava simulator at {simulator_url} has no athlete")
+        athlete = int(next(iter(athletes)))
+        created = httpx.post(
+            f"{simulator_url}/_sim/activities",
+            json={"athlete_id": athlete, "fields": {"name": text}},
+            timeout=10.0,
+        )
+        created.raise_for_status()
+        return f"created Strava activity {created.json().get('id')} for athlete {athlete}: it arrives by webhook"
