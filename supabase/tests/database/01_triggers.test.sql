@@ -1,13 +1,13 @@
 -- Every trigger's behaviour, and the check constraints that guard ranges.
 begin;
-select plan(54);
+select plan(57);
 
 select tests.create_two_archives();
 
 -- Exactly these triggers exist; each one's behaviour is asserted below.
 select triggers_are('auth', 'users', array['on_auth_user_saved'], 'auth.users triggers');
 select triggers_are('public', 'users', array['users_set_updated_at'], 'users triggers');
-select triggers_are('public', 'connected_accounts', array['connected_accounts_set_updated_at'], 'connected_accounts triggers');
+select triggers_are('public', 'connected_accounts', array['connected_accounts_set_updated_at', 'connected_accounts_wipe_token_binding'], 'connected_accounts triggers');
 select triggers_are(
     'public', 'ingested_items', array['ingested_items_notify_work', 'ingested_items_set_updated_at', 'ingested_items_user_id_from_account'],
     'ingested_items triggers'
@@ -48,6 +48,7 @@ select triggers_are(
     'public', 'webhook_subscriptions', array['webhook_subscriptions_set_updated_at'], 'webhook_subscriptions triggers'
 );
 select triggers_are('public', 'oauth_states', array[]::name[], 'oauth_states has no triggers');
+select triggers_are('public', 'stream_cursors', array[]::name[], 'stream_cursors has no triggers');
 select triggers_are('public', 'rate_limit_budgets', array['rate_limit_budgets_set_updated_at'], 'rate_limit_budgets triggers');
 
 -- auth.users -> public.users
@@ -102,6 +103,29 @@ select ok((
     select updated_at > '2001-01-01' from public.connected_accounts
     where id = tests.id('account', 'alice')
 ), 'connected_accounts.updated_at is set on update');
+update public.connected_accounts set access_token = 'a', refresh_token = 'r', token_binding = 'b'
+where
+    id = tests.id('account', 'alice');
+update public.connected_accounts set scope = 'read write'
+where id = tests.id('account', 'alice');
+select is(
+    (
+        select token_binding from public.connected_accounts
+        where id = tests.id('account', 'alice')
+    ),
+    'b',
+    'connected_accounts: the token binding stays while the tokens do'
+);
+update public.connected_accounts set access_token = null, refresh_token = null
+where id = tests.id('account', 'alice');
+select is(
+    (
+        select token_binding from public.connected_accounts
+        where id = tests.id('account', 'alice')
+    ),
+    null,
+    'connected_accounts: wiping the tokens wipes their binding (a DPoP key) too'
+);
 update public.posts set updated_at = '2000-01-01', published = false
 where id = tests.id('post', 'alice');
 select ok((

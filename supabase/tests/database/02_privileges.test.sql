@@ -1,7 +1,7 @@
 -- Privileges: explicit grants per table (Supabase's blanket defaults revoked), token columns unreadable by
 -- the API roles even on their own rows, private functions out of reach, policies written the fast way.
 begin;
-select plan(102);
+select plan(109);
 
 select tests.create_two_archives();
 
@@ -69,6 +69,12 @@ select table_privs_are(
     'service_role writes webhook_subscriptions'
 );
 select policies_are('public', 'oauth_states', array[]::name[], 'oauth_states: no policy, service role only');
+select table_privs_are('public', 'stream_cursors', 'anon', array[]::text[], 'anon has no privilege on stream_cursors');
+select table_privs_are('public', 'stream_cursors', 'authenticated', array[]::text[], 'authenticated has no privilege on stream_cursors');
+select table_privs_are(
+    'public', 'stream_cursors', 'service_role', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'service_role writes stream_cursors'
+);
+select policies_are('public', 'stream_cursors', array[]::name[], 'stream_cursors: no policy, service role only');
 select policies_are('public', 'webhook_subscriptions', array[]::name[], 'webhook_subscriptions: no policy, service role only');
 
 select table_privs_are('public', 'api_keys', 'anon', array[]::text[], 'anon has no privilege on api_keys');
@@ -121,6 +127,9 @@ select ok(not has_column_privilege('anon', 'public.connected_accounts', 'access_
 select ok(not has_column_privilege('anon', 'public.connected_accounts', 'refresh_token', 'select'), 'anon cannot read refresh_token');
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'access_token', 'update'), 'authenticated cannot write access_token');
 select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'refresh_token', 'update'), 'authenticated cannot write refresh_token');
+select ok(not has_column_privilege('authenticated', 'public.connected_accounts', 'token_binding', 'select'), 'authenticated cannot read token_binding');
+select ok(not has_column_privilege('anon', 'public.connected_accounts', 'token_binding', 'select'), 'anon cannot read token_binding');
+select ok(not has_column_privilege('authenticated', 'public.oauth_states', 'session', 'select'), 'authenticated cannot read an OAuth session');
 select ok(has_column_privilege('service_role', 'public.connected_accounts', 'access_token', 'select'), 'service_role reads access_token');
 select ok(has_column_privilege('service_role', 'public.connected_accounts', 'refresh_token', 'update'), 'service_role writes refresh_token');
 select ok(has_column_privilege('authenticated', 'public.connected_accounts', 'username', 'select'), 'authenticated reads the other account columns');
