@@ -69,6 +69,7 @@ class StampingConnector:
 
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
+    poll_on_event = True
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}

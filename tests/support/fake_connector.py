@@ -42,6 +42,7 @@ PAGE_SIZE = int(os.environ.get("FAKE_PAGE_SIZE", "50"))
 class FakeConnector:
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
+    poll_on_event = True
     detail_keys: tuple[str, ...] = ()
 
     def __init__(self) -> None:

@@ -131,7 +131,9 @@ class SyncRunner:
         budget_class = "bulk" if mode == "backfill" else "interactive"
         refreshed_after_rejection = False
         problems: list[str] = []
-        while True:
+        # A sync an event asked for, on a platform whose events carry the records: the details only.
+        pages = not (request.sync_type == "webhook" and mode == "poll" and not connector.poll_on_event)
+        while pages:
             if self.stopping.is_set():
                 await self._call(RELEASE_SYNC, (request.id, self.worker_id))
                 return "released"

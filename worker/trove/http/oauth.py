@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel, Field
 
 from trove.accounts import AlreadyConnected, save_connection
-from trove.config import local_stack, public_url
+from trove.config import ConfigError, local_stack, public_url
 from trove.crypto import KeyRing, decrypt, encrypt
 from trove.http.auth import UNKNOWN_USER, User, known_user
 from trove.platforms.base import ConnectRefused, OAuth, Platform, SyncError
@@ -127,6 +127,8 @@ async def start(
         authorization = await oauth.begin(request.app.state.http, callback_url(platform), state, login_hint)
     except ConnectRefused as refused:
         return refuse(400, refused.code, refused.detail)
+    except ConfigError as misconfigured:
+        return refuse(503, "not_configured", f"{platform} is not configured correctly: {misconfigured}")
     except SyncError as failure:
         return refuse(502, "platform_unreachable", redact(str(failure)))
     except httpx.HTTPError as failure:

@@ -13,7 +13,10 @@ from typing import Any
 
 from trove.platforms.base import Connector, Demo, OAuth, Platform, Simulator, Stream, Subscriptions, Webhooks
 
-BUILTIN: dict[str, str] = {"strava": "trove.platforms.strava:StravaPlatform"}
+BUILTIN: dict[str, str] = {
+    "bluesky": "trove.platforms.bluesky:BlueskyPlatform",
+    "strava": "trove.platforms.strava:StravaPlatform",
+}
 
 
 @dataclass

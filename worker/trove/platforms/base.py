@@ -191,6 +191,10 @@ class Connector(Protocol):
     poll_interval: timedelta
     # Raw keys only a detail has: kept when a later summary of the same post arrives.
     detail_keys: tuple[str, ...]
+    # Whether a sync an event asked for also reads the newest pages. True where an event only names a post
+    # (then polling finds what else changed); False where events carry the records themselves (a stream):
+    # such a sync only fetches the details of the posts the events brought.
+    poll_on_event: bool
 
     async def fetch_page(
         self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None

@@ -38,6 +38,7 @@ from trove.platforms.strava.webhooks import event_problems
 class StravaConnector:
     platform = "strava"
     poll_interval = timedelta(hours=1)
+    poll_on_event = True  # an event names an activity id only
     detail_keys = (
         "resource_state",
         "description",

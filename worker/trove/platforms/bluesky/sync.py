@@ -1,0 +1,302 @@
+"""Bluesky's connector for the sync engine. The user's own repository on their PDS is the source of truth:
+every post and repost record is read from it (com.atproto.repo.listRecords, 100 a call), so replies, posts
+the AppView hides and posts whose threads were deleted are all archived. The AppView then hydrates them
+(app.bsky.feed.getPosts, 25 a call) for counts, embed views and CDN links; a record it does not return is
+archived all the same, with `view: null`. Reading is public: no token is spent on it.
+
+Backfill walks each collection to its end; a poll reads each collection newest first until it reaches what
+the archive has (the newest record key seen), and hydrates the new records plus the newest 25 (their counts
+change most). Real time comes from Jetstream (`stream.py`); its events arrive here as `handle_event`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from trove.platforms.base import (
+    Account,
+    Confirmation,
+    ConnectRefused,
+    Enrichment,
+    InvalidEventError,
+    NormalizedPost,
+    NotFoundError,
+    Page,
+    RateLimitReading,
+    SyncMode,
+    TokenSet,
+    TransientError,
+    WebhookAction,
+)
+from trove.platforms.bluesky.client import XrpcError, xrpc_get
+from trove.platforms.bluesky.config import BlueskyConfig
+from trove.platforms.bluesky.identity import PDS_CACHE, resolve_identity, resolve_pds
+from trove.platforms.bluesky.normalize import AT_URI_RE, POST, REPOST, normalize, record_problems
+from trove.platforms.bluesky.oauth import BlueskyOAuth
+
+COLLECTIONS = (POST, REPOST)
+PAGE_SIZE = 100  # listRecords' maximum
+HYDRATE_BATCH = 25  # getPosts' maximum
+RECENT_TO_REFRESH = 25  # a poll refreshes the counts of the newest posts (one getPosts call)
+MAX_PAGE_RECORDS = 100
+
+
+def split_uri(uri: Any) -> tuple[str, str, str] | None:
+    """(did, collection, rkey) of an AT-URI, or None when it is not one."""
+    match = AT_URI_RE.fullmatch(uri) if isinstance(uri, str) else None
+    return (match.group(1), match.group(2), match.group(3)) if match else None
+
+
+def subject_uri(uri: str, value: dict[str, Any]) -> str:
+    """The post whose view describes this record: the post itself, or what a repost reposts."""
+    if value.get("$type") == REPOST:
+        subject = value.get("subject")
+        if isinstance(subject, dict) and isinstance(subject.get("uri"), str):
+            return str(subject["uri"])
+    return uri
+
+
+class BlueskyConnector:
+    platform = "bluesky"
+    poll_interval = timedelta(hours=1)  # Jetstream brings changes within a second; polling is the safety net
+    detail_keys = ("view",)  # a record arriving without its view (Jetstream) keeps the stored one
+    poll_on_event = False  # a Jetstream event carries the record: only its view is fetched
+
+    def __init__(self, config: BlueskyConfig | None = None) -> None:
+        self.config = config or BlueskyConfig.from_env()
+        self.oauth = BlueskyOAuth(self.config)
+
+    async def refresh_token(
+        self, http: httpx.AsyncClient, refresh_token: str, binding: dict[str, Any] | None
+    ) -> TokenSet:
+        return await self.oauth.refresh(http, refresh_token, binding or {})
+
+    def normalize(self, post_data: dict[str, Any]) -> NormalizedPost:
+        return normalize(post_data)
+
+    # --- archive -------------------------------------------------------------------------------------
+    async def _pds(self, http: httpx.AsyncClient, did: str) -> str:
+        """Where the account's repository is now. A DID the directory no longer knows is an account gone;
+        any other identity trouble is worth retrying later."""
+        try:
+            return await resolve_pds(http, did, self.config)
+        except ConnectRefused as refused:
+            if refused.code == "did_not_found":
+                raise NotFoundError(f"{did}: {refused.detail}") from refused
+            raise TransientError(f"{did}: {refused.detail}") from refused
+
+    async def fetch_page(
+        self, http: httpx.AsyncClient, account: Account, mode: SyncMode, cursor: dict[str, Any] | None
+    ) -> Page:
+        did = account.platform_user_id
+        pds = await self._pds(http, did)
+        position = cursor or {"collection": 0}
+        index = int(position.get("collection", 0))
+        collection = COLLECTIONS[index]
+        params = {"repo": did, "collection": collection, "limit": PAGE_SIZE, "cursor": position.get("cursor")}
+        body, readings = await xrpc_get(
+            http, pds, "com.atproto.repo.listRecords", params, window_name="pds", insecure=self.config.insecure_http
+        )
+        records = [r for r in (body.get("records") or [])[:MAX_PAGE_RECORDS] if self._ours(r, did, collection)]
+        watermarks: dict[str, str] = dict(account.sync_state.get("newest_rkey") or {})
+        known = watermarks.get(collection)
+        rkeys = [split_uri(r["uri"])[2] for r in records]  # type: ignore[index]
+        if mode == "poll" and known is not None:
+            fresh = [r for r, rkey in zip(records, rkeys, strict=True) if rkey > known]
+            reached_known = len(fresh) < len(records)
+            hydrate = fresh + [r for r in records if r not in fresh][: max(RECENT_TO_REFRESH - len(fresh), 0)]
+        else:
+            reached_known = False
+            hydrate = records
+        views, more_payloads, view_readings = await self._hydrate(http, hydrate)
+        posts: list[NormalizedPost] = []
+        for record in hydrate:
+            post = self._post(record, pds, views)
+            if post is not None:
+                posts.append(post)
+        if rkeys and (known is None or max(rkeys) > known):
+            watermarks[collection] = max(rkeys)
+        next_cursor: dict[str, Any] | None
+        page_cursor = body.get("cursor")
+        if isinstance(page_cursor, str) and page_cursor and records and not reached_known:
+            next_cursor = {"collection": index, "cursor": page_cursor}
+        elif index + 1 < len(COLLECTIONS):
+            next_cursor = {"collection": index + 1}
+        else:
+            next_cursor = None
+        return Page(
+            f"repo.listRecords:{collection}",
+            body,
+            posts,
+            next_cursor,
+            readings + view_readings,
+            {"newest_rkey": watermarks},
+            more_payloads,
+        )
+
+    @staticmethod
+    def _ours(record: Any, did: str, collection: str) -> bool:
+        """A record of this repo and collection (a PDS answering with another repo's records is ignored)."""
+        if not isinstance(record, dict) or not isinstance(record.get("value"), dict):
+            return False
+        parts = split_uri(record.get("uri"))
+        return parts is not None and parts[0] == did and parts[1] == collection and isinstance(record.get("cid"), str)
+
+    def _post(self, record: dict[str, Any], pds: str, views: dict[str, Any]) -> NormalizedPost | None:
+        uri, value = record["uri"], record["value"]
+        subject = subject_uri(uri, value)
+        post_data = {"uri": uri, "cid": record["cid"], "value": value, "view": views.get(subject), "_pds": pds}
+        try:
+            return normalize(post_data)
+        except InvalidEventError:
+            return None  # kept raw in the page; the record does not have its lexicon's shape
+
+    async def _hydrate(
+        self, http: httpx.AsyncClient, records: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], list[tuple[str, Any]], list[RateLimitReading]]:
+        """AppView views of what the records are about, keyed by post URI; the raw answers; rate limits."""
+        uris = list(dict.fromkeys(subject_uri(r["uri"], r["value"]) for r in records))
+        views: dict[str, Any] = {}
+        payloads: list[tuple[str, Any]] = []
+        readings: list[RateLimitReading] = []
+        for start in range(0, len(uris), HYDRATE_BATCH):
+            batch = uris[start : start + HYDRATE_BATCH]
+            body, readings = await xrpc_get(
+                http,
+                self.config.appview_url,
+                "app.bsky.feed.getPosts",
+                [("uris", uri) for uri in batch],
+                window_name="appview",
+                insecure=self.config.insecure_http,
+            )
+            payloads.append(("feed.getPosts", body))
+            for view in body.get("posts") or []:
+                if isinstance(view, dict) and view.get("uri") in batch:
+                    views[view["uri"]] = view
+        return views, payloads, readings
+
+    def enrich_cost(self, post_data: dict[str, Any]) -> int:
+        return 1
+
+    async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment:
+        """A record that arrived without its view (from Jetstream): hydrate it."""
+        parts = split_uri(post_data.get("uri"))
+        value = post_data.get("value")
+        if parts is None or parts[0] != account.platform_user_id or not isinstance(value, dict):
+            return Enrichment([], None, not_owned=True)
+        pds = await self._pds(http, account.platform_user_id)
+        record = {"uri": post_data["uri"], "cid": post_data.get("cid"), "value": value}
+        views, payloads, readings = await self._hydrate(http, [record])
+        subject = subject_uri(record["uri"], value)
+        data = {**post_data, "view": views.get(subject), "_pds": pds}
+        return Enrichment(payloads, normalize(data), readings)
+
+    async def refresh_media_url(
+        self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str
+    ) -> str | None:
+        """Blobs are content-addressed and served by the PDS without expiry: the URL is rebuilt from the CID
+        (at the PDS the account lives on now)."""
+        pds = await self._pds(http, account.platform_user_id)
+        query = urlencode({"did": account.platform_user_id, "cid": media_key})
+        return f"{pds}/xrpc/com.atproto.sync.getBlob?{query}"
+
+    # --- Jetstream events ------------------------------------------------------------------------------
+    def handle_event(self, event_type: str, payload: dict[str, Any]) -> WebhookAction:
+        """A stored Jetstream event: commits of posts and reposts create, update or delete the post; identity
+        events bring a new handle; account events say whether the account is active."""
+        if event_type == "jetstream.malformed":
+            raise InvalidEventError(f"the stream sent a frame that is not a Jetstream event: {payload.get('error')}")
+        did = payload.get("did")
+        if not isinstance(did, str) or not did.startswith("did:"):
+            raise InvalidEventError("the event has no did")
+        kind = payload.get("kind")
+        if kind == "commit":
+            return self._commit_action(did, payload.get("commit"))
+        if kind == "identity":
+            identity = payload.get("identity")
+            handle = identity.get("handle") if isinstance(identity, dict) else None
+            if handle is not None and not isinstance(handle, str):
+                raise InvalidEventError("identity.handle is not a string")
+            return WebhookAction(did, "update_account", username=handle) if handle else WebhookAction(did, "ignore")
+        if kind == "account":
+            account = payload.get("account")
+            if not isinstance(account, dict) or not isinstance(account.get("active"), bool):
+                raise InvalidEventError("account.active is missing or not a boolean")
+            status = account.get("status")
+            reason = status if isinstance(status, str) and status.isalnum() and len(status) <= 32 else None
+            return WebhookAction(did, "update_account", active=account["active"], status_reason=reason)
+        raise InvalidEventError(f"unknown Jetstream event kind {kind!r}")
+
+    @staticmethod
+    def _commit_action(did: str, commit: Any) -> WebhookAction:
+        if not isinstance(commit, dict):
+            raise InvalidEventError("commit is missing")
+        collection, rkey, operation = commit.get("collection"), commit.get("rkey"), commit.get("operation")
+        if not isinstance(collection, str) or not isinstance(rkey, str) or not isinstance(operation, str):
+            raise InvalidEventError("commit.collection, rkey and operation must be strings")
+        if collection not in COLLECTIONS:
+            return WebhookAction(did, "ignore")  # a like, a follow: not archived
+        uri = f"at://{did}/{collection}/{rkey}"
+        if split_uri(uri) is None:
+            raise InvalidEventError("commit.rkey is not a record key")
+        if operation == "delete":
+            return WebhookAction(did, "delete_post", platform_post_id=uri)
+        if operation not in ("create", "update"):
+            raise InvalidEventError(f"unknown commit operation {operation!r}")
+        record, cid = commit.get("record"), commit.get("cid")
+        problems = record_problems(collection, record)
+        if problems or not isinstance(cid, str):
+            raise InvalidEventError(f"{uri} does not have its lexicon's shape: {'; '.join(problems[:5]) or 'no cid'}")
+        return WebhookAction(
+            did, "refresh_post", platform_post_id=uri, post_stub={"uri": uri, "cid": cid, "value": record}
+        )
+
+    async def confirm(self, http: httpx.AsyncClient, account: Account, action: WebhookAction) -> Confirmation:
+        """Events are hints: a deletion is believed when the PDS no longer has the record, a new handle when
+        the DID document names it (and it resolves back), a status when the PDS reports it."""
+        did = account.platform_user_id
+        if action.kind == "delete_post":
+            parts = split_uri(action.platform_post_id)
+            if parts is None or parts[0] != did:
+                return Confirmation(False, "the deleted record is not in this account's repository")
+            pds = await self._pds(http, did)
+            try:
+                _, readings = await xrpc_get(
+                    http,
+                    pds,
+                    "com.atproto.repo.getRecord",
+                    {"repo": did, "collection": parts[1], "rkey": parts[2]},
+                    window_name="pds",
+                    insecure=self.config.insecure_http,
+                )
+            except XrpcError as error:
+                if error.name == "RecordNotFound":
+                    return Confirmation(True, "the PDS no longer has the record")
+                raise
+            return Confirmation(False, "the PDS still has the record", readings)
+        if action.kind == "update_account":
+            PDS_CACHE.invalidate(did)  # the account may have moved too
+            if action.username:
+                try:  # the DID document names the handle, and the handle resolves back to the DID
+                    identity = await resolve_identity(http, did, self.config)
+                except ConnectRefused as refused:
+                    return Confirmation(False, f"the identity could not be resolved: {refused.detail}")
+                if identity.handle != action.username.lower():
+                    return Confirmation(False, "the handle is not verified for this DID")
+            if action.active is not None:
+                pds = await self._pds(http, did)
+                status, readings = await xrpc_get(
+                    http,
+                    pds,
+                    "com.atproto.sync.getRepoStatus",
+                    {"did": did},
+                    window_name="pds",
+                    insecure=self.config.insecure_http,
+                )
+                if status.get("active") is not action.active:
+                    return Confirmation(False, "the PDS reports another status", readings)
+            return Confirmation(True, "the platform confirms it")
+        return Confirmation(False, f"{action.kind} is not something a Bluesky event can ask for")
