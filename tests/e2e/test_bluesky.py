@@ -104,3 +104,202 @@ def test_refused_connects_store_nothing(small: dict[str, Any]) -> None:
     wrong = connect_by_handle(small, headers, sim.accounts[sim.demo_did].handle)
     assert wrong.status_code == 400 and wrong.json()["error"] == "wrong_account", wrong.text
     assert scalar(small["db"], "select count(*) from public.connected_accounts") == 0
+
+
+def sim_post(stack: dict[str, Any], **body: Any) -> dict[str, Any]:
+    created = httpx.post(f"{stack['sim_url']}/_sim/posts", json=body, timeout=10.0)
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def backfilled(stack: dict[str, Any], tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """Connect the demo account; the worker's environment once its backfill is done."""
+    account, answer = connected(stack)
+    env = {**stack["env"], "TROVE_MEDIA_DIR": str(tmp_path / "media")}
+    return account, {**env, "SYNC_LOG": answer["sync_log_id"]}
+
+
+def post_state(db_url: str, uri: str) -> tuple[Any, ...] | None:
+    rows = query(
+        db_url, "select text_content, deleted_on_platform from public.posts where platform_post_id = %s", (uri,)
+    )
+    return rows[0] if rows else None
+
+
+def test_jetstream_brings_a_new_post_and_a_deletion_without_polling(small: dict[str, Any], tmp_path: Path) -> None:
+    db_url, sim = small["db"], small["sim"]
+    account, env = backfilled(small, tmp_path)
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        listed = sim.requests["com.atproto.repo.listRecords"]
+        created = sim_post(small, text="Fresh from Jetstream ✨ #trove")
+        wait_for(lambda: post_state(db_url, created["uri"]) is not None, 20, "the new post to arrive")
+        assert post_state(db_url, created["uri"]) == ("Fresh from Jetstream ✨ #trove", False)
+        # It came from the stream (stored raw, once), hydrated by the AppView; the repo was not polled.
+        assert (
+            scalar(
+                db_url,
+                "select count(*) from public.ingested_items"
+                " where source = 'stream' and payload #>> '{commit,rkey}' = %s",
+                (created["rkey"],),
+            )
+            == 1
+        )
+        assert sim.requests["com.atproto.repo.listRecords"] == listed
+        removed = httpx.delete(f"{small['sim_url']}/_sim/posts/{created['rkey']}", timeout=10.0)
+        assert removed.status_code in (200, 204), removed.text
+        wait_for(lambda: post_state(db_url, created["uri"])[1], 20, "the deletion to arrive")  # type: ignore[index]
+        assert (
+            scalar(
+                db_url,
+                "select outcome from public.ingested_items where source = 'stream' and payload ->> 'kind' = 'commit'"
+                " and payload #>> '{commit,operation}' = 'delete'",
+            )
+            == "applied"
+        )
+        assert sim.requests["com.atproto.repo.listRecords"] == listed
+    assert scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,)) == 41
+
+
+def test_bad_stream_input_is_kept_and_refused_and_the_stream_goes_on(small: dict[str, Any], tmp_path: Path) -> None:
+    db_url, sim = small["db"], small["sim"]
+    _, env = backfilled(small, tmp_path)
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        httpx.post(f"{small['sim_url']}/_sim/config", json={"malformed_frame": True}).raise_for_status()
+        bad = sim_post(small, record={"$type": "app.bsky.feed.post", "text": 42, "createdAt": "yesterday"})
+        good = sim_post(small, text="after the bad ones")
+        wait_for(lambda: post_state(db_url, good["uri"]) is not None, 20, "the good post to arrive")
+        dead = dict(
+            query(
+                db_url,
+                "select event_type, error_message from public.ingested_items where status = 'dead_letter'",
+            )
+        )
+        assert "not a Jetstream event" in dead["jetstream.malformed"]
+        assert "does not have its lexicon's shape" in dead["jetstream.commit"] and "text" in dead["jetstream.commit"]
+        assert post_state(db_url, bad["uri"]) is None
+    log = (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in log
+
+
+def test_identity_and_account_events_update_the_account(small: dict[str, Any], tmp_path: Path) -> None:
+    db_url, sim = small["db"], small["sim"]
+    account, env = backfilled(small, tmp_path)
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        config = f"{small['sim_url']}/_sim/config"
+        httpx.post(config, json={"identity": {"handle": "renamed.trove.test"}}).raise_for_status()
+        wait_for(
+            lambda: (
+                scalar(db_url, "select username from public.connected_accounts where id = %s", (account,))
+                == "renamed.trove.test"
+            ),
+            20,
+            "the new handle",
+        )
+        httpx.post(config, json={"account": {"active": False, "status": "deactivated"}}).raise_for_status()
+        wait_for(
+            lambda: (
+                scalar(db_url, "select status::text from public.connected_accounts where id = %s", (account,))
+                == "error"
+            ),
+            20,
+            "the account to be marked inactive",
+        )
+        assert "deactivated" in scalar(
+            db_url, "select error_message from public.connected_accounts where id = %s", (account,)
+        )
+        httpx.post(config, json={"account": {"active": True}}).raise_for_status()
+        wait_for(
+            lambda: (
+                scalar(db_url, "select status::text from public.connected_accounts where id = %s", (account,))
+                == "active"
+            ),
+            20,
+            "the account to be active again",
+        )
+
+
+def archive_matches_repo(db_url: str, sim: BlueskySimulator, account: str) -> bool:
+    archived = {
+        r[0]
+        for r in query(
+            db_url,
+            "select platform_post_id from public.posts where account_id = %s and not deleted_on_platform",
+            (account,),
+        )
+    }
+    return archived == repo_uris(sim, sim.demo_did)
+
+
+def test_a_killed_consumer_loses_and_duplicates_nothing(small: dict[str, Any], tmp_path: Path) -> None:
+    """SIGKILL the worker while posts stream in, and drop the Jetstream connection once: after restarts the
+    archive is exactly the repository, and every stream event is stored once."""
+    db_url, sim = small["db"], small["sim"]
+    account, env = backfilled(small, tmp_path)
+    did = sim.demo_did
+    text = {"$type": POST, "createdAt": "2026-12-01T00:00:00.000Z"}
+    lease = ("--lease-seconds", "3")  # what the killed worker held is claimed again soon
+    with running_worker(env, tmp_path / "worker.log", *lease) as worker:
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        for n in range(60):
+            sim.write(did, POST, None, {**text, "text": f"burst {n}"})
+        wait_for(
+            lambda: scalar(db_url, "select count(*) from public.ingested_items where source = 'stream'") > 0,
+            20,
+            "the first events to be stored",
+        )
+        worker.kill()  # mid-stream: some of the burst stored, some not
+        worker.wait()
+    for n in range(60, 90):  # while no consumer runs
+        sim.write(did, POST, None, {**text, "text": f"burst {n}"})
+    with running_worker(env, tmp_path / "worker2.log", *lease):
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the restarted worker to follow again")
+        for n in range(90, 120):
+            sim.write(did, POST, None, {**text, "text": f"burst {n}"})
+            if n == 100:
+                httpx.post(f"{small['sim_url']}/_sim/config", json={"drop_subscribers": True}).raise_for_status()
+        wait_for(lambda: archive_matches_repo(db_url, sim, account), 60, "the archive to match the repository")
+    assert scalar(db_url, "select count(*) from public.posts where text_content like 'burst %%'") == 120
+    assert (
+        scalar(
+            db_url,
+            "select count(*) - count(distinct external_id) from public.ingested_items where source = 'stream'",
+        )
+        == 0
+    )
+    assert scalar(db_url, "select count(*) from public.ingested_items where source = 'stream'") == 120
+
+
+def test_incremental_poll_reads_only_what_is_new(small: dict[str, Any], tmp_path: Path) -> None:
+    """The scheduled poll (the fallback when the stream missed something): newest first, stopping at the
+    archive's newest record key, hydrating the new records and the newest few."""
+    db_url, sim = small["db"], small["sim"]
+    account, env = backfilled(small, tmp_path)
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+    missed = [
+        sim.write(
+            sim.demo_did,
+            POST,
+            None,
+            {"$type": POST, "text": f"missed {n}", "createdAt": "2026-12-01T00:00:00Z"},
+            emit=False,
+        )
+        for n in range(3)
+    ]
+    listed, hydrated = sim.requests["com.atproto.repo.listRecords"], sim.requests["app.bsky.feed.getPosts"]
+    from tests.worker_harness import enqueue
+
+    log_id = enqueue(db_url, account, "manual")
+    with running_worker(env, tmp_path / "worker2.log"):
+        assert wait_for_log(db_url, log_id, timeout=60) == "success"
+    assert all(post_state(db_url, record.uri) is not None for record in missed)
+    assert sim.requests["com.atproto.repo.listRecords"] - listed == 2  # one page per collection
+    assert sim.requests["app.bsky.feed.getPosts"] - hydrated <= 2
+    assert archive_matches_repo(db_url, sim, account)

@@ -1308,6 +1308,7 @@ class BlueskySimulator(PlatformSimulator[str]):
             "com.atproto.repo.listRecords": self.list_records,
             "com.atproto.repo.getRecord": self.get_record,
             "com.atproto.sync.getBlob": self.get_blob,
+            "com.atproto.sync.getRepoStatus": self.get_repo_status,
             "com.atproto.server.describeServer": self.describe_server,
             "app.bsky.feed.getPosts": self.get_posts,
             "app.bsky.feed.getAuthorFeed": self.get_author_feed,
@@ -1389,6 +1390,17 @@ class BlueskySimulator(PlatformSimulator[str]):
         if did is None:
             raise XrpcError(400, "InvalidRequest", "Unable to resolve handle")
         return JSONResponse({"did": did})
+
+    def get_repo_status(self, request: Request, base: str) -> Response:
+        """Whether the repo is active, and why not (answered for inactive repos too, as the PDS does)."""
+        did = self.param(request, "did")
+        account = self.account_for(did)
+        if account is None or account.did != did:
+            raise XrpcError(400, "RepoNotFound", f"Could not find repo for DID: {did[:200]}")
+        body: dict[str, Any] = {"did": account.did, "active": account.active, "rev": account.rev}
+        if not account.active and account.status is not None:
+            body["status"] = account.status
+        return JSONResponse(body)
 
     def describe_repo(self, request: Request, base: str) -> Response:
         account = self.repo(self.param(request, "repo"))

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -126,6 +127,11 @@ class JetstreamConsumer:
             stored = await host.load_cursor(consumer)
             if stored is None and consumer != "jetstream-0":
                 stored = await host.load_cursor("jetstream-0")  # a new shard starts where the first one is
+            if stored is None:
+                # Never ran: start now, and say so at once (Jetstream counts wall-clock microseconds), so a
+                # crash before the first event still resumes from here rather than from whenever it restarts.
+                stored = int(time.time() * 1_000_000)
+                await host.store(consumer, [], stored)
             query: list[tuple[str, str]] = [("wantedCollections", c) for c in COLLECTIONS]
             query.append(("requireHello", "true"))
             if stored is not None:
