@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from trove.config import ConfigError
 from trove.db.cluster import free_port
+from trove.media.download import system_resolver
 from trove.platforms.base import ConnectRefused, InvalidGrantError, TransientError
 from trove.platforms.bluesky import identity
 from trove.platforms.bluesky.config import BlueskyConfig, parse_nameserver
@@ -326,12 +327,22 @@ def world() -> Iterator[World]:
         yield w
 
 
+async def _through_the_proxy(host: str, port: int) -> list[str]:
+    """Every name "resolves" to a public address that is never contacted: the world proxies every request (by
+    its Host header), so fetch_bounded's address check passes and its pinned connection goes to the proxy."""
+    return ["93.184.215.14"]  # a public address (example.com once), never contacted
+
+
 def run(world: World, body: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
     """Runs `body` with an HTTP client whose plain-http requests go through the world (its proxy role)."""
 
     async def main() -> Any:
-        async with httpx.AsyncClient(proxy=world.url) as http:
-            return await body(http)
+        identity.RESOLVE = _through_the_proxy
+        try:
+            async with httpx.AsyncClient(proxy=world.url) as http:
+                return await body(http)
+        finally:
+            identity.RESOLVE = system_resolver
 
     return asyncio.run(main())
 
@@ -597,18 +608,18 @@ def test_dpop_post_retries_once_with_the_new_nonce() -> None:
     async def main() -> None:
         key, holder = new_dpop_key(), NonceHolder()
         async with httpx.AsyncClient() as http:
-            fetched = await dpop_post(http, url, lambda: {"attempt": str(next(counter))}, key, holder)
+            fetched = await dpop_post(http, url, lambda: {"attempt": str(next(counter))}, key, holder, insecure=True)
             assert fetched.status_code == 200 and holder.value == "nonce-1"
             assert [s["nonce"] for s in seen] == [None, "nonce-1"]
             assert seen[0]["form"]["attempt"] != seen[1]["form"]["attempt"]  # fresh values each attempt
             nonces["current"] = "nonce-2"  # the server rotates: one more retry, remembered
-            fetched = await dpop_post(http, url, {"style": "resource"}, key, holder)
+            fetched = await dpop_post(http, url, {"style": "resource"}, key, holder, insecure=True)
             assert fetched.status_code == 200 and holder.value == "nonce-2"
             assert [s["nonce"] for s in seen[2:]] == ["nonce-1", "nonce-2"]
             # asked for a new nonce every time: exactly one retry, then the refusal is returned
             seen.clear()
             nonces["always"] = "yes"
-            fetched = await dpop_post(http, url, {}, key, holder)
+            fetched = await dpop_post(http, url, {}, key, holder, insecure=True)
             assert len(seen) == 2 and fetched.status_code == 400 and holder.value == "always-2"
 
     app = Starlette(routes=[Route("/oauth/token", token, methods=["POST"])])
@@ -774,7 +785,13 @@ def test_connect_and_refresh_against_the_simulated_authorization_server(monkeypa
             # the access token works at the PDS with the bound key (401 use_dpop_nonce retried with ath)
             key = key_from_jwk(tokens.binding["dpop_key"])
             whoami = await dpop_request(
-                http, "GET", f"{sim_url}/xrpc/whoami", key, NonceHolder(), access_token=tokens.access_token
+                http,
+                "GET",
+                f"{sim_url}/xrpc/whoami",
+                key,
+                NonceHolder(),
+                access_token=tokens.access_token,
+                insecure=True,
             )
             assert whoami.status_code == 200 and whoami.json() == {"did": ALICE}
 

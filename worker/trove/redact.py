@@ -28,7 +28,7 @@ _INGRESS = re.compile(
     r"(?P<base>/functions/v1/(?P<kind>oauth|webhook)-[A-Za-z0-9_-]+)"
     r"(?P<rest>/[^\s?#\"'<>]*)?(?:\?(?P<query>[^\s#\"'<>]*))?"
 )
-_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_BEARER = re.compile(r"((?:Bearer|DPoP)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 
 
 def _mask_query(query: str) -> str:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psycopg
 from psycopg import AsyncConnection, errors
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -121,6 +122,12 @@ class SyncRunner:
             return "failed"
         except LookupError as error:  # the account was deleted while queued
             await self._fail(request, "not_found", str(error))
+            return "failed"
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            raise  # the database is away: the lease brings the request back
+        except Exception as error:  # anything else (a payload Postgres refused, a bug): failed with backoff,
+            log.exception("sync %s: unexpected failure", request.id)  # never re-claimed forever unrecorded
+            await self._fail(request, "transient", f"{type(error).__name__}: {error}")
             return "failed"
 
     async def _run(self, request: SyncRequest, connector: Connector) -> str:

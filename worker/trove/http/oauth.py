@@ -39,7 +39,7 @@ from trove.crypto import KeyRing, decrypt, encrypt
 from trove.http.auth import UNKNOWN_USER, User, known_user
 from trove.platforms.base import ConnectRefused, OAuth, Platform, SyncError
 from trove.queries.oauth import CLAIM_STATE, INSERT_STATE, LIVE_AUTHORIZE_URL, STATE_REFUSAL
-from trove.redact import redact
+from trove.redact import redact, register_secret
 
 router = APIRouter(prefix="/functions/v1")
 BROWSER_COOKIE = "trove_oauth_browser"
@@ -261,6 +261,8 @@ async def callback(
         session = decrypt_session(request.app.state.ring, sealed_session, state_hash(state))
         params = {key: value for key, value in request.query_params.items() if len(value) <= 2048}
         connection = await oauth.exchange(http, code, callback_url(platform), params, session)
+        register_secret(connection.tokens.access_token)  # never in a log line from here on
+        register_secret(connection.tokens.refresh_token)
     except ConnectRefused as refused:
         return refuse(400, refused.code, refused.detail)
     except SyncError as failure:

@@ -133,7 +133,7 @@ class Account:
     username: str
     access_token: str | None
     sync_state: dict[str, Any]
-    binding: dict[str, Any] | None = None  # TokenSet.binding, decrypted
+    binding: dict[str, Any] | None = field(default=None, repr=False)  # TokenSet.binding, decrypted
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class TokenSet:
     scope: str | None = None
     # Proof-of-possession material the tokens are bound to and what a refresh needs (a DPoP private key, the
     # token endpoint, the last server nonce): secret, stored encrypted next to the tokens. None: bearer tokens.
-    binding: dict[str, Any] | None = None
+    binding: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass

@@ -75,10 +75,11 @@ async def xrpc_get(
     readings = rate_limit_readings(fetched.headers, window_name)
     if fetched.status_code == 429:
         raise RateLimitedError(f"{method}: rate limited (HTTP 429)", _reset_at(fetched.headers))
+    unreadable = ""
     try:
         body = fetched.json()
-    except ValueError:
-        body = None
+    except ValueError as error:  # not JSON, nested too deep, or text Postgres cannot store
+        body, unreadable = None, str(error)
     if fetched.status_code >= 500 or (fetched.status_code >= 400 and not isinstance(body, dict)):
         raise TransientError(f"{method}: HTTP {fetched.status_code}")
     if fetched.status_code >= 400:
@@ -90,5 +91,5 @@ async def xrpc_get(
             fetched.status_code,
         )
     if not isinstance(body, dict):
-        raise TransientError(f"{method}: the answer is not a JSON object")
+        raise TransientError(f"{method}: the answer is not a JSON object we can keep {unreadable}".rstrip())
     return body, readings

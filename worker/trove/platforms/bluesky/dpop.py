@@ -181,6 +181,7 @@ async def dpop_request(
     form: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
     access_token: str | None = None,
     limit: int = TOKEN_RESPONSE_LIMIT,
+    insecure: bool = False,
 ) -> Fetched:
     """One request with a DPoP proof (and `Authorization: DPoP <token>` when given), retried once with the
     server's new nonce when it asks for one; every DPoP-Nonce it sends is remembered in `nonce_holder`.
@@ -193,7 +194,14 @@ async def dpop_request(
         data = dict(form() if callable(form) else form) if form is not None else None
         sent_nonce = nonce_holder.value
         fetched = await fetch_bounded(
-            http, method, url, limit=limit, what=f"{method} {htu(url)}", headers=headers, data=data
+            http,
+            method,
+            url,
+            limit=limit,
+            what=f"{method} {htu(url)}",
+            insecure=insecure,
+            headers=headers,
+            data=data,
         )
         nonce_holder.update(fetched.headers)
         if not wants_nonce(fetched) or nonce_holder.value in (None, sent_nonce):
@@ -208,6 +216,9 @@ async def dpop_post(
     form: Mapping[str, str] | Callable[[], Mapping[str, str]],
     key: ec.EllipticCurvePrivateKey,
     nonce_holder: NonceHolder,
+    *,
+    insecure: bool = False,
 ) -> Fetched:
-    """A form POST to an authorization server (PAR, token) with DPoP and the nonce retry."""
-    return await dpop_request(http, "POST", url, key, nonce_holder, form=form)
+    """A form POST to an authorization server (PAR, token) with DPoP and the nonce retry; `insecure`: the
+    local stack's simulator on this machine may be reached."""
+    return await dpop_request(http, "POST", url, key, nonce_holder, form=form, insecure=insecure)

@@ -20,8 +20,8 @@ uses resolve_pds (cached 10 minutes) and maps ConnectRefused to its own errors.
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -35,6 +35,8 @@ import dns.nameserver
 import dns.resolver
 import httpx
 
+from trove.json_input import parse_json
+from trove.media.download import DownloadFailure, Resolver, check_destination, pinned_request, system_resolver
 from trove.platforms.base import ConnectRefused, TransientError
 from trove.platforms.bluesky.config import BlueskyConfig
 
@@ -93,7 +95,10 @@ def _is_local_host(host: str) -> bool:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
+        try:  # the spellings the system resolver also takes: 2130706433, 0x7f000001, 127.1, 0177.0.0.1
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return False  # a name: fetch_bounded checks what it resolves to
     return not address.is_global
 
 
@@ -120,6 +125,27 @@ def check_url(url: Any, *, insecure: bool, what: str, origin_only: bool = False)
 
 
 # --- bounded HTTP ---------------------------------------------------------------------------------------
+RESOLVE: Resolver = system_resolver  # name -> addresses (the system's; tests that proxy every request swap it)
+
+
+class HostNotFound(TransientError):
+    """The name does not resolve (now: it may later, so it stays transient where that matters)."""
+
+
+async def _pinned(url: str, *, insecure: bool, what: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The request to send for `url`: to a checked address of its host (see fetch_bounded)."""
+    try:
+        addresses = await check_destination(url, loopback_ok=insecure, resolve=RESOLVE)
+    except DownloadFailure as failure:
+        if failure.kind == "rejected":
+            host = urlsplit(url).hostname
+            raise ConnectRefused("insecure_url", f"{what}: {host} is not a public address") from failure
+        if isinstance(failure.__cause__, socket.gaierror):
+            raise HostNotFound(f"{what}: {failure}") from failure
+        raise TransientError(f"{what}: {failure}") from failure
+    return pinned_request(url, addresses[0])
+
+
 class ResponseTooLarge(TransientError):
     """A server answered with more than we read; retrying later is all that can be done."""
 
@@ -134,7 +160,8 @@ class Fetched:
     url: str
 
     def json(self) -> Any:
-        return json.loads(self.content)
+        """The body as JSON: UTF-8, nested at most 32 deep, every string storable (ValueError if not)."""
+        return parse_json(self.content)
 
     def text(self) -> str:
         return self.content.decode("utf-8", errors="replace")
@@ -152,10 +179,25 @@ async def fetch_bounded(
     **kwargs: Any,
 ) -> Fetched:
     """One request whose body is read up to `limit` bytes (ResponseTooLarge beyond); network trouble is a
-    TransientError. Redirects are followed only up to `max_redirects`, each target checked like the first."""
+    TransientError. Redirects are followed only up to `max_redirects`, each target checked like the first.
+
+    Every URL here may come from someone else's DID document or metadata: the name is resolved first and
+    refused (ConnectRefused) unless every address is public (loopback too in insecure mode, the local
+    stack's simulator), and the connection goes to the very address checked (no DNS rebinding between the
+    check and the connect); Host and TLS SNI keep the name."""
     for _hop in range(max_redirects + 1):
+        target, pinned_headers, extensions = await _pinned(url, insecure=insecure, what=what)
+        headers = {**kwargs.pop("headers", {}), **pinned_headers}
         try:
-            async with http.stream(method, url, follow_redirects=False, timeout=HTTP_TIMEOUT, **kwargs) as response:
+            async with http.stream(
+                method,
+                target,
+                follow_redirects=False,
+                timeout=HTTP_TIMEOUT,
+                headers=headers,
+                extensions=extensions,
+                **kwargs,
+            ) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise ResponseTooLarge(f"{what}: the answer is larger than {limit} bytes")
@@ -246,9 +288,11 @@ async def _well_known_did(http: httpx.AsyncClient, handle: str, config: BlueskyC
         )
     except ResponseTooLarge:
         return None  # not a DID, whatever it is
+    except HostNotFound:
+        return None  # no such host: this handle has no well-known DID
     except TransientError as failure:
         if isinstance(failure.__cause__, httpx.ConnectError):
-            return None  # no such host (or nothing serves it): this handle has no well-known DID
+            return None  # nothing serves it: this handle has no well-known DID
         raise
     except ConnectRefused:
         return None  # a redirect to somewhere we may not go
@@ -304,6 +348,8 @@ def _did_document_url(did: str, config: BlueskyConfig) -> str:
         name, _, port = host.partition(":")
         if ":" in did.removeprefix("did:web:") or not (is_valid_handle(name) or name == "localhost"):
             raise ConnectRefused("invalid_did", f"{did} is not a did:web atproto can use (a hostname only)")
+        if name != "localhost" and name.rsplit(".", 1)[-1].lower() in DISALLOWED_TLDS:
+            raise ConnectRefused("invalid_did", f"{did}: a did:web under a local or reserved name is refused")
         if name == "localhost" or port:
             if not (config.insecure_http and name == "localhost" and (not port or port.isdigit())):
                 raise ConnectRefused("invalid_did", f"{did}: did:web on localhost or with a port is for testing only")

@@ -131,7 +131,12 @@ class BlueskyOAuth:
             "login_hint": identity.handle if identity.handle != INVALID_HANDLE else identity.did,
         }
         fetched = await dpop_post(
-            http, server.par_endpoint, lambda: self._assertion_form(server.issuer, request), key, nonce
+            http,
+            server.par_endpoint,
+            lambda: self._assertion_form(server.issuer, request),
+            key,
+            nonce,
+            insecure=self.config.insecure_http,
         )
         if fetched.status_code >= 500 or fetched.status_code == 429:
             raise TransientError(f"{server.issuer} failed the pushed authorization request: HTTP {fetched.status_code}")
@@ -186,7 +191,14 @@ class BlueskyOAuth:
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
         }
-        fetched = await dpop_post(http, token_endpoint, lambda: self._assertion_form(issuer, grant), key, nonce)
+        fetched = await dpop_post(
+            http,
+            token_endpoint,
+            lambda: self._assertion_form(issuer, grant),
+            key,
+            nonce,
+            insecure=self.config.insecure_http,
+        )
         if fetched.status_code >= 500 or fetched.status_code == 429:
             raise TransientError(f"{issuer} failed the code exchange: HTTP {fetched.status_code}")
         if fetched.status_code != 200:
@@ -274,7 +286,14 @@ class BlueskyOAuth:
             raise InvalidGrantError("the stored Bluesky session names no valid account: reconnect it")
         nonce = NonceHolder(binding.get("dpop_nonce") or None)
         grant = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        fetched = await dpop_post(http, token_endpoint, lambda: self._assertion_form(issuer, grant), key, nonce)
+        fetched = await dpop_post(
+            http,
+            token_endpoint,
+            lambda: self._assertion_form(issuer, grant),
+            key,
+            nonce,
+            insecure=self.config.insecure_http,
+        )
         if fetched.status_code != 200:
             error, _description = _server_error(fetched)
             if fetched.status_code in (400, 401) and error == "invalid_grant":

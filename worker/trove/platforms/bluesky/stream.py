@@ -33,6 +33,7 @@ from trove.json_input import InvalidJson, parse_json
 from trove.platforms.base import InboundEvent, StreamHost
 from trove.platforms.bluesky.config import BlueskyConfig
 from trove.platforms.bluesky.sync import COLLECTIONS
+from trove.redact import redact
 
 log = logging.getLogger("trove.streams")
 
@@ -70,11 +71,16 @@ def parse_frame(raw: str | bytes) -> InboundEvent:
     did, time_us, kind = event.get("did"), event.get("time_us"), event.get("kind")
     if not isinstance(did, str) or not did.startswith("did:") or len(did) > 2048:
         return _malformed(data, "no did")
-    if not isinstance(time_us, int) or isinstance(time_us, bool) or time_us < 0:
-        return _malformed(data, "no time_us")
+    if not isinstance(time_us, int) or isinstance(time_us, bool) or not 0 <= time_us <= _latest_time_us():
+        return _malformed(data, "no time_us, or one that is not a moment of the past")
     if kind not in KINDS or not isinstance(event.get(kind), dict):
         return _malformed(data, f"unknown kind {str(kind)[:40]!r}")
     return InboundEvent(f"jetstream.{kind}", event_identity(event), event)
+
+
+def _latest_time_us() -> int:
+    """The latest `time_us` believed: now plus an hour of clock skew (a cursor is kept, never lowered)."""
+    return int((time.time() + 3600) * 1_000_000)
 
 
 def _malformed(data: bytes, why: str) -> InboundEvent:
@@ -124,33 +130,43 @@ class JetstreamConsumer:
         """One connection, reconnecting with backoff until cancelled."""
         failures = 0
         while not host.stopping.is_set():
-            stored = await host.load_cursor(consumer)
-            if stored is None and consumer != "jetstream-0":
-                stored = await host.load_cursor("jetstream-0")  # a new shard starts where the first one is
-            if stored is None:
-                # Never ran: start now, and say so at once (Jetstream counts wall-clock microseconds), so a
-                # crash before the first event still resumes from here rather than from whenever it restarts.
-                stored = int(time.time() * 1_000_000)
-                await host.store(consumer, [], stored)
-            query: list[tuple[str, str]] = [("wantedCollections", c) for c in COLLECTIONS]
-            query.append(("requireHello", "true"))
-            if stored is not None:
-                query.append(("cursor", str(max(stored - CURSOR_MARGIN_US, 0))))
-            url = f"{self.config.jetstream_url}/subscribe?{urlencode(query)}"
             try:
-                async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, ping_interval=20) as ws:
-                    await self._hello(ws, dids)
-                    log.info("jetstream %s: following %d accounts from %s", consumer, len(dids), stored or "now")
-                    failures = 0
-                    dids = await self._consume(host, consumer, ws, dids, wanted)
+                dids = await self._connect_once(host, consumer, dids, wanted)
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except (OSError, WebSocketException, TimeoutError) as error:
                 failures += 1
-                delay = min(2 ** min(failures, 6) * 0.25, 30.0)
-                log.warning("jetstream %s: connection lost (%s); again in %.1fs", consumer, type(error).__name__, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(host.stopping.wait(), timeout=delay)
+                why = type(error).__name__
+            except Exception as error:  # the database away (store), a bug: never the end of the stream
+                failures += 1
+                why = redact(repr(error))
+            else:
+                continue
+            delay = min(2 ** min(failures, 6) * 0.25, 30.0)
+            log.warning("jetstream %s: connection lost (%s); again in %.1fs", consumer, why, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(host.stopping.wait(), timeout=delay)
+
+    async def _connect_once(
+        self, host: StreamHost, consumer: str, dids: list[str], wanted: asyncio.Queue[list[str]]
+    ) -> list[str]:
+        """Connect from the stored cursor and consume until the connection ends; the DIDs followed then."""
+        stored = await host.load_cursor(consumer)
+        if stored is None and consumer != "jetstream-0":
+            stored = await host.load_cursor("jetstream-0")  # a new shard starts where the first one is
+        if stored is None:
+            # Never ran: start now, and say so at once (Jetstream counts wall-clock microseconds), so a crash
+            # before the first event still resumes from here rather than from whenever it restarts.
+            stored = int(time.time() * 1_000_000)
+            await host.store(consumer, [], stored)
+        query: list[tuple[str, str]] = [("wantedCollections", c) for c in COLLECTIONS]
+        query += [("requireHello", "true"), ("cursor", str(max(stored - CURSOR_MARGIN_US, 0)))]
+        url = f"{self.config.jetstream_url}/subscribe?{urlencode(query)}"
+        async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, ping_interval=20) as ws:
+            await self._hello(ws, dids)
+            log.info("jetstream %s: following %d accounts from %s", consumer, len(dids), stored)
+            return await self._consume(host, consumer, ws, dids, wanted)
 
     @staticmethod
     async def _hello(ws: ClientConnection, dids: list[str]) -> None:
