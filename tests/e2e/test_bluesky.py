@@ -303,3 +303,41 @@ def test_incremental_poll_reads_only_what_is_new(small: dict[str, Any], tmp_path
     assert sim.requests["com.atproto.repo.listRecords"] - listed == 2  # one page per collection
     assert sim.requests["app.bsky.feed.getPosts"] - hydrated <= 2
     assert archive_matches_repo(db_url, sim, account)
+
+
+def test_dpop_bound_tokens_are_refreshed_and_a_refused_refresh_asks_to_reconnect(
+    small: dict[str, Any], tmp_path: Path
+) -> None:
+    from tests.worker_harness import enqueue
+
+    db_url, sim = small["db"], small["sim"]
+    account, env = backfilled(small, tmp_path)
+    config = f"{small['sim_url']}/_sim/config"
+    token = "select access_token from public.connected_accounts where id = %s"
+    soon = "update public.connected_accounts set token_expires_at = now() + interval '1 minute' where id = %s"
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        before = scalar(db_url, token, (account,))
+        refusals = sim.auth.refusals.get("use_dpop_nonce", 0)
+        # The token is about to expire and the server has a new DPoP nonce: the sync refreshes first, is told
+        # use_dpop_nonce, and retries once with the new nonce.
+        query(db_url, soon + " returning id", (account,))
+        httpx.post(config, json={"rotate_dpop_nonce": True}).raise_for_status()
+        assert wait_for_log(db_url, enqueue(db_url, account, "manual"), timeout=60) == "success"
+        assert scalar(db_url, token, (account,)) != before
+        assert sim.auth.refusals["use_dpop_nonce"] == refusals + 1
+        assert scalar(
+            db_url,
+            "select token_expires_at > now() + interval '30 minutes' from public.connected_accounts where id = %s",
+            (account,),
+        )
+        # Access revoked on the server: the next refresh gets invalid_grant, and the owner is asked to reconnect.
+        httpx.post(config, json={"revoke": sim.demo_did}).raise_for_status()
+        query(db_url, soon + " returning id", (account,))
+        assert wait_for_log(db_url, enqueue(db_url, account, "manual"), timeout=60) == "failed"
+    assert (
+        scalar(db_url, "select status::text from public.connected_accounts where id = %s", (account,)) == "disconnected"
+    )
+    assert scalar(db_url, "select count(*) from public.notifications where kind = 'reauthorization_required'") == 1
+    archived = scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,))
+    assert archived == 40, "a refused refresh loses nothing already archived"
