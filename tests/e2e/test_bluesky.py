@@ -3,6 +3,8 @@ Jetstream, DNS) over real HTTP, WebSocket and UDP; the HTTP service; a worker pr
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,7 +135,27 @@ def test_jetstream_brings_a_new_post_and_a_deletion_without_polling(small: dict[
         assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
         wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
         listed = sim.requests["com.atproto.repo.listRecords"]
-        created = sim_post(small, text="Fresh from Jetstream ✨ #trove")
+        cli = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trove.cli",
+                "demo",
+                "post",
+                "bluesky",
+                "Fresh from Jetstream ✨ #trove",
+                "--simulator-url",
+                small["sim_url"],
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert cli.returncode == 0, cli.stderr
+        uri = cli.stdout.split()[1].rstrip(":")
+        rkey = uri.rsplit("/", 1)[1]
+        created = {"uri": uri, "rkey": rkey}
         wait_for(lambda: post_state(db_url, created["uri"]) is not None, 20, "the new post to arrive")
         assert post_state(db_url, created["uri"]) == ("Fresh from Jetstream ✨ #trove", False)
         # It came from the stream (stored raw, once), hydrated by the AppView; the repo was not polled.

@@ -1,9 +1,11 @@
-"""`make run`'s main job, through the real `trove run`: with no Strava credentials it starts the simulator,
-the HTTP service and the worker, connects the demo user through OAuth and archives the demo athlete."""
+"""`make run`'s main job, through the real `trove run`: with no platform credentials it starts the simulators,
+the HTTP service and the worker, connects the demo user's accounts through OAuth (Bluesky by handle, with
+PAR, PKCE and DPoP) and archives the demo athlete and the demo Bluesky account."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,11 +18,26 @@ from trove.db.cluster import free_port
 from trove.db.local import apply_seed
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+        try:
+            tcp.bind(("127.0.0.1", port))
+            udp.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def test_run_once_archives_the_demo_athlete(db_url: str) -> None:
     apply_seed(db_url)
     state = Path(tempfile.mkdtemp(prefix="trove-test-run-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "TROVE_"))}
-    http_port, sim_port = free_port(), free_port()
+    http_port = free_port()
+    sim_port = free_port()  # each simulator takes the next ports: Bluesky's HTTP port and its nameserver's
+    while not {sim_port + 1, sim_port + 2}.isdisjoint({http_port}) or not all(
+        port_is_free(port) for port in (sim_port + 1, sim_port + 2)
+    ):
+        sim_port = free_port()
     env |= {
         "DATABASE_URL": db_url,
         "TROVE_HTTP_PORT": str(http_port),
@@ -38,10 +55,15 @@ def test_run_once_archives_the_demo_athlete(db_url: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "backfill success: 40 posts archived" in proc.stdout
+    assert proc.stdout.count("backfill success: 40 posts archived") == 2  # the demo athlete and Bluesky account
     assert scalar(db_url, "select count(*) from public.media_downloads where status <> 'downloaded'") == 0
     assert f"http://127.0.0.1:{http_port}" in proc.stdout
     assert scalar(db_url, "select count(*) from public.posts where platform = 'strava'") == 40
-    assert scalar(db_url, "select username from public.connected_accounts") == "demo_runner"
+    assert scalar(db_url, "select count(*) from public.posts where platform = 'bluesky'") == 40
+    assert 'trove demo post bluesky "' in proc.stdout
+    assert scalar(db_url, "select username from public.connected_accounts where platform = 'strava'") == "demo_runner"
+    assert (
+        scalar(db_url, "select username from public.connected_accounts where platform = 'bluesky'") == "demo.trove.test"
+    )
     assert scalar(db_url, "select count(*) from public.webhook_subscriptions where subscription_id is not null") == 1
     assert (SUPABASE_DIR / "seed.sql").exists()
