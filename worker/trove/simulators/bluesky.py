@@ -56,9 +56,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from trove.simulators.base import JPEG as TINY_JPEG  # a valid 1x1 JPEG: the base of every image we serve
 from trove.simulators.base import FixedWindow, PlatformSimulator, RateLimit
 from trove.simulators.bluesky_auth import AtprotoAuthServer
-from trove.simulators.strava import JPEG as TINY_JPEG  # a valid 1x1 JPEG: the base of every image we serve
 
 DEMO_HANDLE = "demo.trove.test"
 DEFAULT_PORT = 54331
