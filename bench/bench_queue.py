@@ -70,6 +70,7 @@ class StampingConnector:
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
     poll_on_event = True
+    enrich_batch = 1
 
     def __init__(self) -> None:
         self.started: dict[str, float] = {}

@@ -506,8 +506,16 @@ CREATE TABLE public.sync_requests (
     last_error text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    rerun_sync_type public.sync_type_enum,
     CONSTRAINT sync_requests_attempts_check CHECK ((attempts >= 0))
 );
+
+
+--
+-- Name: COLUMN sync_requests.rerun_sync_type; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.sync_requests.rerun_sync_type IS 'set on a processing request when another sync is asked for meanwhile: queued again when it finishes';
 
 
 --
@@ -755,6 +763,18 @@ begin
             update public.sync_requests as r
             set priority = new_priority, run_after = least(r.run_after, p_now)
             where r.id = existing.id;
+        elsif existing.status = 'processing' then
+            -- The most urgent kind asked for wins (manual, webhook, scheduled, backfill).
+            update public.sync_requests as r
+            set rerun_sync_type = case
+                when r.rerun_sync_type is null then p_sync_type
+                when array_position(array['manual', 'webhook', 'scheduled', 'backfill']::public.sync_type_enum[],
+                    p_sync_type) < array_position(
+                    array['manual', 'webhook', 'scheduled', 'backfill']::public.sync_type_enum[], r.rerun_sync_type
+                ) then p_sync_type
+                else r.rerun_sync_type
+            end
+            where r.id = existing.id;
         end if;
         return existing.sync_log_id;
     end if;
@@ -921,6 +941,10 @@ begin
     if p_status not in ('success', 'partial', 'cancelled') then
         raise exception 'finish_sync takes success, partial or cancelled, not %', p_status using errcode = '22023';
     end if;
+    -- The account's lock, as enqueue_sync takes it: a request joining this sync either lands before it
+    -- finishes (and is queued again below) or after (and makes a new request).
+    perform pg_advisory_xact_lock(hashtextextended('trove.sync:' || r.account_id::text, 0))
+    from public.sync_requests as r where r.id = p_request_id;
     update public.sync_requests as r
     set status = 'completed', locked_by = null, locked_until = null
     where r.id = p_request_id and r.locked_by = p_worker and r.status = 'processing'
@@ -937,6 +961,15 @@ begin
             status = case when ca.status = 'error' then 'active' else ca.status end,
             next_sync_at = p_now + p_next_sync_in
         where ca.id = request.account_id;
+    end if;
+    if request.rerun_sync_type is not null
+        and exists (
+            select 1 from public.connected_accounts as ca
+            where ca.id = request.account_id and ca.status not in ('token_expired', 'disconnected')
+        ) then
+        perform trove_private.enqueue_sync(
+            request.account_id, request.rerun_sync_type, 'asked for during the previous sync', p_now
+        );
     end if;
     return true;
 end;

@@ -241,16 +241,23 @@ class SyncRunner:
                 batch = await cur.fetchall()
             if not batch:
                 return
-            for ingested_post_id, post_data in batch:
+            size = max(connector.enrich_batch, 1)
+            for start in range(0, len(batch), size):
                 if self.stopping.is_set():
                     return
-                for _ in range(max(connector.enrich_cost(post_data), 1)):
+                chunk = batch[start : start + size]
+                calls = 1 if size > 1 else max(connector.enrich_cost(chunk[0][1]), 1)
+                for _ in range(calls):
                     wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, "bulk"))
                     if wait_until is not None:
                         log.info("sync %s: details wait for the budget until %s", request.id, wait_until)
                         return
-                enrichment = await connector.enrich(self.http, account, post_data)
-                await self._store_enrichment(request, connector, account, ingested_post_id, enrichment, problems)
+                if size > 1:
+                    enrichments = await connector.enrich_many(self.http, account, [data for _, data in chunk])  # type: ignore[attr-defined]
+                else:
+                    enrichments = [await connector.enrich(self.http, account, chunk[0][1])]
+                for (ingested_post_id, _), enrichment in zip(chunk, enrichments, strict=True):
+                    await self._store_enrichment(request, connector, account, ingested_post_id, enrichment, problems)
 
     async def _store_enrichment(
         self,

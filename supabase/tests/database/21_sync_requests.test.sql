@@ -1,7 +1,7 @@
 -- The sync queue and seed 8.1's failure handling: enqueue/join, priority, claim, finish, every error kind's
 -- account transition, the 5-error escalation with its notification, release and abandoned requests.
 begin;
-select plan(42);
+select plan(46);
 
 select tests.create_two_archives();
 -- The fixtures queued a scheduled sync for each account.
@@ -74,6 +74,25 @@ select is(
     tests.id('queued_sync_log', 'alice'),
     'a request while a sync runs joins the running one'
 );
+select is(
+    (
+        select rerun_sync_type::text from public.sync_requests
+        where id = tests.id('sync_request', 'alice')
+    ),
+    'webhook', '... and is remembered on it, to run again when it finishes'
+);
+select is(
+    trove_private.enqueue_sync(tests.id('account', 'alice'), 'scheduled', null, now()),
+    tests.id('queued_sync_log', 'alice'),
+    'a less urgent request joins too'
+);
+select is(
+    (
+        select rerun_sync_type::text from public.sync_requests
+        where id = tests.id('sync_request', 'alice')
+    ),
+    'webhook', '... and the most urgent kind asked for is kept'
+);
 
 -- finish
 update public.connected_accounts set error_count = 3, error_message = 'old trouble'
@@ -100,6 +119,13 @@ select is(
         where id = tests.id('account', 'alice')
     ),
     '0:-:success:01:00:00', 'success resets the error state and schedules the next sync in the interval'
+);
+select is(
+    (
+        select string_agg(sync_type::text || ':' || status::text, ',') from public.sync_requests
+        where account_id = tests.id('account', 'alice') and status in ('pending', 'processing')
+    ),
+    'webhook:pending', 'what was asked for during the sync is queued as soon as it finishes'
 );
 select isnt(
     trove_private.enqueue_sync(tests.id('account', 'alice'), 'manual', null, now()),

@@ -225,6 +225,11 @@ class Connector(Protocol):
 
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment: ...
 
+    # How many posts one detail call can cover (Bluesky's getPosts takes 25 URIs). Above 1 the engine calls
+    # `enrich_many(http, account, posts) -> list[Enrichment]` (one per post, in order; the raw responses on
+    # the first) with up to this many posts, and takes one call from the budget for each.
+    enrich_batch: int
+
     async def refresh_media_url(
         self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str
     ) -> str | None:

@@ -56,7 +56,7 @@ PENDING_DETAILS = """
     select id::text, post_data from public.ingested_posts
     where account_id = %s and detail_pending
     order by received_at desc, platform_post_id desc
-    limit 20
+    limit 50
 """
 
 # The post's detail is settled (stored, gone, refused or not the account's). Parameters: ingested post id.

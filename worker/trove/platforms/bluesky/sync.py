@@ -64,6 +64,7 @@ class BlueskyConnector:
     poll_interval = timedelta(hours=1)  # Jetstream brings changes within a second; polling is the safety net
     detail_keys = ("view",)  # a record arriving without its view (Jetstream) keeps the stored one
     poll_on_event = False  # a Jetstream event carries the record: only its view is fetched
+    enrich_batch = HYDRATE_BATCH  # records that arrived without their views are hydrated 25 a call
 
     def __init__(self, config: BlueskyConfig | None = None) -> None:
         self.config = config or BlueskyConfig.from_env()
@@ -183,16 +184,31 @@ class BlueskyConnector:
 
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment:
         """A record that arrived without its view (from Jetstream): hydrate it."""
-        parts = split_uri(post_data.get("uri"))
-        value = post_data.get("value")
-        if parts is None or parts[0] != account.platform_user_id or not isinstance(value, dict):
-            return Enrichment([], None, not_owned=True)
+        return (await self.enrich_many(http, account, [post_data]))[0]
+
+    async def enrich_many(
+        self, http: httpx.AsyncClient, account: Account, posts: list[dict[str, Any]]
+    ) -> list[Enrichment]:
+        """Records that arrived without their views, hydrated together (one getPosts call for 25)."""
+        owned: list[tuple[int, dict[str, Any]]] = []
+        results: list[Enrichment] = [Enrichment([], None, not_owned=True) for _ in posts]
+        for index, post_data in enumerate(posts):
+            parts = split_uri(post_data.get("uri"))
+            if parts is not None and parts[0] == account.platform_user_id and isinstance(post_data.get("value"), dict):
+                owned.append((index, post_data))
+        if not owned:
+            return results
         pds = await self._pds(http, account.platform_user_id)
-        record = {"uri": post_data["uri"], "cid": post_data.get("cid"), "value": value}
-        views, payloads, readings = await self._hydrate(http, [record])
-        subject = subject_uri(record["uri"], value)
-        data = {**post_data, "view": views.get(subject), "_pds": pds}
-        return Enrichment(payloads, normalize(data), readings)
+        records = [{"uri": p["uri"], "cid": p.get("cid"), "value": p["value"]} for _, p in owned]
+        views, payloads, readings = await self._hydrate(http, records)
+        for number, (index, post_data) in enumerate(owned):
+            data = {**post_data, "view": views.get(subject_uri(post_data["uri"], post_data["value"])), "_pds": pds}
+            first = number == 0
+            try:
+                results[index] = Enrichment(payloads if first else [], normalize(data), readings if first else [])
+            except InvalidEventError:  # not a record we can keep (never "deleted"): nothing of it is stored
+                results[index] = Enrichment(payloads if first else [], None, readings if first else [], not_owned=True)
+        return results
 
     async def refresh_media_url(
         self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any], media_key: str

@@ -38,7 +38,8 @@ from trove.platforms.strava.webhooks import event_problems
 class StravaConnector:
     platform = "strava"
     poll_interval = timedelta(hours=1)
-    poll_on_event = True  # an event names an activity id only
+    poll_on_event = True
+    enrich_batch = 1  # an event names an activity id only
     detail_keys = (
         "resource_state",
         "description",
