@@ -180,18 +180,20 @@ class JetstreamConsumer:
         following = set(dids)
         batch: list[InboundEvent] = []
         cursor: int | None = None
+        flush_at = 0.0  # when the oldest buffered event must be stored (a steady trickle never waits longer)
         try:
             while not host.stopping.is_set():
                 while not wanted.empty():
                     dids = wanted.get_nowait()
                     following = set(dids)
                     await self._hello(ws, dids)
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout=FLUSH_SECONDS if batch else 1.0)
+                if batch and time.monotonic() >= flush_at:
+                    await host.store(consumer, batch, cursor)
+                    batch = []
+                try:  # cancelling recv() loses no message (websockets' asyncio API)
+                    wait = max(flush_at - time.monotonic(), 0.0) if batch else 1.0
+                    raw = await asyncio.wait_for(ws.recv(), timeout=wait)
                 except TimeoutError:
-                    if batch:
-                        await host.store(consumer, batch, cursor)
-                        batch = []
                     continue
                 event = parse_frame(raw)
                 payload = event.payload
@@ -199,6 +201,8 @@ class JetstreamConsumer:
                     cursor = payload["time_us"]
                     if payload["did"] not in following:
                         continue  # not ours (sent before the server applied a narrower list)
+                if not batch:
+                    flush_at = time.monotonic() + FLUSH_SECONDS
                 batch.append(event)
                 if len(batch) >= FLUSH_EVENTS:
                     await host.store(consumer, batch, cursor)
