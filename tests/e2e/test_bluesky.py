@@ -318,6 +318,12 @@ def test_incremental_poll_reads_only_what_is_new(small: dict[str, Any], tmp_path
     listed, hydrated = sim.requests["com.atproto.repo.listRecords"], sim.requests["app.bsky.feed.getPosts"]
     from tests.worker_harness import enqueue
 
+    # Counts change on the AppView: the poll refreshes the newest posts' views, and the history keeps both.
+    archived = [r for r in sim.accounts[sim.demo_did].collection(POST).values() if r not in missed]
+    liked = max(archived, key=lambda r: r.rkey)
+    bumped = httpx.put(f"{small['sim_url']}/_sim/posts/{liked.rkey}", json={"likeCount": 99}, timeout=10.0)
+    assert bumped.status_code == 200, bumped.text
+
     log_id = enqueue(db_url, account, "manual")
     with running_worker(env, tmp_path / "worker2.log"):
         assert wait_for_log(db_url, log_id, timeout=60) == "success"
@@ -325,6 +331,13 @@ def test_incremental_poll_reads_only_what_is_new(small: dict[str, Any], tmp_path
     assert sim.requests["com.atproto.repo.listRecords"] - listed == 2  # one page per collection
     assert sim.requests["app.bsky.feed.getPosts"] - hydrated <= 2
     assert archive_matches_repo(db_url, sim, account)
+    history = query(
+        db_url,
+        "select h.engagement_stats from public.engagement_history as h join public.posts as p on p.id = h.post_id"
+        " where p.platform_post_id = %s order by h.recorded_at",
+        (liked.uri,),
+    )
+    assert len(history) == 2 and history[-1][0]["likeCount"] == 99 and history[0][0]["likeCount"] != 99
 
 
 def test_dpop_bound_tokens_are_refreshed_and_a_refused_refresh_asks_to_reconnect(
@@ -363,3 +376,39 @@ def test_dpop_bound_tokens_are_refreshed_and_a_refused_refresh_asks_to_reconnect
     assert scalar(db_url, "select count(*) from public.notifications where kind = 'reauthorization_required'") == 1
     archived = scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,))
     assert archived == 40, "a refused refresh loses nothing already archived"
+
+
+def test_polling_notices_deletions_the_stream_missed(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Deleted while no consumer ran (no event will ever come): a poll notices a deletion among the newest
+    records at once, and an old one at its daily full listing; a record listed again is not deleted any more."""
+    with bluesky_stack(db_url, monkeypatch, posts=250) as stack:
+        sim: BlueskySimulator = stack["sim"]
+        account, env = backfilled(stack, tmp_path)
+        with running_worker(env, tmp_path / "worker.log"):
+            assert wait_for_log(db_url, env["SYNC_LOG"], timeout=120) == "success"
+        posts = sorted(sim.accounts[sim.demo_did].collection(POST).values(), key=lambda r: r.rkey)
+        newest, oldest = posts[-2], posts[0]
+        for record in (newest, oldest):
+            sim.remove(sim.demo_did, POST, record.rkey, emit=False)
+        deleted = "select platform_post_id from public.posts where deleted_on_platform order by 1"
+        from tests.worker_harness import enqueue
+
+        log_id = enqueue(db_url, account, "manual")
+        with running_worker(env, tmp_path / "worker2.log"):
+            assert wait_for_log(db_url, log_id, timeout=60) == "success"
+        assert [r[0] for r in query(db_url, deleted)] == [newest.uri], "the newest pages are read each poll"
+        query(
+            db_url,
+            "update public.connected_accounts set sync_state = sync_state || %s::jsonb where id = %s returning id",
+            ('{"full_listing_at": "2000-01-01T00:00:00+00:00"}', account),
+        )
+        listed = sim.requests["com.atproto.repo.listRecords"]
+        log_id = enqueue(db_url, account, "manual")
+        with running_worker(env, tmp_path / "worker3.log"):
+            assert wait_for_log(db_url, log_id, timeout=60) == "success"
+        assert sorted(r[0] for r in query(db_url, deleted)) == sorted([newest.uri, oldest.uri])
+        assert sim.requests["com.atproto.repo.listRecords"] - listed >= 3, "the daily poll lists everything"
+        assert archive_matches_repo(db_url, sim, account)
+        assert scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,)) == 250

@@ -112,6 +112,18 @@ class RateLimitReading:
     used: int
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The platform listed every post of the account whose id starts with `prefix` and sorts (bytewise) in
+    [`from_id`, `before_id`) (None: no bound). An archived post in that range that is not among `ids` is
+    gone on the platform: that is how polling notices deletions a platform sends no event for."""
+
+    prefix: str
+    ids: frozenset[str]
+    from_id: str | None = None
+    before_id: str | None = None
+
+
 @dataclass
 class Page:
     event_type: str  # what was fetched, e.g. "athlete.activities"
@@ -122,6 +134,8 @@ class Page:
     state: dict[str, Any] = field(default_factory=dict)  # merged into the account's sync_state (watermarks)
     # Further raw responses this page took (e.g. the views hydrating a page of records), archived beside it.
     more_payloads: list[tuple[str, Any]] = field(default_factory=list)
+    # Where the page is a complete listing of a range of ids (see Listing); None: it says nothing of what is gone.
+    listing: Listing | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,18 @@ MARK_DELETED = """
     where platform = %s and platform_post_id = %s and account_id = %s
 """
 
+# A complete listing of a range of the account's post ids (base.Listing) left these out: gone on the platform.
+# Compared bytewise (collate "C"), as platforms order ids. Parameters: account, prefix, from_id (or None),
+# before_id (or None), ids (text[]).
+MARK_UNLISTED_DELETED = """
+    update public.posts set deleted_on_platform = true
+    where account_id = %(account)s and not deleted_on_platform
+      and starts_with(platform_post_id, %(prefix)s)
+      and (%(from_id)s::text is null or platform_post_id collate "C" >= %(from_id)s::text collate "C")
+      and (%(before_id)s::text is null or platform_post_id collate "C" < %(before_id)s::text collate "C")
+      and platform_post_id <> all(%(ids)s::text[])
+"""
+
 # The platform says a post whose detail was pending is gone. Parameters: ingested post id.
 MARK_DELETED_BY_RAW_POST = """
     update public.posts as p set deleted_on_platform = true

@@ -10,7 +10,8 @@ change most). Real time comes from Jetstream (`stream.py`); its events arrive he
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +23,7 @@ from trove.platforms.base import (
     ConnectRefused,
     Enrichment,
     InvalidEventError,
+    Listing,
     NormalizedPost,
     NotFoundError,
     Page,
@@ -42,6 +44,7 @@ PAGE_SIZE = 100  # listRecords' maximum
 HYDRATE_BATCH = 25  # getPosts' maximum
 RECENT_TO_REFRESH = 25  # a poll refreshes the counts of the newest posts (one getPosts call)
 MAX_PAGE_RECORDS = 100
+FULL_LISTING_EVERY = timedelta(days=1)
 
 
 def split_uri(uri: Any) -> tuple[str, str, str] | None:
@@ -94,8 +97,11 @@ class BlueskyConnector:
     ) -> Page:
         did = account.platform_user_id
         pds = await self._pds(http, did)
-        position = cursor or {"collection": 0}
+        # A poll reads down to what the archive has, except once a day when it lists everything (records are
+        # cheap to list, 100 a call): that is how deletions the stream missed are noticed, however old.
+        position = cursor or {"collection": 0, "full": mode == "backfill" or self._full_listing_due(account)}
         index = int(position.get("collection", 0))
+        full = bool(position.get("full"))
         collection = COLLECTIONS[index]
         params = {"repo": did, "collection": collection, "limit": PAGE_SIZE, "cursor": position.get("cursor")}
         body, readings = await xrpc_get(
@@ -107,8 +113,9 @@ class BlueskyConnector:
         rkeys = [split_uri(r["uri"])[2] for r in records]  # type: ignore[index]
         if mode == "poll" and known is not None:
             fresh = [r for r, rkey in zip(records, rkeys, strict=True) if rkey > known]
-            reached_known = len(fresh) < len(records)
-            hydrate = fresh + [r for r in records if r not in fresh][: max(RECENT_TO_REFRESH - len(fresh), 0)]
+            reached_known = len(fresh) < len(records) and not full
+            recent = RECENT_TO_REFRESH - len(fresh) if position.get("cursor") is None else 0
+            hydrate = fresh + [r for r in records if r not in fresh][: max(recent, 0)]
         else:
             reached_known = False
             hydrate = records
@@ -122,21 +129,51 @@ class BlueskyConnector:
             watermarks[collection] = max(rkeys)
         next_cursor: dict[str, Any] | None
         page_cursor = body.get("cursor")
-        if isinstance(page_cursor, str) and page_cursor and records and not reached_known:
-            next_cursor = {"collection": index, "cursor": page_cursor}
+        more = isinstance(page_cursor, str) and bool(page_cursor) and bool(records)
+        if more and not reached_known:
+            next_cursor = {"collection": index, "cursor": page_cursor, "full": full, "listed_down_to": min(rkeys)}
         elif index + 1 < len(COLLECTIONS):
-            next_cursor = {"collection": index + 1}
+            next_cursor = {"collection": index + 1, "full": full}
         else:
             next_cursor = None
+        state: dict[str, Any] = {"newest_rkey": watermarks}
+        if next_cursor is None and full:
+            state["full_listing_at"] = datetime.now(UTC).isoformat()
+        # Newest first: this page lists every record below the last one the previous page listed (the cursor
+        # itself is opaque), down to its own last one, or to the end of the collection when there is no more.
+        # Said only when the PDS kept that order: anything else says nothing of what is gone.
+        prefix = f"at://{did}/{collection}/"
+        above = position.get("listed_down_to")
+        ordered = all(a.encode() > b.encode() for a, b in pairwise(rkeys))
+        ordered = ordered and (not rkeys or not isinstance(above, str) or rkeys[0].encode() < above.encode())
+        listing = (
+            Listing(
+                prefix,
+                frozenset(r["uri"] for r in records),
+                from_id=prefix + min(rkeys) if more else None,
+                before_id=prefix + above if isinstance(above, str) else None,
+            )
+            if ordered and (position.get("cursor") is None or isinstance(above, str))
+            else None
+        )
         return Page(
             f"repo.listRecords:{collection}",
             body,
             posts,
             next_cursor,
             readings + view_readings,
-            {"newest_rkey": watermarks},
+            state,
             more_payloads,
+            listing,
         )
+
+    @staticmethod
+    def _full_listing_due(account: Account) -> bool:
+        last = account.sync_state.get("full_listing_at")
+        try:
+            return not isinstance(last, str) or datetime.fromisoformat(last) < datetime.now(UTC) - FULL_LISTING_EVERY
+        except ValueError:
+            return True
 
     @staticmethod
     def _ours(record: Any, did: str, collection: str) -> bool:
