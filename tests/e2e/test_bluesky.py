@@ -412,3 +412,37 @@ def test_polling_notices_deletions_the_stream_missed(
         assert sim.requests["com.atproto.repo.listRecords"] - listed >= 3, "the daily poll lists everything"
         assert archive_matches_repo(db_url, sim, account)
         assert scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,)) == 250
+
+
+def test_an_account_connected_later_is_followed_without_reconnecting(small: dict[str, Any], tmp_path: Path) -> None:
+    db_url, sim = small["db"], small["sim"]
+    _, env = backfilled(small, tmp_path)
+    with running_worker(env, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        connections = sim.requests["jetstream.subscribe"]
+        # Bob connects his own account while the stream runs.
+        other = next(did for did, acc in sim.accounts.items() if acc.handle.startswith("bob"))
+        _, headers = user(db_url, "bob")
+        joined = connect_by_handle(small, headers, sim.accounts[other].handle, sim_login=other)
+        assert joined.status_code == 201, joined.text
+        assert wait_for_log(db_url, joined.json()["sync_log_id"], timeout=60) == "success"
+        created = sim_post(small, did=other, text="Bob, live")
+        wait_for(lambda: post_state(db_url, created["uri"]) is not None, 20, "Bob's new post to arrive")
+        # Once followed, Bob's posts come through the stream itself.
+        later = sim_post(small, did=other, text="Bob, later")
+        wait_for(
+            lambda: (
+                scalar(
+                    db_url,
+                    "select count(*) from public.ingested_items where source = 'stream' and payload #>> '{commit,rkey}' = %s",
+                    (later["rkey"],),
+                )
+                == 1
+            ),
+            20,
+            "Bob's next post through Jetstream",
+        )
+        wait_for(lambda: post_state(db_url, later["uri"]) is not None, 20, "Bob's next post to arrive")
+        assert sim.requests["jetstream.subscribe"] == connections, "the same connection, told by options_update"
+        assert sim.stats()["subscribers"] == 1

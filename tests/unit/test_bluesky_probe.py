@@ -248,6 +248,9 @@ class FakeHost:
     async def load_cursor(self, consumer: str) -> int | None:
         return 10_000_000
 
+    async def catch_up(self, platform_user_ids: frozenset[str]) -> None:
+        return None
+
     async def store(self, consumer: str, events: list[Any], cursor: int | None) -> None:
         if not events:
             return  # a cursor-only write

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from trove.platforms.base import InboundEvent, Stream
 from trove.queries.streams import (
+    CATCH_UP_SYNC,
     FOLLOWED_ACCOUNTS,
     INSERT_STREAM_ITEM,
     LOAD_STREAM_CURSOR,
@@ -62,6 +63,14 @@ class PostgresStreamHost:
                 continue  # the database is away: nothing known to have changed
             if now != last:
                 return
+
+    async def catch_up(self, platform_user_ids: frozenset[str]) -> None:
+        for platform_user_id in sorted(platform_user_ids):
+            try:
+                async with self.pool.connection() as conn:
+                    await conn.execute(CATCH_UP_SYNC, (self.platform, platform_user_id))
+            except psycopg.errors.ObjectNotInPrerequisiteState:
+                continue  # disconnected meanwhile: nothing to catch up
 
     async def load_cursor(self, consumer: str) -> int | None:
         async with self.pool.connection() as conn:

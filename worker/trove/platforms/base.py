@@ -444,6 +444,11 @@ class StreamHost(Protocol):
         """Where `consumer` (one connection of the stream) left off, as the platform counts (None: never ran)."""
         ...
 
+    async def catch_up(self, platform_user_ids: frozenset[str]) -> None:
+        """Queue a poll of these accounts: the stream follows them from now on, and the poll finds what they
+        did before it did (between their backfill and now)."""
+        ...
+
     async def store(self, consumer: str, events: list[InboundEvent], cursor: int | None) -> None:
         """Store events raw (deduplicated by identity) and the cursor they reach, in one transaction; the
         worker turns each into work through `Connector.handle_event`, as it does webhook events."""

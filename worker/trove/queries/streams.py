@@ -28,3 +28,11 @@ INSERT_STREAM_ITEM = """
 # One consumer per platform across every worker process: a session-level advisory lock held while it runs.
 # Parameters: the platform's name. Columns: acquired.
 TRY_STREAM_LOCK = "select pg_try_advisory_lock(hashtext('trove-stream'), hashtext(%s))"
+
+# A poll of a newly followed account (what it did before the stream followed it). Parameters: platform,
+# platform user id. Raises ObjectNotInPrerequisiteState for an account that must be reconnected first.
+CATCH_UP_SYNC = """
+    select trove_private.enqueue_sync(ca.id, 'scheduled', 'followed on the stream')
+    from public.connected_accounts as ca
+    where ca.platform = %s and ca.platform_user_id = %s and ca.status = 'active'
+"""

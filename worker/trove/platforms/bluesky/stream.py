@@ -185,8 +185,12 @@ class JetstreamConsumer:
             while not host.stopping.is_set():
                 while not wanted.empty():
                     dids = wanted.get_nowait()
+                    added = frozenset(dids) - following
                     following = set(dids)
                     await self._hello(ws, dids)
+                    log.info("jetstream %s: now following %d accounts", consumer, len(dids))
+                    # Followed from now on: a poll finds what they did between their backfill and now.
+                    await host.catch_up(added)
                 if batch and time.monotonic() >= flush_at:
                     await host.store(consumer, batch, cursor)
                     batch = []
