@@ -435,7 +435,8 @@ def test_an_account_connected_later_is_followed_without_reconnecting(small: dict
             lambda: (
                 scalar(
                     db_url,
-                    "select count(*) from public.ingested_items where source = 'stream' and payload #>> '{commit,rkey}' = %s",
+                    "select count(*) from public.ingested_items"
+                    " where source = 'stream' and payload #>> '{commit,rkey}' = %s",
                     (later["rkey"],),
                 )
                 == 1
