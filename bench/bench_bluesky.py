@@ -266,6 +266,7 @@ def run(work: Path) -> None:
                 answer = connect_by_handle(service_url, {"Authorization": f"Bearer {token}"}, sim.accounts[did].handle)
                 listed = sim.requests.get("com.atproto.repo.listRecords", 0)
                 hydrated = sim.requests.get("app.bsky.feed.getPosts", 0)
+                profiled = sim.requests.get("app.bsky.actor.getProfile", 0)
                 started = time.perf_counter()
                 worker_args = ["worker", "--poll-interval", "0.2"]
                 with process(worker_args, env, work / "worker.log"):
@@ -282,6 +283,7 @@ def run(work: Path) -> None:
                     assert status == "success", status
                     list_calls = sim.requests.get("com.atproto.repo.listRecords", 0) - listed
                     hydrate_calls = sim.requests.get("app.bsky.feed.getPosts", 0) - hydrated
+                    profile_calls = sim.requests.get("app.bsky.actor.getProfile", 0) - profiled
                     repo_records = scalar(
                         url, "select count(*) from public.posts where account_id = %s", (answer["account_id"],)
                     )
@@ -302,7 +304,7 @@ def run(work: Path) -> None:
                     burst = stream_run(sim, watcher, "burst", BURST, None)
                     listed_during_stream = sim.requests.get("com.atproto.repo.listRecords", 0) - listed - list_calls
 
-    repo_calls = list_calls + hydrate_calls
+    repo_calls = list_calls + hydrate_calls + profile_calls  # the profile: once a sync, for the pinned post
     print(f"# {in_repo} records in the repository; backfill done in {backfill_seconds:.1f}s")
     report("bluesky_backfill_calls_repo", repo_calls, "calls")
     report("bluesky_backfill_calls_repo_listrecords", list_calls, "calls")

@@ -75,6 +75,8 @@ def test_connect_by_handle_and_backfill_every_record_of_the_repo(
             )
             is None
         )
+        pinned = sim.accounts[did].profile()["pinnedPost"]["uri"]
+        assert scalar(db_url, "select sync_state ->> 'pinned_post' from public.connected_accounts") == pinned
         kinds = dict(query(db_url, "select content_type::text, count(*) from public.posts group by 1"))
         assert kinds["repost"] == len(sim.accounts[did].collection(REPOST))
         assert kinds["reply"] > 0 and kinds["post"] > 0

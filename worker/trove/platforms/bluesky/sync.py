@@ -120,6 +120,14 @@ class BlueskyConnector:
             reached_known = False
             hydrate = records
         views, more_payloads, view_readings = await self._hydrate(http, hydrate)
+        state: dict[str, Any] = {"newest_rkey": watermarks}
+        if cursor is None:  # once a sync: the profile, for the pinned post (kept raw like every answer)
+            profile, profile_readings = await self._profile(http, did)
+            more_payloads.append(("actor.getProfile", profile))
+            view_readings += profile_readings
+            pinned = profile.get("pinnedPost")
+            uri = pinned.get("uri") if isinstance(pinned, dict) else None
+            state["pinned_post"] = uri if split_uri(uri) is not None else None
         posts: list[NormalizedPost] = []
         for record in hydrate:
             post = self._post(record, pds, views)
@@ -136,7 +144,6 @@ class BlueskyConnector:
             next_cursor = {"collection": index + 1, "full": full}
         else:
             next_cursor = None
-        state: dict[str, Any] = {"newest_rkey": watermarks}
         if next_cursor is None and full:
             state["full_listing_at"] = datetime.now(UTC).isoformat()
         # Newest first: this page lists every record below the last one the previous page listed (the cursor
@@ -165,6 +172,16 @@ class BlueskyConnector:
             state,
             more_payloads,
             listing,
+        )
+
+    async def _profile(self, http: httpx.AsyncClient, did: str) -> tuple[dict[str, Any], list[RateLimitReading]]:
+        return await xrpc_get(
+            http,
+            self.config.appview_url,
+            "app.bsky.actor.getProfile",
+            {"actor": did},
+            window_name="appview",
+            insecure=self.config.insecure_http,
         )
 
     @staticmethod
