@@ -43,13 +43,14 @@ begin
             set priority = new_priority, run_after = least(r.run_after, p_now)
             where r.id = existing.id;
         elsif existing.status = 'processing' then
-            -- The most urgent kind asked for wins (manual, webhook, scheduled, backfill).
+            -- The widest kind asked for wins: on a platform whose events carry their records, a webhook sync
+            -- reads no pages, so it must not replace a poll (manual, scheduled) or a backfill asked for.
             update public.sync_requests as r
             set rerun_sync_type = case
                 when r.rerun_sync_type is null then p_sync_type
-                when array_position(array['manual', 'webhook', 'scheduled', 'backfill']::public.sync_type_enum[],
+                when array_position(array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[],
                     p_sync_type) < array_position(
-                    array['manual', 'webhook', 'scheduled', 'backfill']::public.sync_type_enum[], r.rerun_sync_type
+                    array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[], r.rerun_sync_type
                 ) then p_sync_type
                 else r.rerun_sync_type
             end

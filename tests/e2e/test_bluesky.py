@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ def test_connect_by_handle_and_backfill_every_record_of_the_repo(
             (account,),
         )[0]
         assert row == (did, sim.accounts[did].handle, "active", True, True)
+        assert scalar(db_url, "select count(*) from public.oauth_states where session is not null") == 0, (
+            "the OAuth session (a DPoP private key) is dropped once the callback used it"
+        )
         env = {**stack["env"], "TROVE_MEDIA_DIR": str(tmp_path / "media")}
         with running_worker(env, tmp_path / "worker.log"):
             assert wait_for_log(db_url, answer["sync_log_id"], timeout=240) == "success"
@@ -237,6 +241,7 @@ def test_identity_and_account_events_update_the_account(small: dict[str, Any], t
         assert "deactivated" in scalar(
             db_url, "select error_message from public.connected_accounts where id = %s", (account,)
         )
+        time.sleep(3)  # longer than the stream takes to notice a change in whom it follows: still followed
         httpx.post(config, json={"account": {"active": True}}).raise_for_status()
         wait_for(
             lambda: (
@@ -413,6 +418,17 @@ def test_polling_notices_deletions_the_stream_missed(
         assert sorted(r[0] for r in query(db_url, deleted)) == sorted([newest.uri, oldest.uri])
         assert sim.requests["com.atproto.repo.listRecords"] - listed >= 3, "the daily poll lists everything"
         assert archive_matches_repo(db_url, sim, account)
+        # The old record is back (a PDS restored it): the next full listing names it, so it is not gone.
+        sim.write(sim.demo_did, POST, oldest.rkey, oldest.value, emit=False)
+        query(
+            db_url,
+            "update public.connected_accounts set sync_state = sync_state || %s::jsonb where id = %s returning id",
+            ('{"full_listing_at": "2000-01-01T00:00:00+00:00"}', account),
+        )
+        log_id = enqueue(db_url, account, "manual")
+        with running_worker(env, tmp_path / "worker4.log"):
+            assert wait_for_log(db_url, log_id, timeout=60) == "success"
+        assert [r[0] for r in query(db_url, deleted)] == [newest.uri]
         assert scalar(db_url, "select count(*) from public.posts where account_id = %s", (account,)) == 250
 
 

@@ -101,6 +101,19 @@ def test_a_newly_followed_account_is_told_on_the_same_connection_and_caught_up()
             sim.write(dids[1], POST, None, {"$type": POST, "text": "now followed", "createdAt": "2026-12-01T00:00:00Z"})
             await until(lambda: any(e.payload["did"] == dids[1] for e in host.events.get("jetstream-0", [])))
             assert sim.requests["jetstream.subscribe"] == connections
+            # The connection drops: the new one follows the list as it is now, not the one it started with.
+            async with httpx.AsyncClient() as client:
+                await client.post(f"{server.url}/_sim/config", json={"drop_subscribers": True})
+            await until(lambda: sim.requests["jetstream.subscribe"] > connections and sim.stats()["subscribers"] == 1)
+            sim.write(
+                dids[1], POST, None, {"$type": POST, "text": "after the drop", "createdAt": "2026-12-01T00:00:00Z"}
+            )
+            await until(
+                lambda: any(
+                    e.payload.get("commit", {}).get("record", {}).get("text") == "after the drop"
+                    for e in host.events["jetstream-0"]
+                )
+            )
             host.stopping.set()
             await asyncio.wait_for(consumer, 10)
 

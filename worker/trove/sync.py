@@ -29,7 +29,7 @@ from trove.platforms.base import (
 )
 from trove.queries.accounts import SET_SYNC_STATE
 from trove.queries.ingest import DETAIL_DONE, INSERT_FETCHED_ITEM, PENDING_DETAILS
-from trove.queries.posts import MARK_DELETED_BY_RAW_POST, MARK_UNLISTED_DELETED
+from trove.queries.posts import MARK_DELETED_BY_RAW_POST, MARK_LISTED_PRESENT, MARK_UNLISTED_DELETED
 from trove.queries.queue import EXTEND_LEASE, FAIL_SYNC, FINISH_SYNC, RELEASE_SYNC, RELEASE_SYNC_UNTIL
 from trove.queries.rate_limits import RECORD_RATE_LIMIT, TAKE_RATE_LIMIT
 from trove.queries.sync_logs import COUNT_DETAIL, COUNT_PAGE, RECORD_POST_ERRORS
@@ -225,6 +225,7 @@ class SyncRunner:
                     },
                 )
                 counts.deleted += cur.rowcount
+                await conn.execute(MARK_LISTED_PRESENT, {"account": account.id, "ids": sorted(listing.ids)})
             state = next_state(account.sync_state, mode, page)
             remaining = min((r.limit - r.used for r in page.rate_limits), default=None)
             await conn.execute(

@@ -84,14 +84,14 @@ select is(
 select is(
     trove_private.enqueue_sync(tests.id('account', 'alice'), 'scheduled', null, now()),
     tests.id('queued_sync_log', 'alice'),
-    'a less urgent request joins too'
+    'a scheduled (polling) request joins too'
 );
 select is(
     (
         select rerun_sync_type::text from public.sync_requests
         where id = tests.id('sync_request', 'alice')
     ),
-    'webhook', '... and the most urgent kind asked for is kept'
+    'scheduled', '... and the widest kind asked for is kept (a poll reads pages; an event sync may not)'
 );
 
 -- finish
@@ -125,7 +125,7 @@ select is(
         select string_agg(sync_type::text || ':' || status::text, ',') from public.sync_requests
         where account_id = tests.id('account', 'alice') and status in ('pending', 'processing')
     ),
-    'webhook:pending', 'what was asked for during the sync is queued as soon as it finishes'
+    'scheduled:pending', 'what was asked for during the sync is queued as soon as it finishes'
 );
 select isnt(
     trove_private.enqueue_sync(tests.id('account', 'alice'), 'manual', null, now()),

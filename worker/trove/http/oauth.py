@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 
 from trove.accounts import AlreadyConnected, save_connection
 from trove.config import ConfigError, local_stack, public_url
-from trove.crypto import KeyRing, decrypt, encrypt
+from trove.crypto import KeyRing, TokenCryptoError, decrypt, encrypt
 from trove.http.auth import UNKNOWN_USER, User, known_user
 from trove.platforms.base import ConnectRefused, OAuth, Platform, SyncError
 from trove.queries.oauth import CLAIM_STATE, INSERT_STATE, LIVE_AUTHORIZE_URL, STATE_REFUSAL
@@ -259,6 +259,9 @@ async def callback(
     http: httpx.AsyncClient = request.app.state.http
     try:
         session = decrypt_session(request.app.state.ring, sealed_session, state_hash(state))
+    except (TokenCryptoError, ValueError):
+        return refuse(400, "invalid_session", "this connect link's session cannot be read: start connecting again")
+    try:
         params = {key: value for key, value in request.query_params.items() if len(value) <= 2048}
         connection = await oauth.exchange(http, code, callback_url(platform), params, session)
         register_secret(connection.tokens.access_token)  # never in a log line from here on
@@ -269,10 +272,12 @@ async def callback(
         return refuse(400, "exchange_failed", redact(str(failure)))
     except httpx.HTTPError as failure:
         return refuse(502, "platform_unreachable", f"{platform} could not be reached: {type(failure).__name__}")
-    if scope is None:
-        if missing := missing_scopes(oauth, connection.tokens.scope or ""):
+    if connection.tokens.scope is not None:  # what the token endpoint says it granted, over the callback's word
+        if missing := missing_scopes(oauth, connection.tokens.scope):
             return refuse_scope(platform, oauth, missing)
-        scope = connection.tokens.scope or ""
+        scope = connection.tokens.scope
+    elif scope is None:
+        return refuse_scope(platform, oauth, set(oauth.required_scopes))
     granted = set(scope.replace(" ", ",").split(",")) - {""}
     try:
         async with pool.connection() as conn, conn.transaction():

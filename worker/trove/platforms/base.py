@@ -239,7 +239,7 @@ class Connector(Protocol):
 
     async def enrich(self, http: httpx.AsyncClient, account: Account, post_data: dict[str, Any]) -> Enrichment: ...
 
-    # How many posts one detail call can cover (Bluesky's getPosts takes 25 URIs). Above 1 the engine calls
+    # How many posts one detail call can cover (an API that takes 25 ids a call). Above 1 the engine calls
     # `enrich_many(http, account, posts) -> list[Enrichment]` (one per post, in order; the raw responses on
     # the first) with up to this many posts, and takes one call from the budget for each.
     enrich_batch: int

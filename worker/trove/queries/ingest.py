@@ -42,12 +42,19 @@ SET_EVENT_OUTCOME = """
 # --- ingested_posts ---------------------------------------------------------------------------------------
 
 # Ask for a post's detail (again) because an event says it changed; a post not archived yet starts as the
-# connector's stub. Parameters: platform, account id, platform post id, stub (Jsonb).
+# connector's stub, and an archived one of the same account takes the stub's keys (an event carrying the
+# edited record: the detail fetch starts from it). Parameters: platform, account id, platform post id, stub.
 REQUEST_DETAIL = """
     insert into public.ingested_posts (platform, account_id, platform_post_id, post_data, status, attempts,
                                        completed_at, detail_pending)
     values (%s, %s, %s, %s, 'completed', 1, now(), true)
-    on conflict (platform, platform_post_id) do update set detail_pending = true
+    on conflict (platform, platform_post_id) do update
+    set detail_pending = true,
+        post_data = case
+            when ingested_posts.account_id = excluded.account_id
+                then ingested_posts.post_data || excluded.post_data
+            else ingested_posts.post_data
+        end
 """
 
 # The next posts whose detail is still to fetch, newest first. Parameters: account id.

@@ -19,9 +19,15 @@ LIVE_AUTHORIZE_URL = """
 # Consume a live state, whichever browser presents it; no row when it is unknown, used or expired.
 # Parameters: state hash, platform. Columns: user_id, redirect_to, browser_hash, session (encrypted).
 CLAIM_STATE = """
-    update public.oauth_states set used_at = now()
-    where state_hash = %s and platform = %s and used_at is null and expires_at > now()
-    returning user_id::text, redirect_to, browser_hash, session
+    with claimed as (
+        select state_hash, session from public.oauth_states
+        where state_hash = %s and platform = %s and used_at is null and expires_at > now()
+        for update
+    )
+    update public.oauth_states as s set used_at = now(), session = null  -- a private key: kept no longer
+    from claimed
+    where s.state_hash = claimed.state_hash
+    returning s.user_id::text, s.redirect_to, s.browser_hash, claimed.session
 """
 
 # Why a state could not be claimed. Parameters: state hash. Columns: used, expired.

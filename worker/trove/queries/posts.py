@@ -20,6 +20,12 @@ MARK_UNLISTED_DELETED = """
       and platform_post_id <> all(%(ids)s::text[])
 """
 
+# ... and what such a listing names is not gone (any more). Parameters: account, ids (text[]).
+MARK_LISTED_PRESENT = """
+    update public.posts set deleted_on_platform = false
+    where account_id = %(account)s and deleted_on_platform and platform_post_id = any(%(ids)s::text[])
+"""
+
 # The platform says a post whose detail was pending is gone. Parameters: ingested post id.
 MARK_DELETED_BY_RAW_POST = """
     update public.posts as p set deleted_on_platform = true

@@ -1,10 +1,11 @@
 """Real-time stream consumers (`trove.streams`): who to follow, where each consumer left off, and the raw
 events they store."""
 
-# The accounts a platform's stream follows. Parameters: platform. Columns: platform_user_id.
+# The accounts a platform's stream follows: connected ones, in error too (an account inactive on the
+# platform must still be heard coming back). Parameters: platform. Columns: platform_user_id.
 FOLLOWED_ACCOUNTS = """
     select platform_user_id from public.connected_accounts
-    where platform = %s and status = 'active' and sync_enabled
+    where platform = %s and status in ('active', 'error') and sync_enabled
 """
 
 # Where a consumer left off. Parameters: platform, consumer. Columns: resume_from.
@@ -34,5 +35,5 @@ TRY_STREAM_LOCK = "select pg_try_advisory_lock(hashtext('trove-stream'), hashtex
 CATCH_UP_SYNC = """
     select trove_private.enqueue_sync(ca.id, 'scheduled', 'followed on the stream')
     from public.connected_accounts as ca
-    where ca.platform = %s and ca.platform_user_id = %s and ca.status = 'active'
+    where ca.platform = %s and ca.platform_user_id = %s and ca.status in ('active', 'error')
 """

@@ -127,11 +127,13 @@ class JetstreamConsumer:
     async def _connection(
         self, host: StreamHost, consumer: str, dids: list[str], wanted: asyncio.Queue[list[str]]
     ) -> None:
-        """One connection, reconnecting with backoff until cancelled."""
+        """One connection, reconnecting with backoff until cancelled. `current` is the list it follows now:
+        updated in place by each options_update, so a reconnect follows that list, not the first one."""
+        current = list(dids)
         failures = 0
         while not host.stopping.is_set():
             try:
-                dids = await self._connect_once(host, consumer, dids, wanted)
+                await self._connect_once(host, consumer, current, wanted)
                 failures = 0
             except asyncio.CancelledError:
                 raise
@@ -149,9 +151,9 @@ class JetstreamConsumer:
                 await asyncio.wait_for(host.stopping.wait(), timeout=delay)
 
     async def _connect_once(
-        self, host: StreamHost, consumer: str, dids: list[str], wanted: asyncio.Queue[list[str]]
-    ) -> list[str]:
-        """Connect from the stored cursor and consume until the connection ends; the DIDs followed then."""
+        self, host: StreamHost, consumer: str, current: list[str], wanted: asyncio.Queue[list[str]]
+    ) -> None:
+        """Connect from the stored cursor and consume until the connection ends."""
         stored = await host.load_cursor(consumer)
         if stored is None and consumer != "jetstream-0":
             stored = await host.load_cursor("jetstream-0")  # a new shard starts where the first one is
@@ -164,9 +166,9 @@ class JetstreamConsumer:
         query += [("requireHello", "true"), ("cursor", str(max(stored - CURSOR_MARGIN_US, 0)))]
         url = f"{self.config.jetstream_url}/subscribe?{urlencode(query)}"
         async with connect(url, max_size=MAX_FRAME_BYTES, open_timeout=10, ping_interval=20) as ws:
-            await self._hello(ws, dids)
-            log.info("jetstream %s: following %d accounts from %s", consumer, len(dids), stored)
-            return await self._consume(host, consumer, ws, dids, wanted)
+            await self._hello(ws, current)
+            log.info("jetstream %s: following %d accounts from %s", consumer, len(current), stored)
+            await self._consume(host, consumer, ws, current, wanted)
 
     @staticmethod
     async def _hello(ws: ClientConnection, dids: list[str]) -> None:
@@ -174,21 +176,26 @@ class JetstreamConsumer:
         await ws.send(json.dumps({"type": "options_update", "payload": payload}))
 
     async def _consume(
-        self, host: StreamHost, consumer: str, ws: ClientConnection, dids: list[str], wanted: asyncio.Queue[list[str]]
-    ) -> list[str]:
-        """Receive and store in small transactions until the connection ends; the DIDs followed at the end."""
-        following = set(dids)
+        self,
+        host: StreamHost,
+        consumer: str,
+        ws: ClientConnection,
+        current: list[str],
+        wanted: asyncio.Queue[list[str]],
+    ) -> None:
+        """Receive and store in small transactions until the connection ends."""
+        following = set(current)
         batch: list[InboundEvent] = []
         cursor: int | None = None
         flush_at = 0.0  # when the oldest buffered event must be stored (a steady trickle never waits longer)
         try:
             while not host.stopping.is_set():
                 while not wanted.empty():
-                    dids = wanted.get_nowait()
-                    added = frozenset(dids) - following
-                    following = set(dids)
-                    await self._hello(ws, dids)
-                    log.info("jetstream %s: now following %d accounts", consumer, len(dids))
+                    current[:] = wanted.get_nowait()
+                    added = frozenset(current) - following
+                    following = set(current)
+                    await self._hello(ws, current)
+                    log.info("jetstream %s: now following %d accounts", consumer, len(current))
                     # Followed from now on: a poll finds what they did between their backfill and now.
                     await host.catch_up(added)
                 if batch and time.monotonic() >= flush_at:
@@ -215,7 +222,6 @@ class JetstreamConsumer:
             if batch:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(host.store(consumer, batch, cursor))
-        return dids
 
 
 async def _until(host: StreamHost, waiting: Any) -> None:

@@ -107,7 +107,11 @@ class BlueskyConnector:
         body, readings = await xrpc_get(
             http, pds, "com.atproto.repo.listRecords", params, window_name="pds", insecure=self.config.insecure_http
         )
-        records = [r for r in (body.get("records") or [])[:MAX_PAGE_RECORDS] if self._ours(r, did, collection)]
+        raw = body.get("records")
+        raw = raw if isinstance(raw, list) else []
+        records = [r for r in raw[:MAX_PAGE_RECORDS] if self._ours(r, did, collection)]
+        # A page that says what is gone must be whole: every record ours, none cut off, a list at all.
+        clean = isinstance(body.get("records"), list) and len(records) == len(raw)
         watermarks: dict[str, str] = dict(account.sync_state.get("newest_rkey") or {})
         known = watermarks.get(collection)
         rkeys = [split_uri(r["uri"])[2] for r in records]  # type: ignore[index]
@@ -122,12 +126,16 @@ class BlueskyConnector:
         views, more_payloads, view_readings = await self._hydrate(http, hydrate)
         state: dict[str, Any] = {"newest_rkey": watermarks}
         if cursor is None:  # once a sync: the profile, for the pinned post (kept raw like every answer)
-            profile, profile_readings = await self._profile(http, did)
-            more_payloads.append(("actor.getProfile", profile))
-            view_readings += profile_readings
-            pinned = profile.get("pinnedPost")
-            uri = pinned.get("uri") if isinstance(pinned, dict) else None
-            state["pinned_post"] = uri if split_uri(uri) is not None else None
+            try:
+                profile, profile_readings = await self._profile(http, did)
+            except TransientError:  # an AppView that will not say (a takedown there, an outage): archive on
+                profile, profile_readings = None, []
+            if profile is not None:
+                more_payloads.append(("actor.getProfile", profile))
+                view_readings += profile_readings
+                pinned = profile.get("pinnedPost")
+                uri = pinned.get("uri") if isinstance(pinned, dict) else None
+                state["pinned_post"] = uri if split_uri(uri) is not None else None
         posts: list[NormalizedPost] = []
         for record in hydrate:
             post = self._post(record, pds, views)
@@ -139,7 +147,9 @@ class BlueskyConnector:
         page_cursor = body.get("cursor")
         more = isinstance(page_cursor, str) and bool(page_cursor) and bool(records)
         if more and not reached_known:
-            next_cursor = {"collection": index, "cursor": page_cursor, "full": full, "listed_down_to": min(rkeys)}
+            next_cursor = {"collection": index, "cursor": page_cursor, "full": full}
+            if clean:  # an unclean page breaks the chain: the next page says nothing of what is gone either
+                next_cursor["listed_down_to"] = min(rkeys)
         elif index + 1 < len(COLLECTIONS):
             next_cursor = {"collection": index + 1, "full": full}
         else:
@@ -160,7 +170,7 @@ class BlueskyConnector:
                 from_id=prefix + min(rkeys) if more else None,
                 before_id=prefix + above if isinstance(above, str) else None,
             )
-            if ordered and (position.get("cursor") is None or isinstance(above, str))
+            if clean and ordered and (position.get("cursor") is None or isinstance(above, str))
             else None
         )
         return Page(
