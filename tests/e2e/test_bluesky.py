@@ -127,6 +127,17 @@ def backfilled(stack: dict[str, Any], tmp_path: Path) -> tuple[str, dict[str, st
     return account, {**env, "SYNC_LOG": answer["sync_log_id"]}
 
 
+def stream_items(db_url: str, rkey: str) -> int:
+    """How many Jetstream events about this record key are stored."""
+    return int(
+        scalar(
+            db_url,
+            "select count(*) from public.ingested_items where source = 'stream' and payload #>> '{commit,rkey}' = %s",
+            (rkey,),
+        )
+    )
+
+
 def post_state(db_url: str, uri: str) -> tuple[Any, ...] | None:
     rows = query(
         db_url, "select text_content, deleted_on_platform from public.posts where platform_post_id = %s", (uri,)
@@ -165,15 +176,7 @@ def test_jetstream_brings_a_new_post_and_a_deletion_without_polling(small: dict[
         wait_for(lambda: post_state(db_url, created["uri"]) is not None, 20, "the new post to arrive")
         assert post_state(db_url, created["uri"]) == ("Fresh from Jetstream ✨ #trove", False)
         # It came from the stream (stored raw, once), hydrated by the AppView; the repo was not polled.
-        assert (
-            scalar(
-                db_url,
-                "select count(*) from public.ingested_items"
-                " where source = 'stream' and payload #>> '{commit,rkey}' = %s",
-                (created["rkey"],),
-            )
-            == 1
-        )
+        assert stream_items(db_url, created["rkey"]) == 1
         assert sim.requests["com.atproto.repo.listRecords"] == listed
         removed = httpx.delete(f"{small['sim_url']}/_sim/posts/{created['rkey']}", timeout=10.0)
         assert removed.status_code in (200, 204), removed.text
@@ -449,19 +452,7 @@ def test_an_account_connected_later_is_followed_without_reconnecting(small: dict
         wait_for(lambda: post_state(db_url, created["uri"]) is not None, 20, "Bob's new post to arrive")
         # Once followed, Bob's posts come through the stream itself.
         later = sim_post(small, did=other, text="Bob, later")
-        wait_for(
-            lambda: (
-                scalar(
-                    db_url,
-                    "select count(*) from public.ingested_items"
-                    " where source = 'stream' and payload #>> '{commit,rkey}' = %s",
-                    (later["rkey"],),
-                )
-                == 1
-            ),
-            20,
-            "Bob's next post through Jetstream",
-        )
+        wait_for(lambda: stream_items(db_url, later["rkey"]) == 1, 20, "Bob's next post through Jetstream")
         wait_for(lambda: post_state(db_url, later["uri"]) is not None, 20, "Bob's next post to arrive")
         assert sim.requests["jetstream.subscribe"] == connections, "the same connection, told by options_update"
         assert sim.stats()["subscribers"] == 1
