@@ -33,6 +33,10 @@ log = logging.getLogger("trove.streams")
 
 FOLLOWED_POLL_SECONDS = 2.0  # how soon a newly connected account is followed
 STANDBY_SECONDS = 10.0  # how often a standby worker tries to take the stream over
+# The lock lives as long as its connection: a half-open one must be noticed (and its lock let go by the
+# server) within about a minute, not after the kernel's two hours.
+LOCK_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 15, "keepalives_interval": 5, "keepalives_count": 3}
+LOCK_CHECK_SECONDS = 10.0
 
 
 class PostgresStreamHost:
@@ -102,7 +106,7 @@ async def run_stream(
     failures = 0
     while not stopping.is_set():
         try:
-            async with await AsyncConnection.connect(conninfo, autocommit=True) as lock_conn:
+            async with await AsyncConnection.connect(conninfo, autocommit=True, **LOCK_KEEPALIVES) as lock_conn:
                 cur = await lock_conn.execute(TRY_STREAM_LOCK, (platform,))
                 row = await cur.fetchone()
                 if not (row and row[0]):
@@ -121,6 +125,9 @@ async def run_stream(
                 crashed = consumer.exception() if consumer in done else None
                 if crashed is not None:
                     raise crashed
+                lost = watch.exception() if watch in done else None
+                if lost is not None:  # the lock went with its connection: take it again (or stand by)
+                    raise psycopg.OperationalError(f"the stream lock's connection was lost ({type(lost).__name__})")
                 failures = 0
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             failures += 1
@@ -139,7 +146,8 @@ async def _lock_lost(conn: AsyncConnection[Any], stopping: asyncio.Event) -> Non
             await asyncio.wait_for(stopping.wait(), timeout=5.0)
         if stopping.is_set():
             return
-        await conn.execute("select 1")  # raises when the database went away
+        # Raises when the database went away; a check that hangs is a lost connection too.
+        await asyncio.wait_for(conn.execute("select 1"), timeout=LOCK_CHECK_SECONDS)
 
 
 async def _sleep(stopping: asyncio.Event, seconds: float) -> None:
