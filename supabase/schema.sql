@@ -5,7 +5,9 @@
 -- one place. tests/integration/test_schema_dump.py fails when it is out of date. Not in it: data, ownership,
 -- the pg_cron jobs (registered only in the scheduler's database; tests/integration/test_cluster.py pins
 -- them) and the Supabase Storage bucket (no storage schema locally). Read it; to build a database, apply the
--- migrations.
+-- migrations. Privileges are explicit: every table, view, sequence and function of public and trove_private
+-- starts with `REVOKE ALL ... FROM anon, authenticated, service_role` before its grants, so what is granted is
+-- all they have, even where default privileges grant them more (Supabase's do; see trove/db/schema.py).
 
 --
 -- Name: auth; Type: SCHEMA; Schema: -; Owner: -
@@ -209,7 +211,7 @@ $$;
 -- Name: feed(public.platform_enum[], public.content_type_enum[], timestamp with time zone, timestamp with time zone, text, integer, text, integer, boolean); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.feed(p_platforms public.platform_enum[] DEFAULT NULL::public.platform_enum[], p_types public.content_type_enum[] DEFAULT NULL::public.content_type_enum[], p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_query text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text, p_offset integer DEFAULT NULL::integer, p_public_only boolean DEFAULT false) RETURNS TABLE(id uuid, platform public.platform_enum, content_type public.content_type_enum, text_content text, created_at_platform timestamp with time zone, updated_at_platform timestamp with time zone, post_data jsonb, media jsonb, cursor text)
+CREATE FUNCTION public.feed(p_platforms public.platform_enum[] DEFAULT NULL::public.platform_enum[], p_types public.content_type_enum[] DEFAULT NULL::public.content_type_enum[], p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_query text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text, p_offset integer DEFAULT NULL::integer, p_public_only boolean DEFAULT false) RETURNS TABLE(id uuid, platform public.platform_enum, content_type public.content_type_enum, text_content text, created_at_platform timestamp with time zone, updated_at_platform timestamp with time zone, post_data jsonb, media jsonb, cursor text, permalink text)
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     SET plan_cache_mode TO 'force_custom_plan'
@@ -245,7 +247,8 @@ begin
         p.updated_at_platform,
         case when p_public_only then p.public_data else ip.post_data end,
         coalesce(m.media, '[]'::jsonb),
-        public.feed_cursor(p.created_at_platform, p.id)
+        public.feed_cursor(p.created_at_platform, p.id),
+        p.permalink
     from public.posts as p
     left join public.ingested_posts as ip
         on ip.platform = p.platform and ip.platform_post_id = p.platform_post_id
@@ -311,10 +314,18 @@ CREATE TABLE public.posts (
     search_vector tsvector,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    permalink text,
     CONSTRAINT posts_platform_post_id_check CHECK ((platform_post_id <> ''::text)),
     CONSTRAINT posts_public_data_check CHECK ((jsonb_typeof(public_data) = 'object'::text)),
     CONSTRAINT posts_visibility_check CHECK ((visibility = ANY (ARRAY['public'::text, 'followers'::text, 'private'::text])))
 );
+
+
+--
+-- Name: COLUMN posts.permalink; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.posts.permalink IS 'the post''s page on its platform, built by the platform''s normalizer; null when the platform has none';
 
 
 --
@@ -3408,6 +3419,7 @@ GRANT ALL ON FUNCTION auth.uid() TO service_role;
 -- Name: FUNCTION account_stats(); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.account_stats() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.account_stats() FROM PUBLIC;
 GRANT ALL ON FUNCTION public.account_stats() TO authenticated;
 GRANT ALL ON FUNCTION public.account_stats() TO service_role;
@@ -3417,6 +3429,7 @@ GRANT ALL ON FUNCTION public.account_stats() TO service_role;
 -- Name: FUNCTION feed(p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.feed(p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.feed(p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.feed(p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) TO authenticated;
 GRANT ALL ON FUNCTION public.feed(p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) TO service_role;
@@ -3426,6 +3439,7 @@ GRANT ALL ON FUNCTION public.feed(p_platforms public.platform_enum[], p_types pu
 -- Name: FUNCTION feed_cursor(p_created timestamp with time zone, p_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.feed_cursor(p_created timestamp with time zone, p_id uuid) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.feed_cursor(p_created timestamp with time zone, p_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.feed_cursor(p_created timestamp with time zone, p_id uuid) TO authenticated;
 GRANT ALL ON FUNCTION public.feed_cursor(p_created timestamp with time zone, p_id uuid) TO service_role;
@@ -3435,6 +3449,7 @@ GRANT ALL ON FUNCTION public.feed_cursor(p_created timestamp with time zone, p_i
 -- Name: TABLE posts; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.posts FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.posts TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.posts TO service_role;
 
@@ -3443,6 +3458,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.posts TO service_role;
 -- Name: FUNCTION post_is_public(p_post public.posts); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.post_is_public(p_post public.posts) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.post_is_public(p_post public.posts) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts) TO authenticated;
 GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts) TO service_role;
@@ -3452,6 +3468,7 @@ GRANT ALL ON FUNCTION public.post_is_public(p_post public.posts) TO service_role
 -- Name: FUNCTION search_facets(p_query text); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.search_facets(p_query text) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.search_facets(p_query text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.search_facets(p_query text) TO authenticated;
 GRANT ALL ON FUNCTION public.search_facets(p_query text) TO service_role;
@@ -3461,6 +3478,7 @@ GRANT ALL ON FUNCTION public.search_facets(p_query text) TO service_role;
 -- Name: FUNCTION search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer); Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) TO authenticated;
 GRANT ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) TO service_role;
@@ -3470,6 +3488,7 @@ GRANT ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platf
 -- Name: FUNCTION authenticate_api_key(p_key_hash text); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.authenticate_api_key(p_key_hash text) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.authenticate_api_key(p_key_hash text) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.authenticate_api_key(p_key_hash text) TO service_role;
 
@@ -3478,6 +3497,7 @@ GRANT ALL ON FUNCTION trove_private.authenticate_api_key(p_key_hash text) TO ser
 -- Name: FUNCTION bump_archive_version_for_copy(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.bump_archive_version_for_copy() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.bump_archive_version_for_copy() FROM PUBLIC;
 
 
@@ -3485,6 +3505,7 @@ REVOKE ALL ON FUNCTION trove_private.bump_archive_version_for_copy() FROM PUBLIC
 -- Name: FUNCTION bump_archive_versions(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.bump_archive_versions() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.bump_archive_versions() FROM PUBLIC;
 
 
@@ -3492,6 +3513,7 @@ REVOKE ALL ON FUNCTION trove_private.bump_archive_versions() FROM PUBLIC;
 -- Name: FUNCTION bump_archive_versions_for_raw_posts(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.bump_archive_versions_for_raw_posts() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.bump_archive_versions_for_raw_posts() FROM PUBLIC;
 
 
@@ -3499,6 +3521,7 @@ REVOKE ALL ON FUNCTION trove_private.bump_archive_versions_for_raw_posts() FROM 
 -- Name: FUNCTION check_post_account(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.check_post_account() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.check_post_account() FROM PUBLIC;
 
 
@@ -3506,6 +3529,7 @@ REVOKE ALL ON FUNCTION trove_private.check_post_account() FROM PUBLIC;
 -- Name: TABLE sync_requests; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.sync_requests FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.sync_requests TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_requests TO service_role;
 
@@ -3514,6 +3538,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_requests TO service_role;
 -- Name: FUNCTION claim_sync_requests(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.claim_sync_requests(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.claim_sync_requests(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.claim_sync_requests(p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) TO service_role;
 
@@ -3522,6 +3547,7 @@ GRANT ALL ON FUNCTION trove_private.claim_sync_requests(p_worker text, p_limit i
 -- Name: FUNCTION claim_work(p_queue text, p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.claim_work(p_queue text, p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.claim_work(p_queue text, p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.claim_work(p_queue text, p_worker text, p_limit integer, p_lease interval, p_now timestamp with time zone) TO service_role;
 
@@ -3530,6 +3556,7 @@ GRANT ALL ON FUNCTION trove_private.claim_work(p_queue text, p_worker text, p_li
 -- Name: FUNCTION complete_sync_log(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.complete_sync_log() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.complete_sync_log() FROM PUBLIC;
 
 
@@ -3537,6 +3564,7 @@ REVOKE ALL ON FUNCTION trove_private.complete_sync_log() FROM PUBLIC;
 -- Name: FUNCTION complete_work(p_queue text, p_id uuid, p_worker text, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.complete_work(p_queue text, p_id uuid, p_worker text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.complete_work(p_queue text, p_id uuid, p_worker text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.complete_work(p_queue text, p_id uuid, p_worker text, p_now timestamp with time zone) TO service_role;
 
@@ -3545,6 +3573,7 @@ GRANT ALL ON FUNCTION trove_private.complete_work(p_queue text, p_id uuid, p_wor
 -- Name: FUNCTION deauthorize_account(p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) TO service_role;
 
@@ -3553,6 +3582,7 @@ GRANT ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) TO se
 -- Name: FUNCTION enqueue_due_syncs(p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.enqueue_due_syncs(p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.enqueue_due_syncs(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.enqueue_due_syncs(p_now timestamp with time zone) TO service_role;
 
@@ -3561,6 +3591,7 @@ GRANT ALL ON FUNCTION trove_private.enqueue_due_syncs(p_now timestamp with time 
 -- Name: FUNCTION enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) TO service_role;
 
@@ -3569,6 +3600,7 @@ GRANT ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type 
 -- Name: FUNCTION extend_lease(p_queue text, p_id uuid, p_worker text, p_lease interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_worker text, p_lease interval, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_worker text, p_lease interval, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_worker text, p_lease interval, p_now timestamp with time zone) TO service_role;
 
@@ -3577,6 +3609,7 @@ GRANT ALL ON FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_work
 -- Name: FUNCTION fail_sync(p_request_id uuid, p_worker text, p_kind text, p_message text, p_retry_at timestamp with time zone, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.fail_sync(p_request_id uuid, p_worker text, p_kind text, p_message text, p_retry_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.fail_sync(p_request_id uuid, p_worker text, p_kind text, p_message text, p_retry_at timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.fail_sync(p_request_id uuid, p_worker text, p_kind text, p_message text, p_retry_at timestamp with time zone, p_now timestamp with time zone) TO service_role;
 
@@ -3585,6 +3618,7 @@ GRANT ALL ON FUNCTION trove_private.fail_sync(p_request_id uuid, p_worker text, 
 -- Name: FUNCTION fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) TO service_role;
 
@@ -3593,6 +3627,7 @@ GRANT ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker 
 -- Name: FUNCTION finish_sync(p_request_id uuid, p_worker text, p_status public.sync_status_enum, p_next_sync_in interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.finish_sync(p_request_id uuid, p_worker text, p_status public.sync_status_enum, p_next_sync_in interval, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.finish_sync(p_request_id uuid, p_worker text, p_status public.sync_status_enum, p_next_sync_in interval, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.finish_sync(p_request_id uuid, p_worker text, p_status public.sync_status_enum, p_next_sync_in interval, p_now timestamp with time zone) TO service_role;
 
@@ -3601,6 +3636,7 @@ GRANT ALL ON FUNCTION trove_private.finish_sync(p_request_id uuid, p_worker text
 -- Name: FUNCTION give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) TO service_role;
 
@@ -3609,6 +3645,7 @@ GRANT ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_work
 -- Name: FUNCTION keep_api_key_revoked(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.keep_api_key_revoked() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.keep_api_key_revoked() FROM PUBLIC;
 
 
@@ -3616,6 +3653,7 @@ REVOKE ALL ON FUNCTION trove_private.keep_api_key_revoked() FROM PUBLIC;
 -- Name: FUNCTION link_new_media_to_post(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.link_new_media_to_post() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.link_new_media_to_post() FROM PUBLIC;
 
 
@@ -3623,6 +3661,7 @@ REVOKE ALL ON FUNCTION trove_private.link_new_media_to_post() FROM PUBLIC;
 -- Name: FUNCTION mark_public_posts_stale(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.mark_public_posts_stale() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.mark_public_posts_stale() FROM PUBLIC;
 
 
@@ -3630,6 +3669,7 @@ REVOKE ALL ON FUNCTION trove_private.mark_public_posts_stale() FROM PUBLIC;
 -- Name: FUNCTION notify_account_owner(p_account_id uuid, p_kind text, p_title text, p_body text); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.notify_account_owner(p_account_id uuid, p_kind text, p_title text, p_body text) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.notify_account_owner(p_account_id uuid, p_kind text, p_title text, p_body text) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.notify_account_owner(p_account_id uuid, p_kind text, p_title text, p_body text) TO service_role;
 
@@ -3638,6 +3678,7 @@ GRANT ALL ON FUNCTION trove_private.notify_account_owner(p_account_id uuid, p_ki
 -- Name: FUNCTION notify_work(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.notify_work() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.notify_work() FROM PUBLIC;
 
 
@@ -3645,6 +3686,7 @@ REVOKE ALL ON FUNCTION trove_private.notify_work() FROM PUBLIC;
 -- Name: FUNCTION post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_handle text, p_keywords text, p_account_id uuid) TO service_role;
 
@@ -3653,6 +3695,7 @@ GRANT ALL ON FUNCTION trove_private.post_search_vector(p_text text, p_author_han
 -- Name: FUNCTION purge_old_records(p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.purge_old_records(p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.purge_old_records(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.purge_old_records(p_now timestamp with time zone) TO service_role;
 
@@ -3661,6 +3704,7 @@ GRANT ALL ON FUNCTION trove_private.purge_old_records(p_now timestamp with time 
 -- Name: FUNCTION queue_spec(p_queue text, OUT working_state text, OUT done_state text, OUT terminal_state text, OUT permanent_state text, OUT max_attempts integer, OUT base_backoff interval, OUT error_column text, OUT started_column text, OUT finished_column text); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.queue_spec(p_queue text, OUT working_state text, OUT done_state text, OUT terminal_state text, OUT permanent_state text, OUT max_attempts integer, OUT base_backoff interval, OUT error_column text, OUT started_column text, OUT finished_column text) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.queue_spec(p_queue text, OUT working_state text, OUT done_state text, OUT terminal_state text, OUT permanent_state text, OUT max_attempts integer, OUT base_backoff interval, OUT error_column text, OUT started_column text, OUT finished_column text) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.queue_spec(p_queue text, OUT working_state text, OUT done_state text, OUT terminal_state text, OUT permanent_state text, OUT max_attempts integer, OUT base_backoff interval, OUT error_column text, OUT started_column text, OUT finished_column text) TO service_role;
 
@@ -3669,6 +3713,7 @@ GRANT ALL ON FUNCTION trove_private.queue_spec(p_queue text, OUT working_state t
 -- Name: FUNCTION record_rate_limit(p_platform public.platform_enum, p_window_name text, p_window_length interval, p_limit integer, p_used integer, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.record_rate_limit(p_platform public.platform_enum, p_window_name text, p_window_length interval, p_limit integer, p_used integer, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.record_rate_limit(p_platform public.platform_enum, p_window_name text, p_window_length interval, p_limit integer, p_used integer, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.record_rate_limit(p_platform public.platform_enum, p_window_name text, p_window_length interval, p_limit integer, p_used integer, p_now timestamp with time zone) TO service_role;
 
@@ -3677,6 +3722,7 @@ GRANT ALL ON FUNCTION trove_private.record_rate_limit(p_platform public.platform
 -- Name: FUNCTION record_sync_on_account(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.record_sync_on_account() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.record_sync_on_account() FROM PUBLIC;
 
 
@@ -3684,6 +3730,7 @@ REVOKE ALL ON FUNCTION trove_private.record_sync_on_account() FROM PUBLIC;
 -- Name: FUNCTION refresh_public_posts(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.refresh_public_posts() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.refresh_public_posts() FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.refresh_public_posts() TO service_role;
 
@@ -3692,6 +3739,7 @@ GRANT ALL ON FUNCTION trove_private.refresh_public_posts() TO service_role;
 -- Name: FUNCTION release_sync(p_request_id uuid, p_worker text, p_run_after timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.release_sync(p_request_id uuid, p_worker text, p_run_after timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.release_sync(p_request_id uuid, p_worker text, p_run_after timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.release_sync(p_request_id uuid, p_worker text, p_run_after timestamp with time zone) TO service_role;
 
@@ -3700,6 +3748,7 @@ GRANT ALL ON FUNCTION trove_private.release_sync(p_request_id uuid, p_worker tex
 -- Name: FUNCTION release_work(p_queue text, p_id uuid, p_worker text, p_run_after timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.release_work(p_queue text, p_id uuid, p_worker text, p_run_after timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.release_work(p_queue text, p_id uuid, p_worker text, p_run_after timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.release_work(p_queue text, p_id uuid, p_worker text, p_run_after timestamp with time zone) TO service_role;
 
@@ -3708,6 +3757,7 @@ GRANT ALL ON FUNCTION trove_private.release_work(p_queue text, p_id uuid, p_work
 -- Name: FUNCTION retry_failed_media(p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.retry_failed_media(p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.retry_failed_media(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.retry_failed_media(p_now timestamp with time zone) TO service_role;
 
@@ -3716,6 +3766,7 @@ GRANT ALL ON FUNCTION trove_private.retry_failed_media(p_now timestamp with time
 -- Name: TABLE health_checks; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.health_checks FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.health_checks TO service_role;
 
 
@@ -3723,6 +3774,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.health_checks TO service_role;
 -- Name: FUNCTION run_health_check(p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.run_health_check(p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.run_health_check(p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.run_health_check(p_now timestamp with time zone) TO service_role;
 
@@ -3731,6 +3783,7 @@ GRANT ALL ON FUNCTION trove_private.run_health_check(p_now timestamp with time z
 -- Name: FUNCTION set_post_search_vector(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.set_post_search_vector() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.set_post_search_vector() FROM PUBLIC;
 
 
@@ -3738,6 +3791,7 @@ REVOKE ALL ON FUNCTION trove_private.set_post_search_vector() FROM PUBLIC;
 -- Name: FUNCTION set_updated_at(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.set_updated_at() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.set_updated_at() FROM PUBLIC;
 
 
@@ -3745,6 +3799,7 @@ REVOKE ALL ON FUNCTION trove_private.set_updated_at() FROM PUBLIC;
 -- Name: FUNCTION sync_user_from_auth(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.sync_user_from_auth() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.sync_user_from_auth() FROM PUBLIC;
 
 
@@ -3752,6 +3807,7 @@ REVOKE ALL ON FUNCTION trove_private.sync_user_from_auth() FROM PUBLIC;
 -- Name: FUNCTION take_rate_limit(p_platform public.platform_enum, p_class text, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.take_rate_limit(p_platform public.platform_enum, p_class text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.take_rate_limit(p_platform public.platform_enum, p_class text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.take_rate_limit(p_platform public.platform_enum, p_class text, p_now timestamp with time zone) TO service_role;
 
@@ -3760,6 +3816,7 @@ GRANT ALL ON FUNCTION trove_private.take_rate_limit(p_platform public.platform_e
 -- Name: FUNCTION user_id_from_account(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.user_id_from_account() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.user_id_from_account() FROM PUBLIC;
 
 
@@ -3767,6 +3824,7 @@ REVOKE ALL ON FUNCTION trove_private.user_id_from_account() FROM PUBLIC;
 -- Name: FUNCTION user_id_from_post(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.user_id_from_post() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.user_id_from_post() FROM PUBLIC;
 
 
@@ -3774,6 +3832,7 @@ REVOKE ALL ON FUNCTION trove_private.user_id_from_post() FROM PUBLIC;
 -- Name: FUNCTION window_end(p_length interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestamp with time zone) TO service_role;
 
@@ -3782,6 +3841,7 @@ GRANT ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestam
 -- Name: FUNCTION wipe_token_binding(); Type: ACL; Schema: trove_private; Owner: -
 --
 
+REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM PUBLIC;
 
 
@@ -3789,6 +3849,7 @@ REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM PUBLIC;
 -- Name: TABLE api_keys; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.api_keys FROM anon, authenticated, service_role;
 GRANT DELETE ON TABLE public.api_keys TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.api_keys TO service_role;
 
@@ -3846,6 +3907,7 @@ GRANT SELECT(revoked_at) ON TABLE public.api_keys TO authenticated;
 -- Name: TABLE archive_versions; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.archive_versions FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.archive_versions TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.archive_versions TO service_role;
 
@@ -3854,6 +3916,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.archive_versions TO service_ro
 -- Name: TABLE connected_accounts; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.connected_accounts FROM anon, authenticated, service_role;
 GRANT DELETE ON TABLE public.connected_accounts TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.connected_accounts TO service_role;
 
@@ -4016,6 +4079,7 @@ GRANT SELECT(sync_state) ON TABLE public.connected_accounts TO authenticated;
 -- Name: TABLE engagement_history; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.engagement_history FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.engagement_history TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.engagement_history TO service_role;
 
@@ -4024,6 +4088,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.engagement_history TO service_
 -- Name: TABLE ingested_items; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.ingested_items FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.ingested_items TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.ingested_items TO service_role;
 
@@ -4032,6 +4097,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.ingested_items TO service_role
 -- Name: TABLE ingested_posts; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.ingested_posts FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.ingested_posts TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.ingested_posts TO service_role;
 
@@ -4040,6 +4106,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.ingested_posts TO service_role
 -- Name: TABLE materialized_view_state; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.materialized_view_state FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.materialized_view_state TO service_role;
 
 
@@ -4047,6 +4114,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.materialized_view_state TO ser
 -- Name: TABLE media_downloads; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.media_downloads FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.media_downloads TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.media_downloads TO service_role;
 
@@ -4055,6 +4123,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.media_downloads TO service_rol
 -- Name: TABLE notifications; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.notifications FROM anon, authenticated, service_role;
 GRANT SELECT,DELETE ON TABLE public.notifications TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.notifications TO service_role;
 
@@ -4070,6 +4139,7 @@ GRANT UPDATE(read_at) ON TABLE public.notifications TO authenticated;
 -- Name: TABLE oauth_states; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.oauth_states FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.oauth_states TO service_role;
 
 
@@ -4077,6 +4147,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.oauth_states TO service_role;
 -- Name: TABLE post_media; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.post_media FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.post_media TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.post_media TO service_role;
 
@@ -4085,6 +4156,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.post_media TO service_role;
 -- Name: TABLE public_posts; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.public_posts FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.public_posts TO service_role;
 
 
@@ -4092,6 +4164,7 @@ GRANT SELECT ON TABLE public.public_posts TO service_role;
 -- Name: TABLE rate_limit_budgets; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.rate_limit_budgets FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.rate_limit_budgets TO service_role;
 
 
@@ -4099,6 +4172,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.rate_limit_budgets TO service_
 -- Name: TABLE stream_cursors; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.stream_cursors FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.stream_cursors TO service_role;
 
 
@@ -4106,6 +4180,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.stream_cursors TO service_role
 -- Name: TABLE sync_logs; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.sync_logs FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.sync_logs TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_logs TO service_role;
 
@@ -4114,6 +4189,7 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.sync_logs TO service_role;
 -- Name: TABLE users; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.users FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.users TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.users TO service_role;
 
@@ -4143,6 +4219,7 @@ GRANT UPDATE(timezone) ON TABLE public.users TO authenticated;
 -- Name: TABLE webhook_subscriptions; Type: ACL; Schema: public; Owner: -
 --
 
+REVOKE ALL ON TABLE public.webhook_subscriptions FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_subscriptions TO service_role;
 
 

@@ -52,6 +52,16 @@ def service_stack(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
             yield {"sim": sim, "sim_url": sim_url, "url": service.url, "db": db_url}
 
 
+def clear_of_a_window_edge(seconds: float = 90.0) -> None:
+    """Strava's windows are quarter hours of the clock: a test that counts a window's usage waits until the
+    next edge is at least `seconds` away (a run across :00/:15/:30/:45 would see the count start over)."""
+    import time
+
+    left = 900 - time.time() % 900
+    if left < seconds:
+        time.sleep(left + 1)
+
+
 def user(db_url: str, name: str) -> tuple[str, dict[str, str]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         user_id = str(conn.execute("select tests.create_user(%s)", (name,)).fetchone()[0])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.strava_harness import connect_strava, strava_env, strava_simulator
+from tests.strava_harness import clear_of_a_window_edge, connect_strava, strava_env, strava_simulator
 from tests.worker_harness import enqueue, query, running_worker, scalar, wait_for, wait_for_log
 
 from trove.simulators.strava import StravaSimulator
@@ -24,6 +24,7 @@ def test_backfill_archives_every_activity_from_list_pages_then_details_within_th
     db_url: str, sim: tuple[StravaSimulator, str], tmp_path: Path
 ) -> None:
     simulator, url = sim
+    clear_of_a_window_edge()
     athlete = simulator.add_athlete(activities=1050)
     account = connect_strava(db_url, url, athlete.id)
     log_id = enqueue(db_url, account, "backfill")

@@ -57,12 +57,17 @@ def test_port_taken_by_another_server_is_a_clear_error(scratch_cluster: Cluster,
         clash.start()
 
 
+CRON_SCHEMA = "select extnamespace::regnamespace::text from pg_extension where extname = 'pg_cron'"
+
+
 def test_migrations_register_the_pg_cron_jobs_in_the_scheduler_database(scratch_cluster: Cluster) -> None:
     scratch_cluster.start()
     migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)
     migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)  # idempotent
     with psycopg.connect(scratch_cluster.url()) as conn:
         jobs = dict(conn.execute("select jobname, command from cron.job order by jobname").fetchall())
+        # Where Supabase installs it (its linter warns about extensions in public).
+        assert conn.execute(CRON_SCHEMA).fetchone() == ("pg_catalog",)
     assert jobs == {
         "trove-enqueue-due-syncs": "select trove_private.enqueue_due_syncs()",
         "trove-health-check": "select trove_private.run_health_check()",
@@ -74,3 +79,28 @@ def test_migrations_register_the_pg_cron_jobs_in_the_scheduler_database(scratch_
     with psycopg.connect(scratch_cluster.url(), autocommit=True) as conn:
         for command in jobs.values():
             conn.execute(command)
+
+
+def test_a_pg_cron_installed_in_public_moves_to_pg_catalog_with_its_jobs(scratch_cluster: Cluster) -> None:
+    """A database migrated before 20261201100500_pg_cron_schema: 20261123150000_schedules created pg_cron
+    in public (and someone scheduled a job of their own, unnamed)."""
+    scratch_cluster.start()
+    with psycopg.connect(scratch_cluster.url(), autocommit=True) as conn:
+        conn.execute("create extension pg_cron with schema public")
+        conn.execute("select cron.schedule('0 4 * * *', 'select 4')")
+        conn.execute("select cron.schedule('theirs', '0 5 * * *', 'select 5')")
+        conn.execute("select cron.alter_job((select jobid from cron.job where jobname = 'theirs'), active => false)")
+    migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)
+    migrate(scratch_cluster.url(), local_stack=True, log=lambda _: None)  # idempotent
+    with psycopg.connect(scratch_cluster.url()) as conn:
+        assert conn.execute(CRON_SCHEMA).fetchone() == ("pg_catalog",)
+        jobs = conn.execute(
+            "select jobname, schedule, command, database, username, active from cron.job order by jobname"
+        ).fetchall()
+    names = [job[0] for job in jobs]
+    assert len(names) == 7 and len(set(names)) == 7
+    assert ("theirs", "0 5 * * *", "select 5", "postgres", "postgres", False) in jobs
+    assert [job[1:] for job in jobs if job[0].startswith("job-")] == [
+        ("0 4 * * *", "select 4", "postgres", "postgres", True)
+    ]
+    assert sum(name.startswith("trove-") for name in names) == 5

@@ -42,6 +42,25 @@ def test_a_full_window_refuses_and_the_request_counts_nowhere() -> None:
     assert read.exhausted(), "the day is full though the quarter is not"
 
 
+def test_a_refused_request_counts_everywhere_when_the_platform_says_so() -> None:
+    """Strava's rule (refused requests still use up the windows): usage passes the limit, and a request that a
+    full read window refuses counts toward the overall windows too."""
+    now = 1_800_000_000.0
+    overall = RateLimit(FixedWindow(3, QUARTER), FixedWindow(100, DAY))
+    read = RateLimit(FixedWindow(1, QUARTER), FixedWindow(100, DAY))
+    for limit in (overall, read):
+        limit.roll(now)
+    assert charge([overall, read], count_refused=True)
+    assert not charge([overall, read], count_refused=True), "the read quarter is full"
+    assert overall.usage() == [2, 2] and read.usage() == [2, 2], "the 429 counted in every window"
+    assert charge([overall], count_refused=True) and overall.usage() == [3, 3]
+    assert not charge([overall], count_refused=True) and overall.usage() == [4, 4], "usage reads past the limit"
+
+
+def test_only_simulators_that_ask_count_refused_requests() -> None:
+    assert PlatformSimulator.refused_requests_count is False, "the default stays: a refused request counts nowhere"
+
+
 def test_tokens_expire_and_refresh_tokens_are_spent_once() -> None:
     sim = simulator(token_ttl=60)
     now = 1_800_000_000.0

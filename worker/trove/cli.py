@@ -81,6 +81,12 @@ def _db_schema(_: argparse.Namespace) -> None:
     print("wrote supabase/schema.sql" if refresh() else "supabase/schema.sql is up to date")
 
 
+def _db_dump(_: argparse.Namespace) -> None:
+    from trove.db.schema import restorable_dump
+
+    sys.stdout.write(restorable_dump(database_url()))
+
+
 def _keys_generate(_: argparse.Namespace) -> None:
     print(generate_key())
 
@@ -184,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser(
         "schema", help="regenerate supabase/schema.sql from the migrations (on a throwaway cluster)"
     ).set_defaults(func=_db_schema)
+    db_commands.add_parser(
+        "dump",
+        help="print the schema-only dump of $DATABASE_URL to restore into a Supabase database: without "
+        "auth/extensions, every privilege explicit (Supabase's default privileges widen nothing)",
+    ).set_defaults(func=_db_dump)
     db_commands.add_parser("reset", help="rebuild the local cluster from the migrations").set_defaults(func=_db_reset)
     mig = db_commands.add_parser("migrate", help="apply pending migrations to $DATABASE_URL")
     mig.add_argument(

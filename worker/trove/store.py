@@ -96,6 +96,7 @@ async def store_post(
             "public_data": Jsonb(post.public_data),
             "author_handle": post.author_handle,
             "keywords": post.search_keywords,
+            "permalink": post.permalink,
         },
     )
     written = await cur.fetchone()

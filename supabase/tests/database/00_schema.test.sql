@@ -72,7 +72,7 @@ select is(
     pg_get_function_result('public.feed'::regproc),
     'TABLE(id uuid, platform platform_enum, content_type content_type_enum, text_content text, '
     || 'created_at_platform timestamp with time zone, updated_at_platform timestamp with time zone, post_data jsonb, '
-    || 'media jsonb, cursor text)',
+    || 'media jsonb, cursor text, permalink text)',
     'feed: result'
 );
 select is(

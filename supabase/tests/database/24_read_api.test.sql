@@ -1,7 +1,7 @@
 -- The read side in SQL: the feed as each caller sees it, public mode's privacy, cursors, and the public_posts
 -- materialized view's staleness and refresh.
 begin;
-select plan(21);
+select plan(22);
 
 select tests.create_two_archives();
 -- alice's fixture activity is public; add a followers-only one and a private one with coordinates (their
@@ -18,6 +18,9 @@ values
 (tests.id('account', 'alice'), 'strava', 'alice-private', 'activity', 'alone', now() - interval '2 days', 'private');
 update public.ingested_posts set post_data = post_data || '{"start_latlng": [45.5, -122.6], "map": {"polyline": "x"}}'
 where platform_post_id = 'alice-post-1';
+-- Each post's link to the original, as the normalizers store it.
+update public.posts set permalink = 'https://platform.test/' || platform_post_id
+where account_id = tests.id('account', 'alice');
 -- alice's photo (deduplicated by its key) is on the followers-only activity too, and has been copied.
 insert into public.post_media (ingested_post_id, media_download_id, user_id, position)
 select
@@ -62,6 +65,11 @@ select ok(
 select ok(
     (select not(post_data ? 'start_latlng' or post_data ? 'map') from public.feed(p_public_only => true)),
     'public mode strips coordinates and routes'
+);
+select is(
+    (select array_agg(permalink order by permalink) from public.feed(p_public_only => true)),
+    array['https://platform.test/alice-post-1'],
+    'public mode links to the original of public posts only'
 );
 select is(
     (

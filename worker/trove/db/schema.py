@@ -6,6 +6,19 @@ version lines and its session `SET`s are dropped, and ownership is left out (eve
 role's). Everything else stays as pg_dump orders it (by kind and name, deterministically). The migrations
 remain the source of truth; `trove db schema` (`make schema`) rewrites this file, and
 tests/integration/test_schema_dump.py fails when it is out of date.
+
+Privileges are made explicit (`explicit_privileges`). pg_dump writes an object's privileges as the difference
+from Postgres' built-in default (`acldefault`: the owner, and EXECUTE to PUBLIC for functions), so it never
+writes `REVOKE ... FROM anon`: an object `anon` has nothing on dumps no line about `anon` at all. Restored
+into a Supabase database, whose default privileges grant everything created in public to anon,
+authenticated and service_role (supabase/local/00_roles.sql does the same), every such object came back
+wide open (26 objects: `anon` INSERT on posts, EXECUTE on feed, ...). No migration can change that: pg_dump
+writes no revoke for a role outside `acldefault` however the privileges were reached, and the
+`ALTER DEFAULT PRIVILEGES` it dumps come after every object (pg_restore's ACL pass). So the dumps made here
+start every table, view, sequence and function of the application's schemas with
+`REVOKE ALL ... FROM anon, authenticated, service_role` before pg_dump's own grants: restored anywhere, the
+effective privileges are the migrated ones (tests/integration/test_dump_restore_privileges.py), and the
+schema file shows them.
 """
 
 from __future__ import annotations
@@ -23,6 +36,14 @@ from trove.db.migrate import migrate
 from trove.queries.migrations import CREATE_SCHEMA_DATABASE, SCHEMA_DATABASE
 
 SCHEMA_FILE = SUPABASE_DIR / "schema.sql"
+
+# Supabase's API roles: its default privileges grant them everything created in public.
+API_ROLES = ("anon", "authenticated", "service_role")
+# The application's schemas, whose every object gets explicit privileges in a dump.
+APP_SCHEMAS = ("public", "trove_private")
+# What the platform provides (Supabase, or supabase/local/ on the local stack) and the migration runner's
+# bookkeeping: left out of a dump meant to be restored into a Supabase(-like) database, which has them.
+PLATFORM_SCHEMAS = ("auth", "extensions", "supabase_migrations")
 REFRESH_COMMAND = "make schema"  # or `trove db schema`
 
 HEADER = """\
@@ -33,7 +54,9 @@ HEADER = """\
 -- one place. tests/integration/test_schema_dump.py fails when it is out of date. Not in it: data, ownership,
 -- the pg_cron jobs (registered only in the scheduler's database; tests/integration/test_cluster.py pins
 -- them) and the Supabase Storage bucket (no storage schema locally). Read it; to build a database, apply the
--- migrations.
+-- migrations. Privileges are explicit: every table, view, sequence and function of public and trove_private
+-- starts with `REVOKE ALL ... FROM anon, authenticated, service_role` before its grants, so what is granted is
+-- all they have, even where default privileges grant them more (Supabase's do; see trove/db/schema.py).
 """
 
 # pg_dump lines that differ between runs or machines, or only set up pg_dump's own session.
@@ -49,15 +72,16 @@ _UNSTABLE = re.compile(
 _BANNERS = ("--\n-- PostgreSQL database dump\n--\n", "--\n-- PostgreSQL database dump complete\n--\n")
 
 
-def pg_dump_schema(conninfo: str) -> str:
-    """pg_dump --schema-only of one database, without ownership and the migration runner's bookkeeping."""
+def pg_dump_schema(conninfo: str, exclude_schemas: tuple[str, ...] = ("supabase_migrations",)) -> str:
+    """pg_dump --schema-only of one database, without ownership and the migration runner's bookkeeping (or
+    the schemas given)."""
     dump = pg_bindir() / "pg_dump"
     proc = subprocess.run(
         [
             str(dump),
             "--schema-only",
             "--no-owner",
-            "--exclude-schema=supabase_migrations",
+            *(f"--exclude-schema={schema}" for schema in exclude_schemas),
             "--dbname",
             conninfo,
         ],
@@ -68,6 +92,91 @@ def pg_dump_schema(conninfo: str) -> str:
     if proc.returncode != 0:
         raise ClusterError(f"{dump} failed (exit {proc.returncode}):\n{proc.stderr}")
     return proc.stdout
+
+
+# Every table, view, materialized view, foreign table, sequence, function and procedure of the given schemas
+# (not an extension's), named as pg_dump names it in its ACL entries (search_path empty: types qualified).
+_APP_OBJECTS = """
+select kind, nspname, name, target from (
+    select
+        case c.relkind when 'S' then 'SEQUENCE' else 'TABLE' end as kind,
+        n.nspname,
+        c.relname::text as name,
+        quote_ident(n.nspname) || '.' || quote_ident(c.relname) as target,
+        'pg_class'::regclass as classid,
+        c.oid
+    from pg_class as c
+    inner join pg_namespace as n on c.relnamespace = n.oid
+    where c.relkind in ('r', 'p', 'v', 'm', 'f', 'S') and n.nspname = any(%(schemas)s)
+    union all
+    select
+        case p.prokind when 'p' then 'PROCEDURE' else 'FUNCTION' end,
+        n.nspname,
+        p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+        quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+        || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+        'pg_proc'::regclass,
+        p.oid
+    from pg_proc as p
+    inner join pg_namespace as n on p.pronamespace = n.oid
+    where n.nspname = any(%(schemas)s)
+) as o
+where not exists (
+    select from pg_depend as d where d.classid = o.classid and d.objid = o.oid and d.deptype = 'e'
+)
+order by nspname, kind, name
+"""
+# One GRANT/REVOKE line of a pg_dump ACL entry (table- or column-level), naming its object.
+_ACL_LINE = re.compile(
+    r"^(?:GRANT|REVOKE) .*? ON (?P<kind>TABLE|SEQUENCE|FUNCTION|PROCEDURE) (?P<target>.+) (?:TO|FROM) \S+"
+    r"(?: WITH GRANT OPTION)?;$"
+)
+_DEFAULT_ACL = re.compile(r"^--\n-- Name: [^\n]*; Type: DEFAULT ACL;", re.MULTILINE)
+_DUMP_COMPLETE = "--\n-- PostgreSQL database dump complete\n--\n"
+
+
+def explicit_privileges(
+    dump: str, conninfo: str, schemas: tuple[str, ...] = APP_SCHEMAS, roles: tuple[str, ...] = API_ROLES
+) -> str:
+    """The dump with `REVOKE ALL ON <object> FROM <roles>` before pg_dump's grants of every object of
+    `schemas` (the database it was dumped from, at `conninfo`, lists them): restored into a database whose
+    default privileges grant those roles everything (Supabase), they get exactly what they had here. An
+    object pg_dump wrote no privileges for (the built-in default) gets an ACL entry of its own, before the
+    default privileges."""
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("select set_config('search_path', '', true)")
+        objects = conn.execute(_APP_OBJECTS, {"schemas": list(schemas)}).fetchall()
+    revoke_from = ", ".join(roles)
+    pending = {(kind, target): (schema, name) for kind, schema, name, target in objects}
+    lines: list[str] = []
+    for line in dump.split("\n"):
+        match = _ACL_LINE.match(line)
+        if match and (match["kind"], match["target"]) in pending:
+            del pending[(match["kind"], match["target"])]
+            lines.append(f"REVOKE ALL ON {match['kind']} {match['target']} FROM {revoke_from};")
+        lines.append(line)
+    dump = "\n".join(lines)
+    if not pending:
+        return dump
+    entries = "".join(
+        f"--\n-- Name: {kind} {name}; Type: ACL; Schema: {schema}; Owner: -\n--\n\n"
+        f"REVOKE ALL ON {kind} {target} FROM {revoke_from};\n\n\n"
+        for (kind, target), (schema, name) in pending.items()
+    )
+    at = _DEFAULT_ACL.search(dump)
+    if at:
+        position = at.start()
+    elif _DUMP_COMPLETE in dump:
+        position = dump.index(_DUMP_COMPLETE)
+    else:
+        position = len(dump)
+    return dump[:position] + entries + dump[position:]
+
+
+def restorable_dump(conninfo: str) -> str:
+    """The schema-only dump of a migrated database to restore into a Supabase(-like) one: without what the
+    platform provides, with explicit privileges (so its default privileges widen nothing)."""
+    return explicit_privileges(pg_dump_schema(conninfo, PLATFORM_SCHEMAS), conninfo)
 
 
 def normalize(dump: str) -> str:
@@ -89,8 +198,8 @@ def normalize(dump: str) -> str:
 
 
 def schema_of(conninfo: str) -> str:
-    """The normalized schema of an already migrated database."""
-    return normalize(pg_dump_schema(conninfo))
+    """The normalized schema of an already migrated database, privileges explicit."""
+    return normalize(explicit_privileges(pg_dump_schema(conninfo), conninfo))
 
 
 def generate(directory: Path = MIGRATIONS_DIR) -> str:

@@ -22,12 +22,13 @@ from trove.http.auth import as_user, decode_user_token
 from trove.http.cache import Cache, cache_key, etag_for
 from trove.media.urls import SIGNED_URL_TTL
 from trove.queries.keys import AUTHENTICATE_KEY
-from trove.queries.read import ARCHIVE_VERSION, FEED, PLATFORM_NAMES
+from trove.queries.read import ARCHIVE_VERSION, FEED, FEED_AUTHOR, PLATFORM_NAMES
 
 router = APIRouter(prefix="/api")
 TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
 KEY_PREFIX = "trove_"
 MAX_OFFSET = 100_000
+UNNAMED_AUTHOR = "Trove user"  # a feed's author when the user has set no display name
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
     except psycopg.errors.InvalidParameterValue as error:
         raise HTTPException(400, error.diag.message_primary or "invalid parameter") from error
     items = []
-    for post_id, platform, content_type, text, created, updated, post_data, media, row_cursor in rows:
+    for post_id, platform, content_type, text, created, updated, post_data, media, row_cursor, permalink in rows:
         resolved = []
         for m in media:
             copied = m.get("status") == "downloaded" and m.get("storage_path")
@@ -165,6 +166,7 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
                 "updated_at": updated.isoformat() if updated else None,
                 "media": resolved,
                 "data": post_data,
+                "permalink": permalink,  # in public mode only public posts come back, so only their links
                 "cursor": row_cursor,
             }
         )
@@ -232,14 +234,27 @@ async def posts(
     return await cached(request, who, params, "json", render, "application/json")
 
 
-def feed_url(request: Request) -> str:
-    """This feed's URL with its filters, without the page position (cursor/offset) or anything unknown (the
-    rendering is cached by filters). Built on the configured public URL, never the request's Host or
+FEED_FILTERS = ("platforms", "types", "since", "until", "q", "limit")
+
+
+async def feed_info(request: Request, who: Reader) -> feeds.FeedInfo:
+    """What the feed says about itself: its URL with its filters, without the page position (cursor/offset)
+    or anything unknown (the rendering is cached by filters), its home (the same archive as /api/posts) and
+    its author (the user's display name). Built on the configured public URL, never the request's Host or
     X-Forwarded-* headers: a cached page is shared by every reader of the feed."""
-    filters = ("platforms", "types", "since", "until", "q", "limit")
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k in filters]
-    query = urlencode(kept)
-    return f"{public_url()}{request.url.path}{'?' + query if query else ''}"
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k in FEED_FILTERS]
+    query = f"?{urlencode(kept)}" if kept else ""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, who.user_id)
+        row = await (await conn.execute(FEED_AUTHOR)).fetchone()
+    name = " ".join(str(row[0] or "").split()) if row else ""
+    return feeds.FeedInfo(
+        url=f"{public_url()}{request.url.path}{query}",
+        home=f"{public_url()}{router.prefix}/posts{query}",
+        author=name or UNNAMED_AUTHOR,
+        owner_id=who.user_id,
+        public=who.public_only,
+    )
 
 
 @router.get("/feed.json", response_model=None)
@@ -247,10 +262,9 @@ async def json_feed(
     request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
 ) -> Response:
     """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
-    base = feed_url(request)
 
     async def render(page: dict[str, Any]) -> bytes:
-        return json.dumps(feeds.json_feed(page, base)).encode()
+        return json.dumps(feeds.json_feed(page, await feed_info(request, who))).encode()
 
     return await cached(request, who, params, "jsonfeed", render, "application/feed+json")
 
@@ -259,11 +273,10 @@ async def json_feed(
 async def atom_feed(
     request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
 ) -> Response:
-    """Atom rendering of the same page."""
-    base = feed_url(request)
+    """Atom (RFC 4287) rendering of the same page."""
 
     async def render(page: dict[str, Any]) -> bytes:
-        return feeds.atom_feed(page, base)
+        return feeds.atom_feed(page, await feed_info(request, who))
 
     return await cached(request, who, params, "atom", render, "application/atom+xml")
 

@@ -100,6 +100,8 @@ class NormalizedPost:
     # ... and what search finds it by besides its text (the author's handle, keywords like a sport).
     author_handle: str | None = None
     search_keywords: str | None = None
+    # The post's page on its platform (a feed reader's link to the original); None when it has none.
+    permalink: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@ may see; everything here runs as the reader (RLS decides)."""
 
 # A page of the feed. Parameters: platforms (or None), types (or None), since, until, query, limit, cursor,
 # offset, public only. Columns: id, platform, content_type, text_content, created_at_platform,
-# updated_at_platform, post_data, media, cursor.
+# updated_at_platform, post_data, media, cursor, permalink.
 FEED = """
     select id::text, platform::text, content_type::text, text_content, created_at_platform, updated_at_platform,
-           post_data, media, cursor
+           post_data, media, cursor, permalink
     from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s::integer, %s,
                      %s::integer, %s)
 """
@@ -17,3 +17,6 @@ ARCHIVE_VERSION = "select version from public.archive_versions where user_id = %
 
 # Every platform the archive can hold (platform_enum's labels).
 PLATFORM_NAMES = "select enum_range(null::public.platform_enum)::text[]"
+
+# The feed's author: the reader's own profile (RLS: a user reads only their own row). Parameters: none.
+FEED_AUTHOR = "select display_name from public.users where id = (select auth.uid())"

@@ -66,7 +66,7 @@ class FixedWindow:
 
 class RateLimit:
     """Windows that count the same requests (say 15 minutes and a day): a request is refused when any of them is
-    full, and then counts in none."""
+    full (whether a refused request still counts is the platform's rule: see `charge`)."""
 
     def __init__(self, *windows: FixedWindow) -> None:
         self.windows = list(windows)
@@ -98,13 +98,15 @@ class RateLimit:
             window.used = used
 
 
-def charge(limits: Sequence[RateLimit]) -> bool:
-    """Count one request against every limit it falls under, or against none when one is full."""
-    if any(limit.exhausted() for limit in limits):
-        return False
-    for limit in limits:
-        limit.take()
-    return True
+def charge(limits: Sequence[RateLimit], *, count_refused: bool = False) -> bool:
+    """Count one request against every limit it falls under; False when one of them was already full. A refused
+    request counts in none of them, or, with `count_refused` (some platforms' rule: a 429 still uses up the
+    windows), in all of them all the same, so usage can pass the limit."""
+    allowed = not any(limit.exhausted() for limit in limits)
+    if allowed or count_refused:
+        for limit in limits:
+            limit.take()
+    return allowed
 
 
 # --- OAuth ----------------------------------------------------------------------------------------------------
@@ -132,7 +134,8 @@ class PlatformSimulator(Generic[Owner]):
     - `platform_routes()`: its API and its own /_sim routes (the base adds /_sim/config and /_sim/stats);
     - `rate_limits()`: its named `RateLimit`s (rolled on every API call, configurable as `<name>_limits` and
       `<name>_usage` in /_sim/config, reported as `<name>_usage` in /_sim/stats);
-    - `rate_headers()`, `rate_limited()`, `server_error()`: its headers and bodies for `gate`;
+    - `rate_headers()`, `rate_limited()`, `server_error()`: its headers and bodies for `gate`, and
+      `refused_requests_count` when its refused requests still count toward the limits;
     - `authenticate()`: who the request's token belongs to, or the platform's 401 (see `bearer`);
     - for the authorize redirect: `authorize_refused()`, `authorizing_owner()`, and maybe `authorize_answer()`;
     - `configure()` and `stats()` to add its own /_sim settings and figures (calling super()).
@@ -141,6 +144,8 @@ class PlatformSimulator(Generic[Owner]):
     """
 
     default_scope = "read"
+    # Whether a request refused for a full rate-limit window still counts toward the windows (see `charge`).
+    refused_requests_count = False
 
     def __init__(
         self,
@@ -208,7 +213,7 @@ class PlatformSimulator(Generic[Owner]):
         now = time.time()
         for limit in self.rate_limits().values():
             limit.roll(now)  # all of them: the headers report every window, charged or not
-        allowed = charge(charged)
+        allowed = charge(charged, count_refused=self.refused_requests_count)
         headers = self.rate_headers()
         if not allowed:
             return None, self.rate_limited(headers), headers

@@ -1,8 +1,11 @@
 """A Strava API v3 simulator: OAuth (authorize, token, refresh with rotating refresh tokens, deauthorize),
 athlete, activity list/detail/photos, photo files with expiring signed URLs, push subscriptions with the
 hub.challenge handshake, webhook deliveries, app-wide rate limits (15-minute and daily windows, overall and
-read) with 429s, and scripted 5xx blips. Field names, types and shapes follow Strava's documentation (see
-shared/fixtures/strava), so the connector works the same against the real Strava.
+read) with 429s that still count, as Strava's do, and their headers on every API answer, and scripted 5xx blips.
+Detailed activities carry gear, splits (metric and standard), laps, best efforts for runs and power for rides;
+/athlete is the detailed athlete (resource_state 3, measurement preference, shoes and bikes). Field names, types
+and shapes follow Strava's documentation (see shared/fixtures/strava), so the connector works the same against
+the real Strava.
 
 Simulator-only controls live under /_sim (create athletes and activities, edit and delete them, deauthorize,
 configure limits and failures); each change delivers the webhook event Strava would send.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -39,6 +43,17 @@ SPORTS = [
     ("Hike", "Hike", "Evening Hike"),
     ("Walk", "Walk", "Morning Walk"),
 ]
+# Families by `type` (Strava's ActivityType: a TrailRun is a Run, a MountainBikeRide a Ride).
+RUNS = {"Run", "VirtualRun"}
+RIDES = {"Ride", "EBikeRide", "VirtualRide"}
+ON_FOOT = RUNS | {"Hike", "Walk"}
+# Strava's best-effort distances for runs: the name it gives each and its length in metres.
+BEST_EFFORTS = [
+    ("400m", 400), ("1/2 mile", 805), ("1K", 1000), ("1 mile", 1609), ("2 mile", 3219), ("5K", 5000),
+    ("10K", 10000), ("15K", 15000), ("10 mile", 16090), ("20K", 20000), ("Half-Marathon", 21097),
+    ("30K", 30000), ("Marathon", 42195), ("50K", 50000),
+]  # fmt: skip
+MILE = 1609.34
 POLYLINE = (
     "ki{eFvqfiVqAWQIGEEKAYJgBVqDJ{BHa@jAkNJw@Pw@V{APs@^aABQAOEQGKoJ_FuJkFqAo@{A}@sH{DiAs@Q]?WVy@`@oBt@_CB"
     "]KYMMkB{AQEI@WT{BlE{@zAQPI@ICsCqA_BcAeCmAaFmCqIoEcLeG}KcG}A}@cDaBiDsByAkAuBqBi@y@_@o@o@kB}BgIoA_EUkA"
@@ -62,11 +77,44 @@ class Athlete:
     lastname: str
     activities: dict[int, Activity] = field(default_factory=dict)
     authorized: bool = True
+    # Gear as Strava's SummaryGear (shoes have "g" ids, bikes "b" ids; distance in metres), the first primary.
+    shoes: list[dict[str, Any]] = field(default_factory=list)
+    bikes: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def gear(prefix: str, n: int, name: str, distance: float) -> dict[str, Any]:
+            return {"id": f"{prefix}{self.id}0{n}", "primary": n == 1, "name": name, "resource_state": 2,
+                    "distance": distance}  # fmt: skip
+
+        self.shoes = self.shoes or [gear("g", 1, "Pegasus 40", 412345.0), gear("g", 2, "Speedgoat 5", 98765.0)]
+        self.bikes = self.bikes or [gear("b", 1, "Tarmac", 3254761.0), gear("b", 2, "Stumpjumper", 456789.0)]
+
+    def gear(self, gear_id: str | None) -> dict[str, Any] | None:
+        return next((dict(gear) for gear in (*self.shoes, *self.bikes) if gear["id"] == gear_id), None)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "resource_state": 1}
 
+    def detailed(self) -> dict[str, Any]:
+        """GET /athlete: Strava's DetailedAthlete (resource_state 3), the profile plus preferences and gear."""
+        return {
+            **self.profile(),
+            "resource_state": 3,
+            "follower_count": 5,
+            "friend_count": 5,
+            "mutual_friend_count": 0,
+            "athlete_type": 1,
+            "date_preference": "%m/%d/%Y",
+            "measurement_preference": "meters",
+            "clubs": [],
+            "ftp": None,
+            "weight": 61.2,
+            "bikes": [dict(bike) for bike in self.bikes],
+            "shoes": [dict(shoe) for shoe in self.shoes],
+        }
+
     def profile(self) -> dict[str, Any]:
+        """The athlete as the token exchange carries it: Strava's SummaryAthlete (resource_state 2)."""
         return {
             "id": self.id,
             "username": self.username,
@@ -110,6 +158,10 @@ class Window(RateLimit):
 
 
 class StravaSimulator(PlatformSimulator[int]):
+    # Strava: "requests violating the short term limit will still count toward the long term limit": a 429 uses
+    # up the windows like any request, so usage can read past the limit.
+    refused_requests_count = True
+
     def __init__(
         self,
         *,
@@ -130,6 +182,7 @@ class StravaSimulator(PlatformSimulator[int]):
         self.photo_url_ttl = 3600
         self.photo_secret = secrets.token_bytes(16)
         self.default_athlete: int | None = None
+        self.seed = seed
 
     # --- data ----------------------------------------------------------------------------------------
     def add_athlete(self, activities: int = 0, athlete_id: int | None = None, username: str = "demo_runner") -> Athlete:
@@ -171,6 +224,7 @@ class StravaSimulator(PlatformSimulator[int]):
             "id": activity_id,
             "external_id": f"garmin_push_{activity_id}",
             "upload_id": activity_id * 7,
+            "upload_id_str": str(activity_id * 7),
             "start_date": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "start_date_local": (start - timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "timezone": "(GMT-08:00) America/Los_Angeles",
@@ -192,7 +246,7 @@ class StravaSimulator(PlatformSimulator[int]):
             "private": visibility == "only_me",
             "visibility": visibility,
             "flagged": False,
-            "gear_id": "b12345678987654321",
+            "gear_id": None,  # set by _equipment below
             "from_accepted_tag": False,
             "average_speed": round(distance / moving, 3),
             "max_speed": round(distance / moving * 1.8, 1),
@@ -208,6 +262,8 @@ class StravaSimulator(PlatformSimulator[int]):
             "has_kudoed": False,
             "suffer_score": float(rng.randint(5, 200)),
         }
+        # Gear, device and power follow the type the activity ends up with (a test may ask for a Ride).
+        data.update(self._equipment(athlete, activity_id, overrides.get("type", kind), distance, moving))
         data.update(overrides)
         photos = [
             {
@@ -233,6 +289,37 @@ class StravaSimulator(PlatformSimulator[int]):
         athlete.activities[activity_id] = activity
         return activity
 
+    def _rng(self, activity_id: int) -> random.Random:
+        """A generator of this activity's own: its gear, power and detail figures come out the same on every
+        request, and drawing them leaves the simulator's sequence (names, counts, photos) as it was."""
+        return random.Random(f"{self.seed}:{activity_id}")
+
+    def _equipment(self, athlete: Athlete, activity_id: int, kind: str, distance: float, moving: int) -> dict[str, Any]:
+        """The summary fields that depend on the sport: the recording device, gear (shoes on foot, a bike on rides,
+        none in the pool), cadence, and power (a power meter on most rides: measured watts, device_watts true;
+        otherwise Strava's estimate, device_watts false)."""
+        rng = self._rng(activity_id)
+        fields: dict[str, Any] = {
+            "device_name": "Garmin Edge 840" if kind in RIDES else "Garmin Forerunner 965",
+            "gear_id": None,
+        }
+        if kind in ON_FOOT:
+            fields["gear_id"] = rng.choice(athlete.shoes)["id"]
+        elif kind in RIDES:
+            fields["gear_id"] = rng.choice(athlete.bikes)["id"]
+        if kind in RUNS:
+            fields["average_cadence"] = round(rng.uniform(78, 92), 1)
+        if kind in RIDES:
+            watts = round(rng.uniform(120, 260), 1)
+            fields["average_cadence"] = round(rng.uniform(70, 95), 1)
+            fields["average_watts"] = watts
+            fields["kilojoules"] = round(watts * moving / 1000, 1)
+            fields["device_watts"] = rng.random() < 0.7
+            if fields["device_watts"]:
+                fields["weighted_average_watts"] = int(watts * rng.uniform(1.02, 1.12))
+                fields["max_watts"] = int(watts * rng.uniform(2.5, 4.0))
+        return fields
+
     # --- helpers -------------------------------------------------------------------------------------
     def _photo_url(self, unique_id: str, size: int) -> str:
         expires = int(time.time()) + self.photo_url_ttl
@@ -249,12 +336,34 @@ class StravaSimulator(PlatformSimulator[int]):
         data["resource_state"] = 3
         data["description"] = activity.description
         data["calories"] = round(data["moving_time"] * 0.19, 1)
-        data["device_name"] = "Garmin Forerunner 965"
+        kind = data.get("type")
+        rng = self._rng(data["id"])
+        data.setdefault("device_name", "Garmin Forerunner 965")
         data["embed_token"] = secrets.token_hex(20)
         data["map"] = {**data["map"], "resource_state": 3, "polyline": POLYLINE}
         data["segment_efforts"] = []
-        data["splits_metric"] = []
-        data["laps"] = []
+        data["splits_metric"] = self._splits(data, 1000.0, rng)
+        data["splits_standard"] = self._splits(data, MILE, rng)
+        data["laps"] = [self._lap(data)]
+        if kind in RUNS:
+            data["best_efforts"] = self._best_efforts(data, rng)
+        owner = self.athletes.get(data["athlete"]["id"])
+        gear = owner.gear(data.get("gear_id")) if owner is not None else None
+        if gear is not None:
+            data["gear"] = gear
+        data["average_temp"] = rng.randint(4, 28)  # the device's thermometer
+        data["partner_brand_tag"] = None
+        data["leaderboard_opt_out"] = False
+        data["segment_leaderboard_opt_out"] = False
+        data["highlighted_kudosers"] = [  # other people: never shown to readers (see the normalizer)
+            {
+                "destination_url": f"strava://athletes/{900000 + n}",
+                "display_name": name,
+                "avatar_url": f"https://dgalywyr863hv.cloudfront.net/pictures/athletes/{900000 + n}/medium.jpg",
+                "show_name": True,
+            }
+            for n, name in enumerate(["Marianne T.", "Jon K.", "Aiko S."][: min(int(data.get("kudos_count") or 0), 3)])
+        ]
         data["photos"] = {
             "primary": (
                 {
@@ -272,6 +381,98 @@ class StravaSimulator(PlatformSimulator[int]):
         data["photo_count"] = 0
         data["hide_from_home"] = False
         return data
+
+    def _splits(self, data: dict[str, Any], length: float, rng: random.Random) -> list[dict[str, Any]]:
+        """Strava's Split list: one per kilometre (splits_metric) or mile (splits_standard), the rest last."""
+        distance, moving, elapsed = float(data["distance"]), int(data["moving_time"]), int(data["elapsed_time"])
+        if distance <= 0:
+            return []
+        run = data.get("type") in RUNS
+        splits = []
+        done = 0.0
+        while done < distance - 0.05:
+            part = round(min(length, distance - done), 1)  # rounded as sent, so that the splits add up
+            share = part / distance
+            split_moving = max(round(moving * share * rng.uniform(0.95, 1.05)), 1)
+            splits.append(
+                {
+                    "distance": part,
+                    "elapsed_time": split_moving + round((elapsed - moving) * share),
+                    "elevation_difference": round(rng.uniform(-15, 15), 1),
+                    "moving_time": split_moving,
+                    "split": len(splits) + 1,
+                    "average_speed": round(part / split_moving, 2),
+                    "average_grade_adjusted_speed": round(part / split_moving * rng.uniform(0.98, 1.04), 2)
+                    if run
+                    else None,
+                    "average_heartrate": round(rng.uniform(120, 170), 1),
+                    "pace_zone": rng.randint(1, 5) if run else 0,
+                }
+            )
+            done += part
+        return splits
+
+    def _lap(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Strava's Lap: an activity recorded without pressing lap has one, the whole of it."""
+        lap = {
+            "id": data["id"] * 3 + 1,
+            "resource_state": 2,
+            "name": "Lap 1",
+            "activity": {"id": data["id"], "resource_state": 1},
+            "athlete": dict(data["athlete"]),
+            "elapsed_time": data["elapsed_time"],
+            "moving_time": data["moving_time"],
+            "start_date": data["start_date"],
+            "start_date_local": data["start_date_local"],
+            "distance": data["distance"],
+            "start_index": 0,
+            "end_index": data["elapsed_time"] - 1,
+            "total_elevation_gain": data["total_elevation_gain"],
+            "average_speed": data["average_speed"],
+            "max_speed": data["max_speed"],
+            "lap_index": 1,
+            "split": 1,
+        }
+        for key in ("average_cadence", "device_watts", "average_watts", "average_heartrate", "max_heartrate"):
+            if key in data:
+                lap[key] = data[key]
+        if data.get("type") in RUNS:
+            lap["pace_zone"] = 2
+        return lap
+
+    def _best_efforts(self, data: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
+        """A run's best efforts (Strava's DetailedSegmentEffort without a segment): every standard distance the
+        run covered, each at a little faster than the run's average pace."""
+        efforts = []
+        speed = float(data["average_speed"]) or 1.0
+        start = datetime.fromisoformat(data["start_date"].replace("Z", "+00:00"))
+        local = datetime.fromisoformat(data["start_date_local"].replace("Z", "+00:00"))
+        for n, (name, length) in enumerate(BEST_EFFORTS):
+            if length > data["distance"]:
+                break
+            elapsed = max(int(length / (speed * rng.uniform(1.0, 1.15))), 1)
+            offset = rng.randint(0, max(int(data["moving_time"]) - elapsed, 0))
+            efforts.append(
+                {
+                    "id": data["id"] * 100 + n,
+                    "resource_state": 2,
+                    "name": name,
+                    "activity": {"id": data["id"], "resource_state": 1},
+                    "athlete": dict(data["athlete"]),
+                    "elapsed_time": elapsed,
+                    "moving_time": elapsed,
+                    "start_date": (start + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "start_date_local": (local + timedelta(seconds=offset)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "distance": float(length),
+                    "start_index": offset,
+                    "end_index": offset + elapsed,
+                    "kom_rank": None,
+                    "pr_rank": rng.choice([None, None, None, 1, 2, 3]),
+                    "achievements": [],
+                    "segment": None,  # a best effort belongs to no segment
+                }
+            )
+        return efforts
 
     def _error(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
         return JSONResponse({"message": message, "errors": errors or []}, status_code=status)
@@ -310,6 +511,19 @@ class StravaSimulator(PlatformSimulator[int]):
 
     def server_error(self, status: int, headers: dict[str, str]) -> Response:
         return JSONResponse({"message": "Server error"}, status_code=status, headers=headers)
+
+    def _current_rate_headers(self) -> dict[str, str]:
+        """The rate-limit headers as they stand, for API answers that are not charged (push subscriptions)."""
+        now = time.time()
+        for limit in self.rate_limits().values():
+            limit.roll(now)
+        return self.rate_headers()
+
+    @staticmethod
+    def _headed(response: Response, headers: dict[str, str]) -> Response:
+        """Every /api/v3 answer carries the rate-limit headers, errors included, as on Strava."""
+        response.headers.update(headers)
+        return response
 
     async def _api(
         self, request: Request, name: str, is_read: bool = True
@@ -380,7 +594,7 @@ class StravaSimulator(PlatformSimulator[int]):
         if error is not None:
             return error
         assert athlete is not None
-        return JSONResponse(athlete.profile(), headers=headers)
+        return JSONResponse(athlete.detailed(), headers=headers)
 
     async def activities(self, request: Request) -> Response:
         athlete, error, headers = await self._api(request, "athlete.activities")
@@ -394,7 +608,10 @@ class StravaSimulator(PlatformSimulator[int]):
             before = int(params["before"]) if "before" in params else None
             after = int(params["after"]) if "after" in params else None
         except ValueError:
-            return self._error(400, "Bad Request", [{"resource": "Activity", "field": "per_page", "code": "invalid"}])
+            return self._headed(
+                self._error(400, "Bad Request", [{"resource": "Activity", "field": "per_page", "code": "invalid"}]),
+                headers,
+            )
         items = []
         for activity in athlete.activities.values():
             if activity.deleted:
@@ -424,9 +641,10 @@ class StravaSimulator(PlatformSimulator[int]):
         assert athlete is not None
         activity = self._activity_of(athlete, request)
         if activity is None:  # counted like any call: Strava's 404s carry the rate-limit headers too
-            missing = self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
-            missing.headers.update(headers)
-            return missing
+            return self._headed(
+                self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}]),
+                headers,
+            )
         return JSONResponse(self._detail(activity), headers=headers)
 
     async def photos(self, request: Request) -> Response:
@@ -436,9 +654,10 @@ class StravaSimulator(PlatformSimulator[int]):
         assert athlete is not None
         activity = self._activity_of(athlete, request)
         if activity is None:  # counted like any call: Strava's 404s carry the rate-limit headers too
-            missing = self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}])
-            missing.headers.update(headers)
-            return missing
+            return self._headed(
+                self._error(404, "Record Not Found", [{"resource": "Activity", "field": "id", "code": "invalid"}]),
+                headers,
+            )
         size = int(request.query_params.get("size", 600))
         body = [
             {**photo, "urls": self._photo_urls(photo["unique_id"], [size]), "sizes": {str(size): [size, size * 3 // 4]}}
@@ -475,6 +694,11 @@ class StravaSimulator(PlatformSimulator[int]):
 
     # --- push subscriptions --------------------------------------------------------------------------
     async def push_subscriptions(self, request: Request) -> Response:
+        """Authenticated by the app's client secret, not charged here, but answered with the rate-limit headers
+        like every other /api/v3 call."""
+        return self._headed(await self._push_subscriptions(request), self._current_rate_headers())
+
+    async def _push_subscriptions(self, request: Request) -> Response:
         self._count("push_subscriptions")
         if request.method == "GET":
             params = request.query_params
@@ -522,6 +746,9 @@ class StravaSimulator(PlatformSimulator[int]):
         return JSONResponse({"id": self.subscription["id"]}, status_code=201)
 
     async def delete_subscription(self, request: Request) -> Response:
+        return self._headed(await self._delete_subscription(request), self._current_rate_headers())
+
+    async def _delete_subscription(self, request: Request) -> Response:
         params = request.query_params
         if params.get("client_id") != self.client_id or params.get("client_secret") != self.client_secret:
             return self._error(401, "Authorization Error")

@@ -487,6 +487,17 @@ def blob_url(pds: str, did: str, cid: str) -> str:
     return f"{pds.rstrip('/')}/xrpc/com.atproto.sync.getBlob?{urlencode({'did': did, 'cid': cid})}"
 
 
+def permalink(uri: Any) -> str | None:
+    """A post's page on bsky.app from its AT-URI (at://<did>/app.bsky.feed.post/<rkey>); None for anything
+    else. A repost record has no page of its own: its link is the reposted post's."""
+    if not isinstance(uri, str) or len(uri) > MAX_URI_BYTES:
+        return None
+    match = AT_URI_RE.fullmatch(uri)
+    if match is None or match.group(2) != POST or match.group(3) in (".", ".."):
+        return None
+    return f"{PROFILE_URL}{match.group(1)}/post/{quote(match.group(3), safe='')}"
+
+
 # --- the parts of a post --------------------------------------------------------------------------------
 def _repo_did(uri: str) -> tuple[str, str] | None:
     """(repo DID, collection) of a record's AT-URI."""
@@ -746,4 +757,5 @@ def normalize(post_data: dict[str, Any]) -> NormalizedPost:
         public_data=public_projection(post_data),
         author_handle=_author_handle(view),
         search_keywords=_search_keywords(shown) if isinstance(shown, dict) else None,
+        permalink=permalink(shown_uri),
     )

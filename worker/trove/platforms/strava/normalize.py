@@ -32,6 +32,7 @@ PUBLIC_PHOTO_SUMMARY = frozenset({"count", "use_primary_photo"})
 # never `location`, URLs, sizes or upload times.
 PUBLIC_PHOTO_FIELDS = frozenset({"unique_id", "caption", "default_photo"})
 PLAIN = (str, int, float, bool, type(None))
+ACTIVITY_URL = "https://www.strava.com/activities/"
 
 
 def _kept(entry: dict[str, Any], allowed: frozenset[str], kinds: tuple[type, ...] = PLAIN) -> dict[str, Any]:
@@ -62,6 +63,15 @@ def visibility(activity: dict[str, Any]) -> Visibility:
     return {"everyone": "public", "followers_only": "followers"}.get(
         activity.get("visibility") or "everyone", "private"
     )
+
+
+def permalink(activity: dict[str, Any]) -> str | None:
+    """The activity's page on Strava (its id is a number)."""
+    activity_id = activity.get("id")
+    if isinstance(activity_id, bool) or not isinstance(activity_id, int | str):
+        return None
+    text = str(activity_id)
+    return f"{ACTIVITY_URL}{text}" if text.isascii() and text.isdigit() else None
 
 
 def normalize(post_data: dict[str, Any]) -> NormalizedPost:
@@ -97,4 +107,5 @@ def normalize(post_data: dict[str, Any]) -> NormalizedPost:
         visibility=visibility(post_data),
         public_data=public_projection(post_data),
         search_keywords=sport if isinstance(sport, str) else None,
+        permalink=permalink(post_data),
     )

@@ -50,6 +50,7 @@ class StravaConnector:
         "embed_token",
         "segment_efforts",
         "splits_metric",
+        "splits_standard",
         "laps",
         "best_efforts",
         "gear",
