@@ -422,6 +422,23 @@ $$;
 
 
 --
+-- Name: bump_archive_version_of_user(); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.bump_archive_version_of_user() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+    insert into public.archive_versions as v (user_id, version, changed_at)
+    values (new.id, 1, now())
+    on conflict (user_id) do update set version = v.version + 1, changed_at = now();
+    return null;
+end;
+$$;
+
+
+--
 -- Name: bump_archive_versions(); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -2870,6 +2887,13 @@ CREATE TRIGGER sync_requests_user_id_from_account BEFORE INSERT OR UPDATE OF acc
 
 
 --
+-- Name: users users_bump_archive_version_on_display_name; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER users_bump_archive_version_on_display_name AFTER UPDATE OF display_name ON public.users FOR EACH ROW WHEN ((old.display_name IS DISTINCT FROM new.display_name)) EXECUTE FUNCTION trove_private.bump_archive_version_of_user();
+
+
+--
 -- Name: users users_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -3499,6 +3523,14 @@ GRANT ALL ON FUNCTION trove_private.authenticate_api_key(p_key_hash text) TO ser
 
 REVOKE ALL ON FUNCTION trove_private.bump_archive_version_for_copy() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.bump_archive_version_for_copy() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION bump_archive_version_of_user(); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.bump_archive_version_of_user() FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.bump_archive_version_of_user() FROM PUBLIC;
 
 
 --

@@ -225,7 +225,9 @@ def test_json_feed_is_valid_by_the_json_feed_1_1_schema(api: dict[str, Any], mod
         assert errors == []
         assert all(item.get("content_text") or item.get("content_html") for item in body["items"])
     body = fetch(api, "feed.json", api[mode]["alice"], limit=100, platforms="strava,bluesky").json()
-    assert body["home_page_url"] == f"{api['url']}/api/posts?limit=100&platforms=strava%2Cbluesky"
+    assert (
+        body["home_page_url"] == f"{api['url']}/api/posts?limit=100&platforms=bluesky%2Cstrava"
+    )  # canonical: the same for every spelling
     assert body["authors"] == [{"name": "Alice Example"}]
     items = {item.get("url"): item for item in body["items"]}
     assert items[PERMALINKS["Evening Ride"]]["content_text"] == "Evening Ride"

@@ -6,7 +6,9 @@ select tests.create_two_archives();
 
 -- Exactly these triggers exist; each one's behaviour is asserted below.
 select triggers_are('auth', 'users', array['on_auth_user_saved'], 'auth.users triggers');
-select triggers_are('public', 'users', array['users_set_updated_at'], 'users triggers');
+select triggers_are(
+    'public', 'users', array['users_set_updated_at', 'users_bump_archive_version_on_display_name'], 'users triggers'
+);
 select triggers_are('public', 'connected_accounts', array['connected_accounts_set_updated_at', 'connected_accounts_wipe_token_binding'], 'connected_accounts triggers');
 select triggers_are(
     'public', 'ingested_items', array['ingested_items_notify_work', 'ingested_items_set_updated_at', 'ingested_items_user_id_from_account'],

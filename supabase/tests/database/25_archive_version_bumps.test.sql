@@ -2,7 +2,7 @@
 -- an activity turning private with its title unchanged (only its visibility changes), published, deleted, text,
 -- media; and it stays put for the work-queue writes nobody reads.
 begin;
-select plan(25);
+select plan(27);
 
 select tests.create_two_archives();
 
@@ -142,6 +142,16 @@ select pg_temp.mark();
 delete from public.ingested_posts
 where platform_post_id = 'alice-post-2';
 select is(pg_temp.bumps('alice'), 1::bigint, 'a stored post''s raw data removed: bumped');
+
+-- The feeds' author
+select pg_temp.mark();
+update public.users set display_name = 'Alice Renamed'
+where id = tests.id('user', 'alice');
+select is(pg_temp.bumps('alice'), 1::bigint, 'a new display name (the feeds'' author): bumped');
+select pg_temp.mark();
+update public.users set display_name = 'Alice Renamed'
+where id = tests.id('user', 'alice');
+select is(pg_temp.bumps('alice'), 0::bigint, 'the same display name again: not bumped');
 
 select finish();
 rollback;

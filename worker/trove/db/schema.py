@@ -23,12 +23,14 @@ schema file shows them.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from trove.config import MIGRATIONS_DIR, SUPABASE_DIR
 from trove.db.cluster import Cluster, ClusterError, free_port, pg_bindir
@@ -72,23 +74,29 @@ _UNSTABLE = re.compile(
 _BANNERS = ("--\n-- PostgreSQL database dump\n--\n", "--\n-- PostgreSQL database dump complete\n--\n")
 
 
+def pg_dump_command(conninfo: str, exclude_schemas: tuple[str, ...]) -> tuple[list[str], dict[str, str]]:
+    """pg_dump's arguments and environment: the password goes in the environment, never on the command line
+    (any local user can read a process's arguments)."""
+    params = conninfo_to_dict(conninfo)
+    password = params.pop("password", None)
+    env = {**os.environ, **({"PGPASSWORD": str(password)} if password is not None else {})}
+    args = [
+        str(pg_bindir() / "pg_dump"),
+        "--schema-only",
+        "--no-owner",
+        *(f"--exclude-schema={schema}" for schema in exclude_schemas),
+        "--dbname",
+        make_conninfo(**{key: str(value) for key, value in params.items()}),
+    ]
+    return args, env
+
+
 def pg_dump_schema(conninfo: str, exclude_schemas: tuple[str, ...] = ("supabase_migrations",)) -> str:
     """pg_dump --schema-only of one database, without ownership and the migration runner's bookkeeping (or
     the schemas given)."""
-    dump = pg_bindir() / "pg_dump"
-    proc = subprocess.run(
-        [
-            str(dump),
-            "--schema-only",
-            "--no-owner",
-            *(f"--exclude-schema={schema}" for schema in exclude_schemas),
-            "--dbname",
-            conninfo,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    args, env = pg_dump_command(conninfo, exclude_schemas)
+    dump = args[0]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         raise ClusterError(f"{dump} failed (exit {proc.returncode}):\n{proc.stderr}")
     return proc.stdout

@@ -208,6 +208,7 @@ async def cached(
 
 
 FeedQuery = dict[str, Any]
+DEFAULT_LIMIT = 20
 
 
 async def feed_query(
@@ -217,7 +218,7 @@ async def feed_query(
     since: str | None = None,
     until: str | None = None,
     q: str | None = None,
-    limit: int = 20,
+    limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
     offset: int | None = None,
 ) -> FeedQuery:
@@ -234,15 +235,26 @@ async def posts(
     return await cached(request, who, params, "json", render, "application/json")
 
 
-FEED_FILTERS = ("platforms", "types", "since", "until", "q", "limit")
+def canonical_filters(params: FeedQuery) -> list[tuple[str, str]]:
+    """The feed's filters as parsed, in one order and spelling, defaults left out: every request that shares
+    a cache entry names the feed the same way (its Atom id and self link are permanent, RFC 4287 4.2.6)."""
+    values: dict[str, str | None] = {
+        "limit": str(params["limit"]) if params["limit"] != DEFAULT_LIMIT else None,
+        "platforms": ",".join(sorted(params["platforms"])) if params["platforms"] else None,
+        "q": params["q"],
+        "since": params["since"].isoformat() if params["since"] else None,
+        "types": ",".join(sorted(params["types"])) if params["types"] else None,
+        "until": params["until"].isoformat() if params["until"] else None,
+    }
+    return [(name, value) for name, value in values.items() if value]
 
 
-async def feed_info(request: Request, who: Reader) -> feeds.FeedInfo:
-    """What the feed says about itself: its URL with its filters, without the page position (cursor/offset)
-    or anything unknown (the rendering is cached by filters), its home (the same archive as /api/posts) and
-    its author (the user's display name). Built on the configured public URL, never the request's Host or
-    X-Forwarded-* headers: a cached page is shared by every reader of the feed."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k in FEED_FILTERS]
+async def feed_info(request: Request, who: Reader, params: FeedQuery) -> feeds.FeedInfo:
+    """What the feed says about itself: its URL with its filters (canonical, without the page position),
+    its home (the same archive as /api/posts) and its author (the user's display name). Built on the
+    configured public URL, never the request's Host or X-Forwarded-* headers: a cached page is shared by every
+    reader of the feed."""
+    kept = canonical_filters(params)
     query = f"?{urlencode(kept)}" if kept else ""
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, who.user_id)
@@ -264,7 +276,7 @@ async def json_feed(
     """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
 
     async def render(page: dict[str, Any]) -> bytes:
-        return json.dumps(feeds.json_feed(page, await feed_info(request, who))).encode()
+        return json.dumps(feeds.json_feed(page, await feed_info(request, who, params))).encode()
 
     return await cached(request, who, params, "jsonfeed", render, "application/feed+json")
 
@@ -276,7 +288,7 @@ async def atom_feed(
     """Atom (RFC 4287) rendering of the same page."""
 
     async def render(page: dict[str, Any]) -> bytes:
-        return feeds.atom_feed(page, await feed_info(request, who))
+        return feeds.atom_feed(page, await feed_info(request, who, params))
 
     return await cached(request, who, params, "atom", render, "application/atom+xml")
 
