@@ -786,26 +786,30 @@ begin
     end if;
     select * into existing from public.sync_requests as r
     where r.account_id = p_account_id and r.status in ('pending', 'processing');
-    if found then
-        if existing.status = 'pending' and new_priority < existing.priority then
+    if found and existing.status = 'pending' then
+        if new_priority < existing.priority then
             update public.sync_requests as r
             set priority = new_priority, run_after = least(r.run_after, p_now)
             where r.id = existing.id;
-        elsif existing.status = 'processing' then
-            -- The widest kind asked for wins: on a platform whose events carry their records, a webhook sync
-            -- reads no pages, so it must not replace a poll (manual, scheduled) or a backfill asked for.
-            update public.sync_requests as r
-            set rerun_sync_type = case
-                when r.rerun_sync_type is null then p_sync_type
-                when array_position(array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[],
-                    p_sync_type) < array_position(
-                    array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[], r.rerun_sync_type
-                ) then p_sync_type
-                else r.rerun_sync_type
-            end
-            where r.id = existing.id;
         end if;
         return existing.sync_log_id;
+    elsif found then
+        -- The widest kind asked for wins: on a platform whose events carry their records, a webhook sync
+        -- reads no pages, so it must not replace a poll (manual, scheduled) or a backfill asked for.
+        update public.sync_requests as r
+        set rerun_sync_type = case
+            when r.rerun_sync_type is null then p_sync_type
+            when array_position(array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[],
+                p_sync_type) < array_position(
+                array['manual', 'scheduled', 'backfill', 'webhook']::public.sync_type_enum[], r.rerun_sync_type
+            ) then p_sync_type
+            else r.rerun_sync_type
+        end
+        -- fail_sync takes no account lock: a sync that failed meanwhile is not joined, a new one is made.
+        where r.id = existing.id and r.status = 'processing';
+        if found then
+            return existing.sync_log_id;
+        end if;
     end if;
     insert into public.sync_logs (account_id, sync_type, status, started_at, metadata)
     values (p_account_id, p_sync_type, 'queued', p_now,
