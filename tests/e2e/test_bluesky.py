@@ -138,6 +138,12 @@ def stream_items(db_url: str, rkey: str) -> int:
     )
 
 
+def backfilled_and_followed(db_url: str, sim: BlueskySimulator, env: dict[str, str]) -> None:
+    """With a worker running: the connected account's backfill is done and Jetstream follows it."""
+    assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
+    wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+
+
 def post_state(db_url: str, uri: str) -> tuple[Any, ...] | None:
     rows = query(
         db_url, "select text_content, deleted_on_platform from public.posts where platform_post_id = %s", (uri,)
@@ -149,8 +155,7 @@ def test_jetstream_brings_a_new_post_and_a_deletion_without_polling(small: dict[
     db_url, sim = small["db"], small["sim"]
     account, env = backfilled(small, tmp_path)
     with running_worker(env, tmp_path / "worker.log"):
-        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
-        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        backfilled_and_followed(db_url, sim, env)
         listed = sim.requests["com.atproto.repo.listRecords"]
         cli = subprocess.run(
             [
@@ -197,8 +202,7 @@ def test_bad_stream_input_is_kept_and_refused_and_the_stream_goes_on(small: dict
     db_url, sim = small["db"], small["sim"]
     _, env = backfilled(small, tmp_path)
     with running_worker(env, tmp_path / "worker.log"):
-        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
-        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        backfilled_and_followed(db_url, sim, env)
         httpx.post(f"{small['sim_url']}/_sim/config", json={"malformed_frame": True}).raise_for_status()
         bad = sim_post(small, record={"$type": "app.bsky.feed.post", "text": 42, "createdAt": "yesterday"})
         good = sim_post(small, text="after the bad ones")
@@ -220,8 +224,7 @@ def test_identity_and_account_events_update_the_account(small: dict[str, Any], t
     db_url, sim = small["db"], small["sim"]
     account, env = backfilled(small, tmp_path)
     with running_worker(env, tmp_path / "worker.log"):
-        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
-        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        backfilled_and_followed(db_url, sim, env)
         config = f"{small['sim_url']}/_sim/config"
         httpx.post(config, json={"identity": {"handle": "renamed.trove.test"}}).raise_for_status()
         wait_for(
@@ -277,8 +280,7 @@ def test_a_killed_consumer_loses_and_duplicates_nothing(small: dict[str, Any], t
     text = {"$type": POST, "createdAt": "2026-12-01T00:00:00.000Z"}
     lease = ("--lease-seconds", "3")  # what the killed worker held is claimed again soon
     with running_worker(env, tmp_path / "worker.log", *lease) as worker:
-        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
-        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        backfilled_and_followed(db_url, sim, env)
         for n in range(60):
             sim.write(did, POST, None, {**text, "text": f"burst {n}"})
         wait_for(
@@ -439,8 +441,7 @@ def test_an_account_connected_later_is_followed_without_reconnecting(small: dict
     db_url, sim = small["db"], small["sim"]
     _, env = backfilled(small, tmp_path)
     with running_worker(env, tmp_path / "worker.log"):
-        assert wait_for_log(db_url, env["SYNC_LOG"], timeout=60) == "success"
-        wait_for(lambda: sim.stats()["subscribers"] >= 1, 20, "the worker to follow the account on Jetstream")
+        backfilled_and_followed(db_url, sim, env)
         connections = sim.requests["jetstream.subscribe"]
         # Bob connects his own account while the stream runs.
         other = next(did for did, acc in sim.accounts.items() if acc.handle.startswith("bob"))
