@@ -118,3 +118,32 @@ def test_a_newly_followed_account_is_told_on_the_same_connection_and_caught_up()
             await asyncio.wait_for(consumer, 10)
 
         asyncio.run(main())
+
+
+def test_a_frame_over_the_cap_is_left_out_and_the_connection_stays() -> None:
+    """A record larger than our frame cap would close the WebSocket at every replay from the cursor: the
+    consumer asks Jetstream to leave such frames out (maxMessageSizeBytes), and the stream goes on."""
+    sim = BlueskySimulator(posts=5)
+    did = sim.demo_did
+    with BackgroundServer(sim.app, free_port()) as server:
+        config = BlueskyConfig(jetstream_url=server.url.replace("http://", "ws://"))
+        host = MemoryHost({did})
+
+        async def main() -> None:
+            consumer = asyncio.create_task(stream.JetstreamConsumer(config).run(httpx.AsyncClient(), host))
+            await until(lambda: sim.stats()["subscribers"] == 1)
+            connections = sim.requests["jetstream.subscribe"]
+            huge = "x" * (stream.MAX_FRAME_BYTES + 10)
+            sim.write(did, POST, None, {"$type": POST, "text": huge, "createdAt": "2026-12-01T00:00:00Z"})
+            sim.write(did, POST, None, {"$type": POST, "text": "small", "createdAt": "2026-12-01T00:00:00Z"})
+            await until(
+                lambda: any(
+                    e.payload["commit"]["record"]["text"] == "small" for e in host.events.get("jetstream-0", [])
+                )
+            )
+            assert all(len(e.payload["commit"]["record"]["text"]) < 100 for e in host.events["jetstream-0"])
+            assert sim.requests["jetstream.subscribe"] == connections, "no reconnect"
+            host.stopping.set()
+            await asyncio.wait_for(consumer, 10)
+
+        asyncio.run(main())

@@ -172,7 +172,8 @@ class JetstreamConsumer:
 
     @staticmethod
     async def _hello(ws: ClientConnection, dids: list[str]) -> None:
-        payload = {"wantedCollections": list(COLLECTIONS), "wantedDids": dids, "maxMessageSizeBytes": 0}
+        # Jetstream leaves out frames over our cap (a larger one would close the connection at every replay).
+        payload = {"wantedCollections": list(COLLECTIONS), "wantedDids": dids, "maxMessageSizeBytes": MAX_FRAME_BYTES}
         await ws.send(json.dumps({"type": "options_update", "payload": payload}))
 
     async def _consume(
