@@ -70,6 +70,7 @@ class StampingConnector:
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
     poll_on_event = True
+    ephemeral_interval = None  # nothing here vanishes by itself
     enrich_batch = 1
 
     def __init__(self) -> None:

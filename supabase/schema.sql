@@ -129,7 +129,8 @@ CREATE TYPE public.sync_type_enum AS ENUM (
     'webhook',
     'manual',
     'scheduled',
-    'backfill'
+    'backfill',
+    'token_refresh'
 );
 
 
@@ -818,6 +819,33 @@ begin
     insert into public.sync_requests (account_id, sync_type, sync_log_id, priority, run_after)
     values (p_account_id, p_sync_type, new_log, new_priority, p_now);
     return new_log;
+end;
+$$;
+
+
+--
+-- Name: enqueue_token_refreshes(timestamp with time zone); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.enqueue_token_refreshes(p_now timestamp with time zone DEFAULT now()) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+    due uuid;
+    enqueued integer := 0;
+begin
+    for due in
+        select ca.id from public.connected_accounts as ca
+        where ca.token_refresh_at <= p_now
+            and ca.status in ('active', 'error')
+            and ca.access_token is not null
+        order by ca.token_refresh_at
+    loop
+        perform trove_private.enqueue_sync(due, 'token_refresh', 'token_refresh', p_now);
+        enqueued := enqueued + 1;
+    end loop;
+    return enqueued;
 end;
 $$;
 
@@ -1643,6 +1671,7 @@ CREATE TABLE public.connected_accounts (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     sync_state jsonb DEFAULT '{}'::jsonb NOT NULL,
     token_binding text,
+    token_refresh_at timestamp with time zone,
     CONSTRAINT connected_accounts_error_count_check CHECK ((error_count >= 0)),
     CONSTRAINT connected_accounts_last_sync_status_check CHECK ((last_sync_status = ANY (ARRAY['success'::text, 'failed'::text, 'partial'::text]))),
     CONSTRAINT connected_accounts_metadata_check CHECK ((jsonb_typeof(metadata) = 'object'::text)),
@@ -1656,6 +1685,13 @@ CREATE TABLE public.connected_accounts (
 --
 
 COMMENT ON COLUMN public.connected_accounts.token_binding IS 'encrypted JSON: what the tokens are bound to (a DPoP key) and what a refresh needs; service role only';
+
+
+--
+-- Name: COLUMN connected_accounts.token_refresh_at; Type: COMMENT; Schema: public; Owner: -
+--
+
+COMMENT ON COLUMN public.connected_accounts.token_refresh_at IS 'renew the token by then even if the account is idle (null: refreshed when used)';
 
 
 --
@@ -1782,7 +1818,7 @@ CREATE TABLE public.media_downloads (
     CONSTRAINT media_downloads_byte_size_check CHECK ((byte_size >= 0)),
     CONSTRAINT media_downloads_downloaded_check CHECK (((status <> 'downloaded'::public.download_status_enum) OR ((storage_path IS NOT NULL) AND (content_type IS NOT NULL) AND (byte_size IS NOT NULL)))),
     CONSTRAINT media_downloads_media_key_check CHECK ((media_key <> ''::text)),
-    CONSTRAINT media_downloads_original_url_check CHECK ((original_url ~* '^https?://'::text)),
+    CONSTRAINT media_downloads_original_url_check CHECK (((original_url ~* '^https?://'::text) OR ((original_url = ''::text) AND (status = 'unavailable'::public.download_status_enum) AND (error IS NOT NULL)))),
     CONSTRAINT media_downloads_storage_path_check CHECK ((storage_path ~ (('^[0-9a-f-]{36}/'::text || (platform)::text) || '/[0-9a-f]{64}\.[a-z0-9]{2,5}$'::text)))
 );
 
@@ -1836,6 +1872,31 @@ COMMENT ON COLUMN public.oauth_states.browser_hash IS 'sha256 (hex) of the brows
 --
 
 COMMENT ON COLUMN public.oauth_states.session IS 'encrypted JSON kept from start to callback (PKCE verifier, DPoP key, issuer); never sent to the browser';
+
+
+--
+-- Name: post_interactions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.post_interactions (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    account_id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    platform public.platform_enum NOT NULL,
+    platform_post_id text NOT NULL,
+    kind text NOT NULL,
+    platform_item_id text NOT NULL,
+    author_handle text,
+    text_content text,
+    details jsonb DEFAULT '{}'::jsonb NOT NULL,
+    occurred_at timestamp with time zone,
+    ingested_item_id uuid,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT post_interactions_details_check CHECK ((jsonb_typeof(details) = 'object'::text)),
+    CONSTRAINT post_interactions_ids_check CHECK ((((length(platform_post_id) >= 1) AND (length(platform_post_id) <= 256)) AND ((length(platform_item_id) >= 1) AND (length(platform_item_id) <= 256)))),
+    CONSTRAINT post_interactions_kind_check CHECK ((kind ~ '^[a-z_]{1,32}$'::text))
+);
 
 
 --
@@ -2125,6 +2186,22 @@ ALTER TABLE ONLY public.oauth_states
 
 
 --
+-- Name: post_interactions post_interactions_account_kind_item_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_interactions
+    ADD CONSTRAINT post_interactions_account_kind_item_key UNIQUE (account_id, kind, platform_item_id);
+
+
+--
+-- Name: post_interactions post_interactions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_interactions
+    ADD CONSTRAINT post_interactions_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: post_media post_media_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2244,6 +2321,13 @@ CREATE INDEX connected_accounts_sync_schedule_idx ON public.connected_accounts U
 --
 
 CREATE INDEX connected_accounts_token_expires_at_idx ON public.connected_accounts USING btree (token_expires_at);
+
+
+--
+-- Name: connected_accounts_token_refresh_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX connected_accounts_token_refresh_at_idx ON public.connected_accounts USING btree (token_refresh_at) WHERE (token_refresh_at IS NOT NULL);
 
 
 --
@@ -2475,6 +2559,27 @@ CREATE INDEX oauth_states_expires_at_idx ON public.oauth_states USING btree (exp
 --
 
 CREATE INDEX oauth_states_user_id_idx ON public.oauth_states USING btree (user_id);
+
+
+--
+-- Name: post_interactions_ingested_item_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX post_interactions_ingested_item_id_idx ON public.post_interactions USING btree (ingested_item_id);
+
+
+--
+-- Name: post_interactions_post_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX post_interactions_post_idx ON public.post_interactions USING btree (account_id, platform_post_id);
+
+
+--
+-- Name: post_interactions_user_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX post_interactions_user_id_idx ON public.post_interactions USING btree (user_id);
 
 
 --
@@ -2765,6 +2870,20 @@ CREATE TRIGGER media_downloads_notify_work AFTER INSERT ON public.media_download
 
 
 --
+-- Name: post_interactions post_interactions_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER post_interactions_set_updated_at BEFORE UPDATE ON public.post_interactions FOR EACH ROW EXECUTE FUNCTION trove_private.set_updated_at();
+
+
+--
+-- Name: post_interactions post_interactions_user_id_from_account; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER post_interactions_user_id_from_account BEFORE INSERT OR UPDATE OF account_id ON public.post_interactions FOR EACH ROW EXECUTE FUNCTION trove_private.user_id_from_account();
+
+
+--
 -- Name: post_media post_media_bump_archive_versions_delete; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -3032,6 +3151,30 @@ ALTER TABLE ONLY public.oauth_states
 
 
 --
+-- Name: post_interactions post_interactions_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_interactions
+    ADD CONSTRAINT post_interactions_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.connected_accounts(id) ON DELETE CASCADE;
+
+
+--
+-- Name: post_interactions post_interactions_ingested_item_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_interactions
+    ADD CONSTRAINT post_interactions_ingested_item_id_fkey FOREIGN KEY (ingested_item_id) REFERENCES public.ingested_items(id) ON DELETE SET NULL;
+
+
+--
+-- Name: post_interactions post_interactions_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.post_interactions
+    ADD CONSTRAINT post_interactions_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
 -- Name: post_media post_media_ingested_post_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3282,6 +3425,19 @@ CREATE POLICY notifications_update_own ON public.notifications FOR UPDATE TO aut
 --
 
 ALTER TABLE public.oauth_states ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: post_interactions; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.post_interactions ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: post_interactions post_interactions_select_own; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY post_interactions_select_own ON public.post_interactions FOR SELECT TO authenticated USING ((( SELECT auth.uid() AS uid) = user_id));
+
 
 --
 -- Name: post_media; Type: ROW SECURITY; Schema: public; Owner: -
@@ -3630,6 +3786,15 @@ GRANT ALL ON FUNCTION trove_private.enqueue_due_syncs(p_now timestamp with time 
 REVOKE ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.enqueue_sync(p_account_id uuid, p_sync_type public.sync_type_enum, p_reason text, p_now timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION enqueue_token_refreshes(p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.enqueue_token_refreshes(p_now timestamp with time zone) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.enqueue_token_refreshes(p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.enqueue_token_refreshes(p_now timestamp with time zone) TO service_role;
 
 
 --
@@ -4112,6 +4277,13 @@ GRANT SELECT(sync_state) ON TABLE public.connected_accounts TO authenticated;
 
 
 --
+-- Name: COLUMN connected_accounts.token_refresh_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT(token_refresh_at) ON TABLE public.connected_accounts TO authenticated;
+
+
+--
 -- Name: TABLE engagement_history; Type: ACL; Schema: public; Owner: -
 --
 
@@ -4177,6 +4349,15 @@ GRANT UPDATE(read_at) ON TABLE public.notifications TO authenticated;
 
 REVOKE ALL ON TABLE public.oauth_states FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.oauth_states TO service_role;
+
+
+--
+-- Name: TABLE post_interactions; Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON TABLE public.post_interactions FROM anon, authenticated, service_role;
+GRANT SELECT ON TABLE public.post_interactions TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.post_interactions TO service_role;
 
 
 --

@@ -73,6 +73,7 @@ def test_migrations_register_the_pg_cron_jobs_in_the_scheduler_database(scratch_
         "trove-health-check": "select trove_private.run_health_check()",
         "trove-purge-old-records": "select trove_private.purge_old_records()",
         "trove-refresh-public-posts": "select trove_private.refresh_public_posts()",
+        "trove-refresh-tokens": "select trove_private.enqueue_token_refreshes()",
         "trove-retry-failed-media": "select trove_private.retry_failed_media()",
     }
     # Every job's command runs as written.

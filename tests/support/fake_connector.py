@@ -43,6 +43,7 @@ class FakeConnector:
     platform = "bluesky"
     poll_interval = timedelta(hours=1)
     poll_on_event = True
+    ephemeral_interval = None  # nothing here vanishes by itself
     enrich_batch = 1
     detail_keys: tuple[str, ...] = ()
 

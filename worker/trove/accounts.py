@@ -66,6 +66,7 @@ async def save_connection(
             else None,
             "expires": tokens.expires_at,
             "binding": encrypt_binding(ring, tokens.binding, account_id),
+            "refresh_at": tokens.refresh_at,
             "scope": scope,
             "username": username,
             "display_name": display_name,

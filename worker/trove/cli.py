@@ -158,7 +158,9 @@ def _demo_post(args: argparse.Namespace) -> None:
     demo = args.platforms[args.platform].demo
     url = args.simulator_url or f"http://127.0.0.1:{demo.simulator_port}"
     try:
-        print(demo.new_post(url, args.text))
+        print(demo.new_post(url, args.text, ephemeral=args.story))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     except httpx.HTTPError as error:
         raise ConfigError(
             f"the {args.platform} simulator at {url} did not answer ({error}): is `make run` running?"
@@ -242,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     post.add_argument("platform", choices=sorted(name for name, p in platforms.items() if p.demo is not None))
     post.add_argument("text", help="the text of the new post (or activity name)")
     post.add_argument("--simulator-url", default=None, help="default: the simulator `make run` starts")
+    post.add_argument("--story", action="store_true", help="a story (it vanishes on the platform after 24 hours)")
     post.set_defaults(func=_demo_post, platforms=platforms)
 
     # `trove <platform> subscribe|unsubscribe|status` for each platform with push subscriptions.

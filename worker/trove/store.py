@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from trove.platforms.base import Account, MediaRef, NormalizedPost, Page
 from trove.queries.ingest import INSERT_FETCHED_ITEM, INSERT_RAW_POST, LOCK_RAW_POST, UPDATE_RAW_POST
-from trove.queries.media import LINK_MEDIA, UPSERT_MEDIA
+from trove.queries.media import LINK_MEDIA, UPSERT_MEDIA, UPSERT_MISSING_MEDIA
 from trove.queries.posts import POST_ID, SNAPSHOT_ENGAGEMENT, UPSERT_POST
 
 
@@ -131,11 +131,9 @@ async def store_post(
             "key": media.media_key,
             "url": media.url,
             "position": position,
+            "reason": media.missing,
         }
-        await conn.execute(
-            UPSERT_MEDIA,
-            params,
-        )
+        await conn.execute(UPSERT_MISSING_MEDIA if media.missing else UPSERT_MEDIA, params)
         await conn.execute(
             LINK_MEDIA,
             params,

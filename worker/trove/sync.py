@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from trove.platforms.base import (
 )
 from trove.queries.accounts import SET_SYNC_STATE
 from trove.queries.ingest import DETAIL_DONE, INSERT_FETCHED_ITEM, PENDING_DETAILS
-from trove.queries.posts import MARK_DELETED_BY_RAW_POST, MARK_LISTED_PRESENT, MARK_UNLISTED_DELETED
+from trove.queries.posts import CHECK_UNLISTED, MARK_DELETED_BY_RAW_POST, MARK_LISTED_PRESENT, MARK_UNLISTED_DELETED
 from trove.queries.queue import EXTEND_LEASE, FAIL_SYNC, FINISH_SYNC, RELEASE_SYNC, RELEASE_SYNC_UNTIL
 from trove.queries.rate_limits import RECORD_RATE_LIMIT, TAKE_RATE_LIMIT
 from trove.queries.sync_logs import COUNT_DETAIL, COUNT_PAGE, RECORD_POST_ERRORS
@@ -62,7 +63,38 @@ def choose_mode(sync_type: str, state: dict[str, Any]) -> SyncMode:
     return "poll"
 
 
-def next_state(state: dict[str, Any], mode: SyncMode, page: Page) -> dict[str, Any]:
+def _instant(state: dict[str, Any], key: str) -> datetime | None:
+    value = state.get(key)
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def ephemeral_due(connector: Connector, state: dict[str, Any]) -> datetime:
+    """When the account's content that vanishes is to be read next (long ago: now; never: far ahead)."""
+    if getattr(connector, "ephemeral_interval", None) is None:
+        return datetime.max.replace(tzinfo=UTC)
+    return _instant(state, "ephemeral_due_at") or datetime.min.replace(tzinfo=UTC)
+
+
+def poll_due(connector: Connector, state: dict[str, Any]) -> bool:
+    """Whether a scheduled run reads the feed: always, unless the account is woken more often than its feed is
+    polled (for its content that vanishes) and the feed's time has not come (a minute early counts: the
+    scheduler runs each minute)."""
+    if getattr(connector, "ephemeral_interval", None) is None:
+        return True
+    due = _instant(state, "poll_due_at")
+    return due is None or due <= utcnow() + timedelta(minutes=1)
+
+
+def next_sync_in(connector: Connector) -> timedelta:
+    """When the scheduler wakes the account next: its feed's poll interval, or sooner for what vanishes."""
+    ephemeral: timedelta | None = getattr(connector, "ephemeral_interval", None)
+    return min(connector.poll_interval, ephemeral) if ephemeral else connector.poll_interval
+
+
+def next_state(state: dict[str, Any], mode: str, page: Page) -> dict[str, Any]:
     updated = {**state, **page.state}
     updated[f"{mode}_cursor"] = page.next_cursor
     if page.next_cursor is None and mode == "backfill":
@@ -132,40 +164,95 @@ class SyncRunner:
 
     async def _run(self, request: SyncRequest, connector: Connector) -> str:
         async with self.pool.connection() as conn:
+            # Renews the token first when it is due (TokenSet.refresh_at), whatever else this run does.
             account = await fresh_account(conn, self.ring, connector, self.http, request.account_id)
+        problems: list[str] = []
+        if request.sync_type == "token_refresh":
+            return await self._finish(request, connector, problems)
         mode = choose_mode(request.sync_type, account.sync_state)
         cursor = account.sync_state.get(f"{mode}_cursor")
         budget_class = "bulk" if mode == "backfill" else "interactive"
-        refreshed_after_rejection = False
-        problems: list[str] = []
         # A sync an event asked for, on a platform whose events carry the records: the details only.
         pages = not (request.sync_type == "webhook" and mode == "poll" and not connector.poll_on_event)
+        if request.sync_type == "scheduled" and mode == "poll" and not poll_due(connector, account.sync_state):
+            pages = False  # woken for the content that vanishes, the feed is not due yet
+        account, wait_until = await self._read_ephemeral(request, connector, account, problems)
+        if wait_until is not None:
+            return await self._defer(request, wait_until)
         while pages:
             if self.stopping.is_set():
                 await self._call(RELEASE_SYNC, (request.id, self.worker_id))
                 return "released"
-            wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, budget_class))
+            # A long backfill still reads the content that vanishes when it is due.
+            account, wait_until = await self._read_ephemeral(request, connector, account, problems)
+            if wait_until is None:
+                wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, budget_class))
             if wait_until is not None:
-                # The app-wide budget is spent: not a failure, come back when the window resets.
-                log.info("sync %s: %s budget spent, deferred until %s", request.id, request.platform, wait_until)
-                await self._call(RELEASE_SYNC_UNTIL, (request.id, self.worker_id, wait_until))
-                return "deferred"
-            try:
-                page = await connector.fetch_page(self.http, account, mode, cursor)
-            except AuthError:
-                if refreshed_after_rejection:
-                    raise
-                refreshed_after_rejection = True
-                async with self.pool.connection() as conn:
-                    account = await fresh_account(
-                        conn, self.ring, connector, self.http, request.account_id, rejected_token=account.access_token
-                    )
-                continue
+                # The app-wide budget is spent: not a failure, come back when the window resets, or earlier
+                # when the content that vanishes is due before that.
+                return await self._defer(request, min(wait_until, ephemeral_due(connector, account.sync_state)))
+            account, page = await self._fetch(
+                request, connector, account, lambda acc, at=cursor: connector.fetch_page(self.http, acc, mode, at)
+            )
             account = await self._commit_page(request, connector, account, mode, page, problems)
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
+        if pages and mode == "poll":
+            account = await self._set_state(account, {"poll_due_at": (utcnow() + connector.poll_interval).isoformat()})
         await self._enrich(request, connector, account, problems)
+        return await self._finish(request, connector, problems)
+
+    async def _defer(self, request: SyncRequest, until: datetime) -> str:
+        log.info("sync %s: %s budget spent, deferred until %s", request.id, request.platform, until)
+        await self._call(RELEASE_SYNC_UNTIL, (request.id, self.worker_id, until))
+        return "deferred"
+
+    async def _fetch(
+        self, request: SyncRequest, connector: Connector, account: Account, fetch: Callable[[Account], Awaitable[Page]]
+    ) -> tuple[Account, Page]:
+        """One page; when the platform refuses the token, once more with a refreshed one."""
+        try:
+            return account, await fetch(account)
+        except AuthError:
+            async with self.pool.connection() as conn:
+                account = await fresh_account(
+                    conn, self.ring, connector, self.http, request.account_id, rejected_token=account.access_token
+                )
+            return account, await fetch(account)  # refused again: the AuthError fails the sync
+
+    async def _set_state(self, account: Account, changes: dict[str, Any]) -> Account:
+        state = {**account.sync_state, **changes}
+        async with self.pool.connection() as conn:
+            await conn.execute(SET_SYNC_STATE, (Jsonb(state), account.id))
+        return replace(account, sync_state=state)
+
+    async def _read_ephemeral(
+        self, request: SyncRequest, connector: Connector, account: Account, problems: list[str]
+    ) -> tuple[Account, datetime | None]:
+        """Content that vanishes (stories), when due: every page of it, from the interactive budget. Returns
+        the account and, when the budget is spent even for that, when to come back."""
+        interval = getattr(connector, "ephemeral_interval", None)
+        if interval is None or ephemeral_due(connector, account.sync_state) > utcnow():
+            return account, None
+        cursor: dict[str, Any] | None = None
+        while True:
+            wait_until = await self._call(TAKE_RATE_LIMIT, (request.platform, "interactive"))
+            if wait_until is not None:
+                return account, wait_until
+            account, page = await self._fetch(
+                request,
+                connector,
+                account,
+                lambda acc, at=cursor: connector.fetch_ephemeral(self.http, acc, at),  # type: ignore[attr-defined]
+            )
+            account = await self._commit_page(request, connector, account, "ephemeral", page, problems)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        return await self._set_state(account, {"ephemeral_due_at": (utcnow() + interval).isoformat()}), None
+
+    async def _finish(self, request: SyncRequest, connector: Connector, problems: list[str]) -> str:
         status = "partial" if problems else "success"
         async with self.pool.connection() as conn:
             if problems:
@@ -177,7 +264,7 @@ class SyncRunner:
                         request.sync_log_id,
                     ),
                 )
-            done = await conn.execute(FINISH_SYNC, (request.id, self.worker_id, status, connector.poll_interval))
+            done = await conn.execute(FINISH_SYNC, (request.id, self.worker_id, status, next_sync_in(connector)))
             row = await done.fetchone()
         return status if row and row[0] else "lost"
 
@@ -186,11 +273,12 @@ class SyncRunner:
         request: SyncRequest,
         connector: Connector,
         account: Account,
-        mode: SyncMode,
+        mode: str,
         page: Page,
         problems: list[str],
     ) -> Account:
-        """One transaction per page: raw page, posts, cursor, metrics and the lease move together."""
+        """One transaction per page: raw page, posts, cursor, metrics and the lease move together. `mode`:
+        backfill, poll or ephemeral."""
         counts = Counts()
         async with self.pool.connection() as conn, conn.transaction():
             await record_rate_limits(conn, request.platform, page.rate_limits)
@@ -215,16 +303,20 @@ class SyncRunner:
             if page.listing is not None:
                 listing = page.listing
                 cur = await conn.execute(
-                    MARK_UNLISTED_DELETED,
+                    CHECK_UNLISTED if listing.confirm else MARK_UNLISTED_DELETED,
                     {
                         "account": account.id,
                         "prefix": listing.prefix,
                         "from_id": listing.from_id,
                         "before_id": listing.before_id,
+                        "after": listing.after_time,
+                        "until": listing.until_time,
+                        "types": sorted(listing.content_types) if listing.content_types is not None else None,
                         "ids": sorted(listing.ids),
                     },
                 )
-                counts.deleted += cur.rowcount
+                if not listing.confirm:
+                    counts.deleted += cur.rowcount
                 await conn.execute(MARK_LISTED_PRESENT, {"account": account.id, "ids": sorted(listing.ids)})
             state = next_state(account.sync_state, mode, page)
             remaining = min((r.limit - r.used for r in page.rate_limits), default=None)

@@ -1,4 +1,5 @@
-"""Access tokens for a sync: decrypted only in memory, refreshed when they expire within 5 minutes.
+"""Access tokens for a sync: decrypted only in memory, refreshed when they expire within 5 minutes or their
+renewal time has come (TokenSet.refresh_at: tokens that lapse unless refreshed).
 
 A refresh holds the account's row lock for its whole duration, so two workers never refresh the same
 account at once (platforms that rotate refresh tokens would leave the loser of such a race a dead one).
@@ -30,7 +31,7 @@ def encrypt_binding(ring: KeyRing, binding: dict[str, Any] | None, account_id: s
 
 
 def _account(ring: KeyRing, row: tuple[Any, ...]) -> Account:
-    account_id, user_id, platform, platform_user_id, username, access, _refresh, _expires, state, bound = row
+    account_id, user_id, platform, platform_user_id, username, access, _refresh, _expires, state, bound, _renew = row
     token = decrypt(ring, access, account_id=account_id, column="access_token") if access else None
     register_secret(token)
     binding = json.loads(decrypt(ring, bound, account_id=account_id, column="token_binding")) if bound else None
@@ -64,10 +65,12 @@ async def fresh_account(
         account = _account(ring, row)
         expires_at: datetime | None = row[7]
         refresh_ciphertext: str | None = row[6]
+        renew_at: datetime | None = row[10]
+        now = datetime.now(UTC)
         if rejected_token is not None:
             if account.access_token != rejected_token:
                 return account  # someone refreshed it meanwhile
-        elif expires_at is None or expires_at > datetime.now(UTC) + REFRESH_MARGIN:
+        elif (expires_at is None or expires_at > now + REFRESH_MARGIN) and (renew_at is None or renew_at > now):
             return account
         if refresh_ciphertext is None:
             if rejected_token is not None or account.access_token is None:
@@ -88,6 +91,7 @@ async def fresh_account(
                 ),
                 "expires": tokens.expires_at,
                 "binding": encrypt_binding(ring, tokens.binding, account_id),
+                "refresh_at": tokens.refresh_at,
                 "scope": tokens.scope,
                 "account": account_id,
             },

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
 from psycopg.types.json import Jsonb
 
 from trove.platforms.base import Platform, Subscription, WebhookRefused, Webhooks
@@ -41,14 +41,16 @@ async def ours(request: Request, platform: str) -> Subscription:
     return Subscription(*row) if row else Subscription()
 
 
-async def _handshake(request: Request, platform: str, secret: str | None) -> JSONResponse:
+async def _handshake(request: Request, platform: str, secret: str | None) -> Response:
     webhooks = ingress(request, platform)
     if webhooks is None:
         return unknown_platform(platform)
     try:
-        return JSONResponse(webhooks.handshake(request.query_params, secret, await ours(request, platform)))
+        answer = webhooks.handshake(request.query_params, secret, await ours(request, platform))
     except WebhookRefused as refused:
         return error(refused.status, refused.code, refused.detail)
+    # Some platforms want the challenge back as JSON, others as the plain body.
+    return PlainTextResponse(answer) if isinstance(answer, str) else JSONResponse(answer)
 
 
 async def _receive(request: Request, platform: str, secret: str | None) -> JSONResponse:
@@ -71,12 +73,12 @@ async def _receive(request: Request, platform: str, secret: str | None) -> JSONR
 
 
 @router.get("/webhook-{platform}")
-async def handshake(platform: str, request: Request) -> JSONResponse:
+async def handshake(platform: str, request: Request) -> Response:
     return await _handshake(request, platform, None)
 
 
 @router.get("/webhook-{platform}/{secret}")
-async def handshake_with_secret(platform: str, secret: str, request: Request) -> JSONResponse:
+async def handshake_with_secret(platform: str, secret: str, request: Request) -> Response:
     return await _handshake(request, platform, secret)
 
 

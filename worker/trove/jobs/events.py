@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from trove.jobs import JobContext, process_items
-from trove.platforms.base import AuthError, Confirmation, Connector, InvalidGrantError, WebhookAction
+from trove.platforms.base import AuthError, Confirmation, Connector, Interaction, InvalidGrantError, WebhookAction
 from trove.queries.accounts import (
     DEAUTHORIZE_ACCOUNT,
     PLATFORM_ACCOUNT_ID,
@@ -18,7 +18,7 @@ from trove.queries.accounts import (
     SET_INACTIVE_ON_PLATFORM,
     SET_USERNAME,
 )
-from trove.queries.ingest import EVENT, REQUEST_DETAIL, SET_EVENT_ACCOUNT, SET_EVENT_OUTCOME
+from trove.queries.ingest import EVENT, REQUEST_DETAIL, SET_EVENT_ACCOUNT, SET_EVENT_OUTCOME, UPSERT_INTERACTION
 from trove.queries.posts import MARK_DELETED
 from trove.queries.queue import ENQUEUE_SYNC
 from trove.sync import record_rate_limits
@@ -62,6 +62,10 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
         await record_outcome(conn, item_id, "not_confirmed", confirmation.reason)
         return
     await record_outcome(conn, item_id, "applied")
+    if action.interaction is not None:
+        await record_interaction(conn, platform, account_id, item_id, action.interaction)
+    if action.kind == "record":
+        return
     if action.kind == "deauthorize":
         await conn.execute(DEAUTHORIZE_ACCOUNT, (account_id,))
         return
@@ -84,6 +88,27 @@ async def handle_item(ctx: JobContext, conn: AsyncConnection[Any], item_id: str)
             REQUEST_DETAIL, (platform, account_id, action.platform_post_id, Jsonb(action.post_stub or {}))
         )
     await conn.execute(ENQUEUE_SYNC, (account_id, "webhook", event_type))
+
+
+async def record_interaction(
+    conn: AsyncConnection[Any], platform: str, account_id: str, item_id: str, interaction: Interaction
+) -> None:
+    """An engagement record of the post the event concerns (linked by its platform id: the post may come later)."""
+    await conn.execute(
+        UPSERT_INTERACTION,
+        {
+            "account": account_id,
+            "platform": platform,
+            "post": interaction.platform_post_id,
+            "kind": interaction.kind,
+            "item": interaction.platform_item_id,
+            "author": interaction.author,
+            "text": interaction.text,
+            "data": Jsonb(interaction.data),
+            "occurred": interaction.occurred_at,
+            "ingested_item": item_id,
+        },
+    )
 
 
 async def record_outcome(conn: AsyncConnection[Any], item_id: str, outcome: str, reason: str | None = None) -> None:

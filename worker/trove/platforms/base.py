@@ -74,7 +74,10 @@ class InvalidGrantError(SyncError):
 @dataclass(frozen=True)
 class MediaRef:
     media_key: str  # stable across fetches: e.g. a blob CID or a photo's unique id, never a signed URL
-    url: str  # where to download it now (may expire)
+    url: str  # where to download it now (may expire); "" when `missing`
+    # Why the platform gives no file for this media (e.g. a video withheld for its copyrighted audio): the
+    # media is recorded as unavailable with this reason instead of being downloaded.
+    missing: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,21 @@ class RateLimitReading:
 @dataclass(frozen=True)
 class Listing:
     """The platform listed every post of the account whose id starts with `prefix` and sorts (bytewise) in
-    [`from_id`, `before_id`) (None: no bound). An archived post in that range that is not among `ids` is
-    gone on the platform: that is how polling notices deletions a platform sends no event for."""
+    [`from_id`, `before_id`) (None: no bound), created in (`after_time`, `until_time`] (None: no bound), of
+    `content_types` (None: any). An archived post in that range that is not among `ids` is gone on the
+    platform: that is how polling notices deletions a platform sends no event for. With `confirm`, such a
+    post is not marked at once: its detail is asked for again (`Connector.enrich`), and it is marked deleted
+    only when the platform says it no longer exists (a listing that can miss posts, or ids that do not sort
+    by time)."""
 
     prefix: str
     ids: frozenset[str]
     from_id: str | None = None
     before_id: str | None = None
+    after_time: datetime | None = None
+    until_time: datetime | None = None
+    content_types: frozenset[str] | None = None
+    confirm: bool = False
 
 
 @dataclass
@@ -161,6 +172,9 @@ class TokenSet:
     # Proof-of-possession material the tokens are bound to and what a refresh needs (a DPoP private key, the
     # token endpoint, the last server nonce): secret, stored encrypted next to the tokens. None: bearer tokens.
     binding: dict[str, Any] | None = field(default=None, repr=False)
+    # Renew the token by then even if the account is idle (a token that lapses unless refreshed, such as a
+    # 60-day token refreshed a week ahead): a scheduled token_refresh run does it. None: refreshed when used.
+    refresh_at: datetime | None = None
 
 
 @dataclass
@@ -176,14 +190,29 @@ class Enrichment:
 
 
 @dataclass(frozen=True)
+class Interaction:
+    """Something others did with a post that the platform told us of (a comment, a mention, a story's
+    insights): kept as an engagement record of that post (`post_interactions`), linked by the post's id."""
+
+    kind: str  # "comment", "mention", "insights", ...
+    platform_item_id: str  # the comment's or mention's id; for insights, the post's id (one record, updated)
+    platform_post_id: str
+    occurred_at: datetime | None = None
+    author: str | None = None  # the other person's handle
+    text: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the event's own fields, as sent
+
+
+@dataclass(frozen=True)
 class WebhookAction:
     """What a stored webhook or stream event asks for, for the account of `platform_user_id`:
     sync (fetch what is new), refresh_post (fetch this post's detail again), delete_post (it was deleted),
     deauthorize (the user revoked our access), update_account (a new handle, or the account was deactivated
-    or came back), ignore."""
+    or came back), record (keep `interaction` and nothing more), ignore. Any action may carry an
+    `interaction` to keep as an engagement record."""
 
     platform_user_id: str | None
-    kind: Literal["sync", "refresh_post", "delete_post", "deauthorize", "update_account", "ignore"] = "sync"
+    kind: Literal["sync", "refresh_post", "delete_post", "deauthorize", "update_account", "record", "ignore"] = "sync"
     platform_post_id: str | None = None
     # refresh_post of a post not archived yet: the raw stub the detail fetch starts from.
     post_stub: dict[str, Any] | None = None
@@ -191,6 +220,7 @@ class WebhookAction:
     username: str | None = None
     active: bool | None = None
     status_reason: str | None = None
+    interaction: Interaction | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +237,11 @@ class Connector(Protocol):
     poll_interval: timedelta
     # Raw keys only a detail has: kept when a later summary of the same post arrives.
     detail_keys: tuple[str, ...]
+    # Content that vanishes on the platform after a while (stories: 24 hours) is read on its own schedule,
+    # every `ephemeral_interval` (None: the platform has none), through `fetch_ephemeral(http, account,
+    # cursor) -> Page`. The engine reads it first in every sync that finds it due, with the interactive share
+    # of the rate-limit budget, and wakes the account for it even while a backfill waits for the budget.
+    ephemeral_interval: timedelta | None
     # Whether a sync an event asked for also reads the newest pages. True where an event only names a post
     # (then polling finds what else changed); False where events carry the records themselves (a stream):
     # such a sync only fetches the details of the posts the events brought.
@@ -349,8 +384,9 @@ class InboundEvent:
 
 
 class Webhooks(Protocol):
-    def handshake(self, params: Mapping[str, str], secret: str | None, ours: Subscription) -> dict[str, Any]:
-        """Answer the platform's subscription check (the JSON body to send back), or raise WebhookRefused.
+    def handshake(self, params: Mapping[str, str], secret: str | None, ours: Subscription) -> dict[str, Any] | str:
+        """Answer the platform's subscription check (a JSON body to send back, or a str sent as plain text), or
+        raise WebhookRefused.
         `secret` is the path segment after /functions/v1/webhook-<platform>/ (None without one)."""
         ...
 
@@ -417,9 +453,10 @@ class Demo(Protocol):
         """Anything after the demo account is connected (e.g. webhook subscription)."""
         ...
 
-    def new_post(self, simulator_url: str, text: str) -> str:
-        """`trove demo post <platform> "text"`: create an item on the simulator's demo account (it reaches
-        the archive the way a real one would); a line saying what was created."""
+    def new_post(self, simulator_url: str, text: str, *, ephemeral: bool = False) -> str:
+        """`trove demo post <platform> "text" [--story]`: create an item on the simulator's demo account (it
+        reaches the archive the way a real one would; `ephemeral`: one that vanishes, a story); a line saying
+        what was created. ValueError: the platform has no such item."""
         ...
 
     def hints(self, simulator_url: str) -> list[str]:

@@ -22,12 +22,12 @@ INSERT_ACCOUNT = """
 """
 
 # A (re)connected account: fresh tokens and profile, active again, its errors cleared; (metadata) is merged
-# into what is stored. Parameters: access, refresh (encrypted), expires, scope, username, display_name,
-# avatar_url, metadata (Jsonb), subscribed, subscription_id, account.
+# into what is stored. Parameters: access, refresh (encrypted), expires, binding, refresh_at, scope, username,
+# display_name, avatar_url, metadata (Jsonb), subscribed, subscription_id, account.
 CONNECT_ACCOUNT = """
     update public.connected_accounts
     set access_token = %(access)s, refresh_token = %(refresh)s, token_expires_at = %(expires)s,
-        token_binding = %(binding)s, scope = %(scope)s, username = %(username)s,
+        token_binding = %(binding)s, token_refresh_at = %(refresh_at)s, scope = %(scope)s, username = %(username)s,
         display_name = %(display_name)s, avatar_url = %(avatar_url)s,
         metadata = metadata || %(metadata)s, status = 'active', error_count = 0, error_message = null,
         webhook_subscribed = %(subscribed)s, webhook_subscription_id = %(subscription_id)s
@@ -70,7 +70,7 @@ DEAUTHORIZE_ACCOUNT = "select trove_private.deauthorize_account(%s)"
 # What trove.tokens reads of an account, in this order (it unpacks the row by position).
 _ACCOUNT_COLUMNS = """
     id::text, user_id::text, platform::text, platform_user_id, username, access_token, refresh_token,
-    token_expires_at, sync_state, token_binding
+    token_expires_at, sync_state, token_binding, token_refresh_at
 """
 
 # An account with its (encrypted) tokens. Parameters: account id.
@@ -81,11 +81,11 @@ LOAD_ACCOUNT = f"select {_ACCOUNT_COLUMNS} from public.connected_accounts where 
 LOCK_ACCOUNT = f"select {_ACCOUNT_COLUMNS} from public.connected_accounts where id = %s for update"
 
 # Refreshed tokens and their binding (encrypted); a refresh that grants no scope keeps the stored one.
-# Parameters: access, refresh, expires, binding, scope (or None), account.
+# Parameters: access, refresh, expires, binding, refresh_at, scope (or None), account.
 SET_REFRESHED_TOKENS = """
     update public.connected_accounts
     set access_token = %(access)s, refresh_token = %(refresh)s, token_expires_at = %(expires)s,
-        token_binding = %(binding)s, scope = coalesce(%(scope)s, scope)
+        token_binding = %(binding)s, token_refresh_at = %(refresh_at)s, scope = coalesce(%(scope)s, scope)
     where id = %(account)s
 """
 

@@ -104,3 +104,23 @@ UPDATE_RAW_POST = """
     set post_data = %s, detail_pending = %s, account_id = %s, ingested_item_id = coalesce(%s, ingested_item_id)
     where id = %s
 """
+
+# --- post_interactions ------------------------------------------------------------------------------------
+
+# What others did with a post (base.Interaction), kept once per account, kind and item; a repeated event
+# updates it (a story's insights grow until it ends). Parameters: account, platform, post, kind, item, author,
+# text, data (Jsonb), occurred, ingested item id.
+UPSERT_INTERACTION = """
+    insert into public.post_interactions (account_id, platform, platform_post_id, kind, platform_item_id,
+                                          author_handle, text_content, details, occurred_at, ingested_item_id)
+    values (%(account)s, %(platform)s, %(post)s, %(kind)s, %(item)s, %(author)s, %(text)s, %(data)s,
+            %(occurred)s, %(ingested_item)s)
+    on conflict (account_id, kind, platform_item_id) do update
+    set platform_post_id = excluded.platform_post_id, author_handle = excluded.author_handle,
+        text_content = excluded.text_content, details = excluded.details, occurred_at = excluded.occurred_at,
+        ingested_item_id = excluded.ingested_item_id
+    where (post_interactions.platform_post_id, post_interactions.author_handle, post_interactions.text_content,
+           post_interactions.details, post_interactions.occurred_at)
+        is distinct from (excluded.platform_post_id, excluded.author_handle, excluded.text_content,
+                          excluded.details, excluded.occurred_at)
+"""

@@ -45,8 +45,24 @@ UPSERT_MEDIA = """
     insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url)
     values (%(post)s, %(user)s, %(platform)s, %(key)s, %(url)s)
     on conflict (user_id, platform, media_key) do update
-    set original_url = excluded.original_url
+    set original_url = excluded.original_url,
+        -- a file the platform withheld (no URL) and now gives: download it after all
+        status = case when media_downloads.original_url = '' then 'pending' else media_downloads.status end,
+        attempts = case when media_downloads.original_url = '' then 0 else media_downloads.attempts end,
+        error = case when media_downloads.original_url = '' then null else media_downloads.error end,
+        run_after = case when media_downloads.original_url = '' then now() else media_downloads.run_after end
     where media_downloads.original_url is distinct from excluded.original_url
+"""
+
+# A media file the platform lists but does not give (MediaRef.missing): unavailable, with the reason; a file
+# already copied keeps its copy. Parameters: post, user, platform, key, reason.
+UPSERT_MISSING_MEDIA = """
+    insert into public.media_downloads (ingested_post_id, user_id, platform, media_key, original_url, status, error)
+    values (%(post)s, %(user)s, %(platform)s, %(key)s, '', 'unavailable', %(reason)s)
+    on conflict (user_id, platform, media_key) do update
+    set error = excluded.error, status = 'unavailable', original_url = '', locked_by = null, locked_until = null
+    where media_downloads.status not in ('downloaded', 'downloading')
+      and media_downloads.error is distinct from excluded.error
 """
 
 # Link a file to a raw post at its position (a file shared by two posts is one row, shown on both).

@@ -8,16 +8,30 @@ MARK_DELETED = """
     where platform = %s and platform_post_id = %s and account_id = %s
 """
 
-# A complete listing of a range of the account's post ids (base.Listing) left these out: gone on the platform.
-# Compared bytewise (collate "C"), as platforms order ids. Parameters: account, prefix, from_id (or None),
-# before_id (or None), ids (text[]).
-MARK_UNLISTED_DELETED = """
-    update public.posts set deleted_on_platform = true
-    where account_id = %(account)s and not deleted_on_platform
-      and starts_with(platform_post_id, %(prefix)s)
-      and (%(from_id)s::text is null or platform_post_id collate "C" >= %(from_id)s::text collate "C")
-      and (%(before_id)s::text is null or platform_post_id collate "C" < %(before_id)s::text collate "C")
-      and platform_post_id <> all(%(ids)s::text[])
+# The account's archived posts (p) that a complete listing (base.Listing) covers but left out. Ids compared
+# bytewise (collate "C"), as platforms order ids. Parameters: account, prefix, from_id, before_id, after,
+# until (timestamptz), types (text[]), ids (text[]); None: no bound.
+_UNLISTED = """
+    p.account_id = %(account)s and not p.deleted_on_platform
+    and starts_with(p.platform_post_id, %(prefix)s)
+    and (%(from_id)s::text is null or p.platform_post_id collate "C" >= %(from_id)s::text collate "C")
+    and (%(before_id)s::text is null or p.platform_post_id collate "C" < %(before_id)s::text collate "C")
+    and (%(after)s::timestamptz is null or p.created_at_platform > %(after)s::timestamptz)
+    and (%(until)s::timestamptz is null or p.created_at_platform <= %(until)s::timestamptz)
+    and (%(types)s::text[] is null or p.content_type::text = any(%(types)s::text[]))
+    and p.platform_post_id <> all(%(ids)s::text[])
+"""
+
+# Those are gone on the platform.
+MARK_UNLISTED_DELETED = f"update public.posts as p set deleted_on_platform = true where {_UNLISTED}"
+
+# Those are to be checked with the platform (Listing.confirm): their detail is asked for again, and the
+# detail fetch marks them deleted only when the platform says so.
+CHECK_UNLISTED = f"""
+    update public.ingested_posts as ip set detail_pending = true
+    from public.posts as p
+    where ip.platform = p.platform and ip.platform_post_id = p.platform_post_id and not ip.detail_pending
+      and {_UNLISTED}
 """
 
 # ... and what such a listing names is not gone (any more). Parameters: account, ids (text[]).

@@ -86,7 +86,9 @@ class BlueskyDemo:
     def hints(self, simulator_url: str) -> list[str]:
         return ['trove demo post bluesky "Hello from the demo"   # arrives through Jetstream within a second']
 
-    def new_post(self, simulator_url: str, text: str) -> str:
+    def new_post(self, simulator_url: str, text: str, *, ephemeral: bool = False) -> str:
+        if ephemeral:
+            raise ValueError("Bluesky has no stories: nothing there vanishes by itself")
         created = httpx.post(f"{simulator_url}/_sim/posts", json={"text": text}, timeout=10.0)
         created.raise_for_status()
         return f"created {created.json().get('uri')}: it arrives through Jetstream"

@@ -67,6 +67,7 @@ class BlueskyConnector:
     poll_interval = timedelta(hours=1)  # Jetstream brings changes within a second; polling is the safety net
     detail_keys = ("view",)  # a record arriving without its view (Jetstream) keeps the stored one
     poll_on_event = False  # a Jetstream event carries the record: only its view is fetched
+    ephemeral_interval = None  # nothing here vanishes by itself
     enrich_batch = HYDRATE_BATCH  # records that arrived without their views are hydrated 25 a call
 
     def __init__(self, config: BlueskyConfig | None = None) -> None:

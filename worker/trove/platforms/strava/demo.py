@@ -67,7 +67,9 @@ class StravaDemo:
     def hints(self, simulator_url: str) -> list[str]:
         return ['trove demo post strava "Evening run"   # a new activity arrives by webhook']
 
-    def new_post(self, simulator_url: str, text: str) -> str:
+    def new_post(self, simulator_url: str, text: str, *, ephemeral: bool = False) -> str:
+        if ephemeral:
+            raise ValueError("Strava has no stories: nothing there vanishes by itself")
         athletes = httpx.get(f"{simulator_url}/_sim/stats", timeout=5.0).json().get("athletes", {})
         if not athletes:
             raise RuntimeError(f"the Strava simulator at {simulator_url} has no athlete")

@@ -39,6 +39,7 @@ class StravaConnector:
     platform = "strava"
     poll_interval = timedelta(hours=1)
     poll_on_event = True
+    ephemeral_interval = None  # nothing here vanishes by itself
     enrich_batch = 1  # an event names an activity id only
     detail_keys = (
         "resource_state",
