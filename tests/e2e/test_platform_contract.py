@@ -99,4 +99,4 @@ def test_an_extra_platform_works_end_to_end_through_the_registry(
             )
             # A platform without a handshake or subscriptions says so through the same routes.
             assert httpx.get(f"{service.url}/functions/v1/webhook-bluesky").status_code == 404
-            assert httpx.post(f"{service.url}/functions/v1/webhook-instagram", content=b"{}").status_code == 404
+            assert httpx.post(f"{service.url}/functions/v1/webhook-myspace", content=b"{}").status_code == 404

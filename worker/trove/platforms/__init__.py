@@ -15,6 +15,7 @@ from trove.platforms.base import Connector, Demo, OAuth, Platform, Simulator, St
 
 BUILTIN: dict[str, str] = {
     "bluesky": "trove.platforms.bluesky:BlueskyPlatform",
+    "instagram": "trove.platforms.instagram:InstagramPlatform",
     "strava": "trove.platforms.strava:StravaPlatform",
 }
 
