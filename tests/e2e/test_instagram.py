@@ -142,9 +142,6 @@ def test_refused_connects_store_nothing(small: dict[str, Any]) -> None:
     assert (taken.status_code, taken.json()["error"]) == (409, "already_connected")
 
 
-@pytest.mark.skip(
-    reason="not yet green: see the issue 13 note (deadlock in media copies / unverified after the last change)"
-)
 def test_stories_are_archived_while_the_feed_is_rate_limited(small: dict[str, Any], tmp_path: Path) -> None:
     db_url = small["db"]
     # Instagram refuses the media list (the account's hourly window is full for it) but not the stories.
@@ -177,9 +174,6 @@ def test_stories_are_archived_while_the_feed_is_rate_limited(small: dict[str, An
         assert used == 100
 
 
-@pytest.mark.skip(
-    reason="not yet green: see the issue 13 note (deadlock in media copies / unverified after the last change)"
-)
 def test_tokens_are_refreshed_before_they_lapse_and_a_lapsed_one_asks_to_reconnect(
     small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -216,9 +210,6 @@ def test_tokens_are_refreshed_before_they_lapse_and_a_lapsed_one_asks_to_reconne
     assert scalar(db_url, "select count(*) from public.posts") == 42, "the archive stays"
 
 
-@pytest.mark.skip(
-    reason="not yet green: see the issue 13 note (deadlock in media copies / unverified after the last change)"
-)
 def test_signed_comment_webhook_is_stored_once_and_linked_and_forgeries_store_nothing(
     small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -287,9 +278,6 @@ def test_signed_comment_webhook_is_stored_once_and_linked_and_forgeries_store_no
         )
 
 
-@pytest.mark.skip(
-    reason="not yet green: see the issue 13 note (deadlock in media copies / unverified after the last change)"
-)
 def test_new_signed_urls_make_no_new_rows_an_expired_one_is_refreshed_and_deletions_are_confirmed(
     small: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -312,7 +300,7 @@ def test_new_signed_urls_make_no_new_rows_an_expired_one_is_refreshed_and_deleti
         newest = small["account"].media[0]
         key = newest.children[0].id if newest.children else newest.id
         sim_post(small, "/_sim/clock", {"advance_seconds": 5 * 86400})
-        by_id = sim.requests.get("media", 0)
+        by_id = sim.requests.get("node", 0)
         execute(
             db_url,
             "update public.media_downloads set status = 'pending', attempts = 0, run_after = now()"
@@ -324,7 +312,7 @@ def test_new_signed_urls_make_no_new_rows_an_expired_one_is_refreshed_and_deleti
         assert scalar(db_url, "select status::text from public.media_downloads where media_key = %s", (key,)) == (
             "downloaded"
         )
-        assert sim.requests.get("media", 0) > by_id, "a fresh URL was asked for"
+        assert sim.requests.get("node", 0) > by_id, "a fresh URL was asked for"
         # The newest post is deleted on Instagram: the next poll misses it, asks, and only then marks it.
         deleted = httpx.delete(f"{small['sim_url']}/_sim/media", params={"id": newest.id}, timeout=10.0)
         assert deleted.status_code == 200

@@ -14,7 +14,7 @@ from trove.media.download import DownloadFailure
 from trove.media.download import download as download_file
 from trove.media.storage import storage_path
 from trove.platforms.base import SyncError
-from trove.queries.media import FRESH_MEDIA_URL, MEDIA_COPIED, MEDIA_JOB
+from trove.queries.media import FRESH_MEDIA_URL, LOCK_ARCHIVE_VERSION, MEDIA_COPIED, MEDIA_JOB
 from trove.queries.queue import COMPLETE_WORK, FAIL_WORK, GIVE_UP_WORK
 from trove.redact import redact
 from trove.tokens import fresh_account
@@ -57,6 +57,7 @@ async def copy_media(ctx: JobContext, media_id: str) -> None:
                     outcome = (failure.kind, str(failure))
                 break
             async with ctx.pool.connection() as conn, conn.transaction():
+                await conn.execute(LOCK_ARCHIVE_VERSION, (user_id,))
                 await conn.execute(MEDIA_COPIED, (done.path, done.content_type, done.size, done.sha256, url, media_id))
                 await conn.execute(COMPLETE_WORK, (QUEUE, media_id, ctx.worker_id))
             return

@@ -12,6 +12,11 @@ MEDIA_JOB = """
 
 # The copy is in storage (the job completes in the same transaction). Parameters: storage path, content
 # type, byte size, content sha256, the URL it came from, media id.
+# The user's archive version, locked before a copy is recorded: recording it bumps the version (a trigger),
+# and a sync's page locks the version (its posts) before the media rows; taking them in that same order
+# keeps a copy and a sync of the same user from deadlocking. Parameters: user id.
+LOCK_ARCHIVE_VERSION = "select 1 from public.archive_versions where user_id = %s for update"
+
 MEDIA_COPIED = """
     update public.media_downloads
     set storage_path = %s, content_type = %s, byte_size = %s, content_sha256 = %s, downloaded_at = now(),
