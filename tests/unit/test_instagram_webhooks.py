@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 
 from trove.config import PROJECT_ROOT
-from trove.platforms.base import Interaction, InvalidEventError, Subscription, WebhookAction, WebhookRefused
+from trove.platforms.base import (
+    Interaction,
+    InvalidEventError,
+    Subscription,
+    WebhookAction,
+    WebhookRefused,
+    secret_hash,
+)
 from trove.platforms.instagram.events import action_for
-from trove.platforms.instagram.webhooks import InstagramWebhooks, secret_hash
+from trove.platforms.instagram.webhooks import InstagramWebhooks
 
 FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures" / "instagram"
 APP_SECRET = "app-secret-for-tests"

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -372,6 +374,25 @@ class WebhookRefused(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+
+
+def secret_hash(value: str) -> str:
+    """How `webhook_subscriptions` keeps a verify token or callback secret: its SHA-256, never the value."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def matches_hash(expected_hash: str | None, presented: str | None) -> bool:
+    """Whether `presented` is the secret whose hash we keep (constant time; nothing kept matches nothing)."""
+    return (
+        expected_hash is not None
+        and presented is not None
+        and hmac.compare_digest(expected_hash, secret_hash(presented))
+    )
+
+
+def not_ours() -> WebhookRefused:
+    """One answer for every failure to prove a request is for our subscription: a prober learns nothing."""
+    return WebhookRefused(403, "unknown_subscription", "this request is not for this application's subscription")
 
 
 @dataclass(frozen=True)

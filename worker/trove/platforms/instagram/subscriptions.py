@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from trove.platforms.base import SubscriptionError
+from trove.platforms.base import SubscriptionError, secret_hash
 from trove.platforms.instagram.client import InstagramConfig
-from trove.platforms.instagram.webhooks import secret_hash
 from trove.queries.webhooks import (
     CONFIRM_SUBSCRIPTION,
     DELETE_SUBSCRIPTION,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from trove.json_input import InvalidJson, parse_json
-from trove.platforms.base import InboundEvent, Subscription, WebhookRefused
+from trove.platforms.base import InboundEvent, Subscription, WebhookRefused, matches_hash, not_ours
 from trove.platforms.instagram.normalize import decimal_id
 
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -32,23 +32,6 @@ MAX_MESSAGES = 100
 MAX_FIELD = 64
 MAX_TIME = 2**63  # seconds for changes, milliseconds for messaging (Meta sends both): an int64 either way
 MAX_PROBLEMS = 5
-
-
-def secret_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _matches(expected_hash: str | None, presented: str | None) -> bool:
-    return (
-        expected_hash is not None
-        and presented is not None
-        and hmac.compare_digest(expected_hash, secret_hash(presented))
-    )
-
-
-def not_ours() -> WebhookRefused:
-    """One answer for every failure to prove the request is for our subscription: a prober learns nothing."""
-    return WebhookRefused(403, "unknown_subscription", "this request is not for this application's subscription")
 
 
 def bad_signature() -> WebhookRefused:
@@ -165,7 +148,7 @@ class InstagramWebhooks:
         """Meta's verification GET: answers the bare `hub.challenge` (sent as text/plain) when the verify token
         is ours. The token is compared before anything else is looked at, so the answer does not tell which
         part was wrong."""
-        verify_ok = _matches(ours.verify_token_hash, params.get("hub.verify_token"))
+        verify_ok = matches_hash(ours.verify_token_hash, params.get("hub.verify_token"))
         if secret is not None or not verify_ok:
             raise not_ours()
         challenge = params.get("hub.challenge")

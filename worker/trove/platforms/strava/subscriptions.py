@@ -14,9 +14,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from trove.platforms.base import SubscriptionError
+from trove.platforms.base import SubscriptionError, secret_hash
 from trove.platforms.strava.client import StravaConfig
-from trove.platforms.strava.webhooks import secret_hash
 from trove.queries.webhooks import (
     CONFIRM_SUBSCRIPTION,
     DELETE_SUBSCRIPTION,

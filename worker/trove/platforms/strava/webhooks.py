@@ -10,31 +10,12 @@ destructive ones with Strava before it acts (StravaConnector.confirm)."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from trove.json_input import InvalidJson, parse_json
-from trove.platforms.base import InboundEvent, Subscription, WebhookRefused
-
-
-def secret_hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
-def _matches(expected_hash: str | None, presented: str | None) -> bool:
-    return (
-        expected_hash is not None
-        and presented is not None
-        and hmac.compare_digest(expected_hash, secret_hash(presented))
-    )
-
-
-def not_ours() -> WebhookRefused:
-    """One answer for every authentication failure, so a prober learns nothing about which part failed."""
-    return WebhookRefused(403, "unknown_subscription", "this request is not for this application's subscription")
-
+from trove.platforms.base import InboundEvent, Subscription, WebhookRefused, matches_hash, not_ours
 
 # The fields of a push event (developers.strava.com/docs/webhooks): `updates` holds changed fields as strings.
 EVENT_FIELDS: dict[str, type] = {
@@ -81,8 +62,8 @@ class StravaWebhooks:
         challenge, verify = params.get("hub.challenge"), params.get("hub.verify_token")
         # Both compared every time, before anything else is looked at: the answer and its timing do not
         # tell which part was wrong.
-        secret_ok = _matches(ours.callback_secret_hash, secret)
-        verify_ok = _matches(ours.verify_token_hash, verify)
+        secret_ok = matches_hash(ours.callback_secret_hash, secret)
+        verify_ok = matches_hash(ours.verify_token_hash, verify)
         if not (secret_ok and verify_ok):
             raise not_ours()
         if params.get("hub.mode") != "subscribe" or not challenge or len(challenge) > MAX_TEXT:
@@ -92,7 +73,7 @@ class StravaWebhooks:
     def receive(
         self, body: bytes, headers: Mapping[str, str], secret: str | None, ours: Subscription
     ) -> list[InboundEvent]:
-        if ours.subscription_id is None or not _matches(ours.callback_secret_hash, secret):
+        if ours.subscription_id is None or not matches_hash(ours.callback_secret_hash, secret):
             raise not_ours()
         try:
             event: Any = parse_json(body)
