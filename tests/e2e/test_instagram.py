@@ -327,3 +327,41 @@ def test_new_signed_urls_make_no_new_rows_an_expired_one_is_refreshed_and_deleti
         )
         assert scalar(db_url, "select count(*) from public.posts where deleted_on_platform") == 1
         assert scalar(db_url, "select count(*) from public.posts") == 42, "the archive keeps the deleted post"
+
+
+def test_a_signed_event_naming_another_users_media_changes_nothing_of_theirs(
+    small: dict[str, Any], tmp_path: Path
+) -> None:
+    db_url = small["db"]
+    sim: InstagramSimulator = small["sim"]
+    assert subscribe_webhooks(small).returncode == 0
+    bob_account = sim.add_account(username="bob.shop", posts=3, stories=0)
+    alice, alice_log = connected(small, "alice")
+    _, bob_headers = user(db_url, "bob")
+    bob_done = connect(small, bob_headers, sim_account="bob.shop")
+    assert bob_done.status_code == 201, bob_done.text
+    with running_worker({**small["env"], "TROVE_MEDIA_DIR": str(tmp_path / "m")}, tmp_path / "worker.log"):
+        assert wait_for_log(db_url, alice_log, timeout=120) == "success"
+        assert wait_for_log(db_url, bob_done.json()["sync_log_id"], timeout=120) == "success"
+        theirs = bob_account.media[0].id
+        before = query(db_url, "select * from public.posts where platform_post_id = %s", (theirs,))
+        # Meta signs it, but it names Alice's account and Bob's media: Alice's token cannot read it.
+        body = json.dumps(
+            {"object": "instagram", "entry": [{"id": small["account"].user_id, "time": 7, "changes": [
+                {"field": "comments", "value": {"from": {"id": "1", "username": "x"},
+                 "media": {"id": theirs, "media_product_type": "FEED"}, "id": "555", "text": "hi"}}]}]}
+        ).encode()  # fmt: skip
+        hook = f"{small['url']}/functions/v1/webhook-instagram"
+        assert httpx.post(hook, content=body, headers={"X-Hub-Signature-256": sign(body)}).status_code == 200
+        wait_for(
+            lambda: scalar(db_url, "select outcome from public.ingested_items where source = 'webhook'") == "applied",
+            60,
+            "the event",
+        )
+        sync = scalar(
+            db_url, "select id from public.sync_logs where account_id = %s and sync_type = 'webhook'", (alice,)
+        )
+        assert wait_for_log(db_url, str(sync), timeout=60) == "success"
+    assert query(db_url, "select * from public.posts where platform_post_id = %s", (theirs,)) == before
+    assert scalar(db_url, "select count(*) from public.posts where account_id = %s and platform_post_id = %s",
+                  (alice, theirs)) == 0  # fmt: skip
