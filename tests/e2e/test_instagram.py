@@ -182,6 +182,8 @@ def test_tokens_are_refreshed_before_they_lapse_and_a_lapsed_one_asks_to_reconne
     env = {**small["env"], "TROVE_MEDIA_DIR": str(tmp_path / "m")}
     with running_worker(env, tmp_path / "worker.log"):
         assert wait_for_log(db_url, log_id, timeout=120) == "success"
+        # Quiet first: a media copy meeting an expired URL would renew a due token itself, before the job does.
+        wait_media_settled(db_url)
         old_token = scalar(db_url, "select access_token from public.connected_accounts where id = %s", (account,))
         # 53 days later, idle: the hourly job finds the token due and renews it (Instagram allows it at 24 h).
         sim_post(small, "/_sim/clock", {"advance_seconds": 53 * 86400})

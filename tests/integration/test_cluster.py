@@ -99,9 +99,9 @@ def test_a_pg_cron_installed_in_public_moves_to_pg_catalog_with_its_jobs(scratch
             "select jobname, schedule, command, database, username, active from cron.job order by jobname"
         ).fetchall()
     names = [job[0] for job in jobs]
-    assert len(names) == 7 and len(set(names)) == 7
+    assert len(names) == 8 and len(set(names)) == 8
     assert ("theirs", "0 5 * * *", "select 5", "postgres", "postgres", False) in jobs
     assert [job[1:] for job in jobs if job[0].startswith("job-")] == [
         ("0 4 * * *", "select 4", "postgres", "postgres", True)
     ]
-    assert sum(name.startswith("trove-") for name in names) == 5
+    assert sum(name.startswith("trove-") for name in names) == 6
