@@ -200,9 +200,8 @@ class InstagramConnector:
         detail = parse_json_body(response)
         if not isinstance(detail, dict) or decimal_id(detail.get("id")) != media_id:
             raise TransientError(f"Instagram answered media {media_id} with something else")
-        owner = detail.get("username")
-        if isinstance(owner, str) and owner.lower() != account.username.lower():
-            return Enrichment([], None, readings, not_owned=True)
+        # No owner check: the token reads only its own account's media (another's answers 100/33, gone above),
+        # and a username can change between syncs.
         return Enrichment([("media", detail)], normalize(detail), readings)
 
     async def refresh_media_url(
