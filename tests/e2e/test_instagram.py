@@ -261,6 +261,42 @@ def test_signed_comment_webhook_is_stored_once_and_linked_and_forgeries_store_no
         for bad in (b"not json", b'{"object": "page", "entry": []}', b'{"object": "instagram", "entry": [1]}'):
             answer = httpx.post(hook, content=bad, headers={"X-Hub-Signature-256": sign(bad)})
             assert answer.status_code == 400 and answer.json()["detail"], bad
+        # A story ends: Instagram sends its insights, kept as a record of the archived story.
+        story = small["account"].stories[0].id
+        assert scalar(db_url, "select count(*) from public.posts where platform_post_id = %s", (story,)) == 1
+        sim_post(small, "/_sim/clock", {"advance_seconds": 25 * 3600})
+        wait_for(
+            lambda: (
+                scalar(
+                    db_url,
+                    "select count(*) from public.post_interactions where kind = 'insights' and platform_post_id = %s",
+                    (story,),
+                )
+                == 1
+            ),
+            60,
+            "the story's insights",
+        )
+        assert scalar(db_url, "select deleted_on_platform from public.posts where platform_post_id = %s", (story,)) is (
+            False
+        ), "a story that ended is not a deletion"
+        # A comment on a media that no longer exists: the event is applied, the detail finds nothing, no post.
+        gone = small["account"].media[-1]
+        assert httpx.delete(f"{small['sim_url']}/_sim/media", params={"id": gone.id}, timeout=10.0).status_code == 200
+        late = json.dumps(
+            {"object": "instagram", "entry": [{"id": small["account"].user_id, "time": 9, "changes": [
+                {"field": "comments", "value": {"from": {"id": "2", "username": "late"},
+                 "media": {"id": gone.id, "media_product_type": "FEED"}, "id": "777", "text": "too late"}}]}]}
+        ).encode()  # fmt: skip
+        assert httpx.post(hook, content=late, headers={"X-Hub-Signature-256": sign(late)}).status_code == 200
+        wait_for(
+            lambda: scalar(
+                db_url, "select deleted_on_platform from public.posts where platform_post_id = %s", (gone.id,)
+            ),
+            60,
+            "the commented media, gone on Instagram, to be marked",
+        )
+        assert scalar(db_url, "select count(*) from public.post_interactions where platform_item_id = '777'") == 1
         # An event for an account Trove does not know is kept and marked.
         stranger = json.dumps(
             {"object": "instagram", "entry": [{"id": "999", "time": 5, "changes": [
