@@ -10,11 +10,14 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 from tests.support.fake_connector import FakeConnector
 from tests.support.fake_platform import FakePlatform
 from tests.worker_harness import (
@@ -32,6 +35,8 @@ from tests.worker_harness import (
 )
 
 from trove.config import PROJECT_ROOT
+from trove.queries.queue import CLAIM_SYNC_REQUESTS
+from trove.sync import SyncRequest, SyncRunner
 from trove.tokens import fresh_account
 
 
@@ -182,6 +187,45 @@ def test_spent_budget_defers_the_sync_instead_of_failing(db_url: str, platform: 
         )
     assert log_status(db_url, log_id) == "queued"
     assert platform.state.item_requests == 0, "no request was sent beyond the budget"
+    assert scalar(db_url, "select error_count from public.connected_accounts where id = %s", (account,)) == 0
+
+
+class DeadlockOnce(FakeConnector):
+    """The first page read dies of a deadlock (Postgres broke a lock cycle with another transaction)."""
+
+    deadlocks = 1
+
+    async def fetch_page(self, *args: Any) -> Any:
+        if self.deadlocks:
+            self.deadlocks -= 1
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
+        return await super().fetch_page(*args)
+
+
+def test_a_sync_hit_by_a_deadlock_is_released_at_once_and_then_completes(db_url: str, platform: FakePlatform) -> None:
+    platform.control(item_count=10)
+    account = connect_account(db_url, platform.state.access_token, platform.state.refresh_token)
+    log_id = enqueue(db_url, account, "manual")
+    os.environ["FAKE_PLATFORM_URL"] = platform.url
+    lease = timedelta(minutes=5)
+
+    async def claim_and_run_twice() -> list[str]:
+        async with (
+            AsyncConnectionPool(db_url, kwargs={"autocommit": True}, open=False) as pool,
+            httpx.AsyncClient() as http,
+        ):
+            runner = SyncRunner(pool, {"bluesky": DeadlockOnce()}, RING, http, "test:1", lease, asyncio.Event())
+            outcomes = []
+            for _ in range(2):
+                async with pool.connection() as conn:
+                    rows = await (await conn.execute(CLAIM_SYNC_REQUESTS, ("test:1", 1, lease))).fetchall()
+                assert len(rows) == 1, "released for a claim right away, not after the lease"
+                outcomes.append(await runner.run(SyncRequest(*rows[0])))
+            return outcomes
+
+    assert asyncio.run(claim_and_run_twice()) == ["released", "success"]
+    assert log_status(db_url, log_id) == "success"
+    assert scalar(db_url, "select count(*) from public.posts") == 10
     assert scalar(db_url, "select error_count from public.connected_accounts where id = %s", (account,)) == 0
 
 

@@ -103,7 +103,9 @@ def next_state(state: dict[str, Any], mode: str, page: Page) -> dict[str, Any]:
 
 
 async def record_rate_limits(conn: AsyncConnection[Any], platform: str, readings: list[RateLimitReading]) -> None:
-    for reading in readings:
+    """Call it outside a longer transaction: each reading locks its window's row, which every sync of the
+    platform takes (in window-name order) before each request."""
+    for reading in sorted(readings, key=lambda r: r.window_name):
         await conn.execute(
             RECORD_RATE_LIMIT, (platform, reading.window_name, reading.window_length, reading.limit, reading.used)
         )
@@ -155,6 +157,12 @@ class SyncRunner:
         except LookupError as error:  # the account was deleted while queued
             await self._fail(request, "not_found", str(error))
             return "failed"
+        except (errors.DeadlockDetected, errors.SerializationFailure) as error:
+            # Postgres broke a lock cycle: what was committed stays (a page is one transaction), so the run is
+            # released to be claimed again at once instead of waiting out its lease
+            log.warning("sync %s: %s, released to run again", request.id, type(error).__name__)
+            await self._call(RELEASE_SYNC, (request.id, self.worker_id))
+            return "released"
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise  # the database is away: the lease brings the request back
         except Exception as error:  # anything else (a payload Postgres refused, a bug): failed with backoff,
@@ -280,8 +288,9 @@ class SyncRunner:
         """One transaction per page: raw page, posts, cursor, metrics and the lease move together. `mode`:
         backfill, poll or ephemeral."""
         counts = Counts()
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:
             await record_rate_limits(conn, request.platform, page.rate_limits)
+        async with self.pool.connection() as conn, conn.transaction():
             item_id = await store_raw_page(conn, account, page, "backfill" if mode == "backfill" else "fetch")
             for post in page.posts:
                 try:
@@ -374,8 +383,9 @@ class SyncRunner:
         enrichment: Enrichment,
         problems: list[str],
     ) -> None:
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.pool.connection() as conn:
             await record_rate_limits(conn, request.platform, enrichment.rate_limits)
+        async with self.pool.connection() as conn, conn.transaction():
             item_id = None
             for event_type, payload in enrichment.payloads:
                 cur = await conn.execute(
