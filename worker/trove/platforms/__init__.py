@@ -11,7 +11,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from trove.platforms.base import Connector, Demo, OAuth, Platform, Simulator, Stream, Subscriptions, Webhooks
+from trove.platforms.base import (
+    Connector,
+    Demo,
+    ExportReader,
+    OAuth,
+    Platform,
+    Simulator,
+    Stream,
+    Subscriptions,
+    Webhooks,
+)
 
 BUILTIN: dict[str, str] = {
     "bluesky": "trove.platforms.bluesky:BlueskyPlatform",
@@ -31,6 +41,7 @@ class ConnectorOnly:
     simulator: Simulator | None = None
     demo: Demo | None = None
     stream: Stream | None = None
+    export: ExportReader | None = None
 
     @property
     def name(self) -> str:

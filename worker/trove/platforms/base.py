@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -523,6 +523,101 @@ class Stream(Protocol):
         ...
 
 
+# --- import from export files --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportOwner:
+    """Whose export it is, as the platform knows the account: the same id a connected account has, or None
+    where the export does not carry it (then the user's account of that username is the one)."""
+
+    platform_user_id: str | None
+    username: str
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A media file inside the export, stored as it is (no download). `media_key` is the key the API's
+    MediaRef has for the same file where the export tells it (so one file is one row), else one of its own."""
+
+    media_key: str
+    entry: str  # its name in the archive
+
+
+@dataclass(frozen=True)
+class ExportMatch:
+    """How to find the same post archived from the API when the export does not carry the platform's id:
+    the account's post created at `created_at` (to the second) of one of `content_types`."""
+
+    created_at: datetime
+    content_types: frozenset[str]
+
+
+@dataclass
+class ExportRecord:
+    """One record read from an export, in the archive's own order (an import resumes by counting them).
+
+    `payload` is kept raw in ingested_items (source 'import'), deduplicated by (`identity`, its content), so
+    a record read again changes nothing and a changed one is kept beside the first. `post` is what it
+    archives (None: a record kept raw only); its post_data must be what `Connector.normalize` reads, so it
+    can be reprocessed like a synced post. Where the API archived the same post, the stored raw post keeps
+    its keys and takes only the ones it lacks from the export. `files`: media in the export for that post.
+    `problem`: why this record could not be read whole (e.g. a corrupt activity file): recorded on the
+    import's log, the others go on."""
+
+    identity: str
+    event_type: str  # e.g. "export.activity", "export.post"
+    payload: Any
+    post: NormalizedPost | None = None
+    files: tuple[ExportFile, ...] = ()
+    match: ExportMatch | None = None
+    problem: str | None = None
+
+
+class ExportUnreadable(Exception):
+    """The file cannot be imported as this platform's export (truncated, another platform's, missing what
+    it must have): the message names the entry at fault."""
+
+
+class ExportArchiveView(Protocol):
+    """What a reader sees of an export (trove.imports.archive.ExportArchive): entries already checked
+    against traversal, links and bombs; each read capped."""
+
+    name: str  # the file's name as uploaded
+
+    def names(self) -> list[str]: ...
+
+    def read(self, entry: str) -> bytes:
+        """The entry's bytes (a .gz entry is not unpacked here); ExportUnreadable when it is too large."""
+        ...
+
+    def read_unpacked(self, entry: str) -> bytes:
+        """The entry's bytes, gunzipped when its name ends in .gz (capped like the archive itself)."""
+        ...
+
+
+class ExportReader(Protocol):
+    """A platform's export format (`trove import`, POST /api/import). It never touches the database or the
+    network, except `prepare`, which may look things up (where a repository's blobs are served)."""
+
+    def recognizes(self, archive: ExportArchiveView) -> bool:
+        """Whether the file is this platform's export (cheap: by its entries' names or its first bytes)."""
+        ...
+
+    def owner(self, archive: ExportArchiveView) -> ExportOwner:
+        """Whose export it is; ExportUnreadable when it does not say."""
+        ...
+
+    async def prepare(self, http: httpx.AsyncClient, owner: ExportOwner) -> dict[str, Any]:
+        """Anything `records` needs from outside the file (empty where nothing)."""
+        ...
+
+    def records(
+        self, archive: ExportArchiveView, owner: ExportOwner, context: dict[str, Any]
+    ) -> Iterator[ExportRecord]:
+        """Every record, in the same order each time the same file is read."""
+        ...
+
+
 # --- the platform ---------------------------------------------------------------------------------------
 class Platform(Protocol):
     name: str  # as in platform_enum and the URLs (/functions/v1/oauth-<name>/..., /webhook-<name>)
@@ -533,3 +628,4 @@ class Platform(Protocol):
     simulator: Simulator | None
     demo: Demo | None
     stream: Stream | None
+    export: ExportReader | None

@@ -31,3 +31,4 @@ class BlueskyPlatform:
         self.simulator = BlueskySimulatorCommand()
         self.demo = BlueskyDemo()
         self.stream = JetstreamConsumer(config)
+        self.export = None  # its export reader: being added (issue 14)

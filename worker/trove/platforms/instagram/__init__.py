@@ -33,3 +33,4 @@ class InstagramPlatform:
         self.simulator = InstagramSimulatorCommand()
         self.demo = InstagramDemo()
         self.stream = None  # Instagram has no event stream: polling and webhooks
+        self.export = None  # its export reader: being added (issue 14)

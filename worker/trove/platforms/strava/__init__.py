@@ -31,3 +31,4 @@ class StravaPlatform:
         self.simulator = StravaSimulatorCommand()
         self.demo = StravaDemo()
         self.stream = None  # Strava has no event stream: webhooks and polling
+        self.export = None  # its export reader: being added (issue 14)
