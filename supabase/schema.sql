@@ -79,7 +79,8 @@ CREATE TYPE public.ingestion_source_enum AS ENUM (
     'fetch',
     'backfill',
     'retry',
-    'stream'
+    'stream',
+    'import'
 );
 
 
@@ -130,7 +131,8 @@ CREATE TYPE public.sync_type_enum AS ENUM (
     'manual',
     'scheduled',
     'backfill',
-    'token_refresh'
+    'token_refresh',
+    'import'
 );
 
 
@@ -861,7 +863,7 @@ CREATE FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_worker tex
 declare
     extended integer;
 begin
-    if p_queue not in ('ingested_items', 'ingested_posts', 'media_downloads', 'sync_requests') then
+    if p_queue not in ('ingested_items', 'ingested_posts', 'media_downloads', 'sync_requests', 'imports') then
         raise exception 'unknown work queue %', p_queue using errcode = '22023';
     end if;
     execute format(
@@ -1216,7 +1218,7 @@ CREATE FUNCTION trove_private.queue_spec(p_queue text, OUT working_state text, O
     AS $$
 begin
     case p_queue
-        when 'ingested_items', 'ingested_posts' then
+        when 'ingested_items', 'ingested_posts', 'imports' then
             select 'processing', 'completed', 'dead_letter', 'dead_letter', 5, interval '30 seconds',
                 'error_message', 'started_at', 'completed_at'
             into working_state, done_state, terminal_state, permanent_state, max_attempts, base_backoff,
@@ -1709,6 +1711,42 @@ CREATE TABLE public.engagement_history (
 
 
 --
+-- Name: imports; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.imports (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    user_id uuid NOT NULL,
+    platform public.platform_enum,
+    account_id uuid,
+    sync_log_id uuid,
+    file_name text NOT NULL,
+    file_path text NOT NULL,
+    file_sha256 text NOT NULL,
+    byte_size bigint NOT NULL,
+    status public.processing_status_enum DEFAULT 'pending'::public.processing_status_enum NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    run_after timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    error_message text,
+    error_details jsonb,
+    last_error_at timestamp with time zone,
+    progress jsonb DEFAULT '{}'::jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT imports_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT imports_byte_size_check CHECK ((byte_size >= 0)),
+    CONSTRAINT imports_file_name_check CHECK (((file_name <> ''::text) AND (length(file_name) <= 255))),
+    CONSTRAINT imports_file_path_check CHECK ((file_path ~ '^[0-9a-f-]{36}/[0-9a-f]{64}$'::text)),
+    CONSTRAINT imports_file_sha256_check CHECK ((file_sha256 ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT imports_progress_check CHECK ((jsonb_typeof(progress) = 'object'::text))
+);
+
+
+--
 -- Name: ingested_items; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1818,7 +1856,7 @@ CREATE TABLE public.media_downloads (
     CONSTRAINT media_downloads_byte_size_check CHECK ((byte_size >= 0)),
     CONSTRAINT media_downloads_downloaded_check CHECK (((status <> 'downloaded'::public.download_status_enum) OR ((storage_path IS NOT NULL) AND (content_type IS NOT NULL) AND (byte_size IS NOT NULL)))),
     CONSTRAINT media_downloads_media_key_check CHECK ((media_key <> ''::text)),
-    CONSTRAINT media_downloads_original_url_check CHECK (((original_url ~* '^https?://'::text) OR ((original_url = ''::text) AND (status = 'unavailable'::public.download_status_enum) AND (error IS NOT NULL)))),
+    CONSTRAINT media_downloads_original_url_check CHECK (((original_url ~* '^https?://'::text) OR ((original_url = ''::text) AND (status = 'unavailable'::public.download_status_enum) AND (error IS NOT NULL)) OR ((original_url = ''::text) AND (status = 'downloaded'::public.download_status_enum)))),
     CONSTRAINT media_downloads_storage_path_check CHECK ((storage_path ~ (('^[0-9a-f-]{36}/'::text || (platform)::text) || '/[0-9a-f]{64}\.[a-z0-9]{2,5}$'::text)))
 );
 
@@ -2122,6 +2160,14 @@ ALTER TABLE ONLY public.health_checks
 
 
 --
+-- Name: imports imports_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.imports
+    ADD CONSTRAINT imports_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: ingested_items ingested_items_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2352,10 +2398,59 @@ CREATE INDEX health_checks_checked_at_idx ON public.health_checks USING btree (c
 
 
 --
+-- Name: imports_account_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX imports_account_id_idx ON public.imports USING btree (account_id);
+
+
+--
+-- Name: imports_leased_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX imports_leased_idx ON public.imports USING btree (locked_until) WHERE (status = 'processing'::public.processing_status_enum);
+
+
+--
+-- Name: imports_one_unfinished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX imports_one_unfinished_idx ON public.imports USING btree (user_id, file_sha256) WHERE (status = ANY (ARRAY['pending'::public.processing_status_enum, 'processing'::public.processing_status_enum, 'failed'::public.processing_status_enum]));
+
+
+--
+-- Name: imports_ready_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX imports_ready_idx ON public.imports USING btree (run_after) WHERE (status = ANY (ARRAY['pending'::public.processing_status_enum, 'failed'::public.processing_status_enum]));
+
+
+--
+-- Name: imports_sync_log_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX imports_sync_log_id_idx ON public.imports USING btree (sync_log_id);
+
+
+--
+-- Name: imports_user_id_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX imports_user_id_idx ON public.imports USING btree (user_id);
+
+
+--
 -- Name: ingested_items_account_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX ingested_items_account_id_idx ON public.ingested_items USING btree (account_id);
+
+
+--
+-- Name: ingested_items_import_dedupe_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX ingested_items_import_dedupe_idx ON public.ingested_items USING btree (platform, external_id) WHERE ((source = 'import'::public.ingestion_source_enum) AND (external_id IS NOT NULL));
 
 
 --
@@ -2772,6 +2867,20 @@ CREATE TRIGGER engagement_history_user_id_from_post BEFORE INSERT OR UPDATE OF p
 
 
 --
+-- Name: imports imports_notify_work; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER imports_notify_work AFTER INSERT ON public.imports FOR EACH STATEMENT EXECUTE FUNCTION trove_private.notify_work();
+
+
+--
+-- Name: imports imports_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER imports_set_updated_at BEFORE UPDATE ON public.imports FOR EACH ROW EXECUTE FUNCTION trove_private.set_updated_at();
+
+
+--
 -- Name: ingested_items ingested_items_notify_work; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -3071,6 +3180,30 @@ ALTER TABLE ONLY public.engagement_history
 
 
 --
+-- Name: imports imports_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.imports
+    ADD CONSTRAINT imports_account_id_fkey FOREIGN KEY (account_id) REFERENCES public.connected_accounts(id) ON DELETE SET NULL;
+
+
+--
+-- Name: imports imports_sync_log_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.imports
+    ADD CONSTRAINT imports_sync_log_id_fkey FOREIGN KEY (sync_log_id) REFERENCES public.sync_logs(id) ON DELETE SET NULL;
+
+
+--
+-- Name: imports imports_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.imports
+    ADD CONSTRAINT imports_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE;
+
+
+--
 -- Name: ingested_items ingested_items_account_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3347,6 +3480,19 @@ CREATE POLICY engagement_history_select_own ON public.engagement_history FOR SEL
 --
 
 ALTER TABLE public.health_checks ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: imports; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.imports ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: imports imports_select_own; Type: POLICY; Schema: public; Owner: -
+--
+
+CREATE POLICY imports_select_own ON public.imports FOR SELECT TO authenticated USING ((( SELECT auth.uid() AS uid) = user_id));
+
 
 --
 -- Name: ingested_items; Type: ROW SECURITY; Schema: public; Owner: -
@@ -4290,6 +4436,15 @@ GRANT SELECT(token_refresh_at) ON TABLE public.connected_accounts TO authenticat
 REVOKE ALL ON TABLE public.engagement_history FROM anon, authenticated, service_role;
 GRANT SELECT ON TABLE public.engagement_history TO authenticated;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.engagement_history TO service_role;
+
+
+--
+-- Name: TABLE imports; Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON TABLE public.imports FROM anon, authenticated, service_role;
+GRANT SELECT ON TABLE public.imports TO authenticated;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.imports TO service_role;
 
 
 --

@@ -116,6 +116,8 @@ def stack(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("TROVE_MEDIA_DIR", str(tmp_path / "media"))
     monkeypatch.setenv("TROVE_MEDIA_SIGNING_KEY", "k")
     monkeypatch.setenv("STRAVA_WEBHOOK_VERIFY_TOKEN", "verify-me")
+    monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TROVE_IMPORT_MAX_BYTES", "4096")
     with service_stack(db_url, monkeypatch) as found:
         found["spec"] = httpx.get(f"{found['url']}/openapi.json").json()
         yield found
@@ -264,6 +266,17 @@ def test_every_declared_status_is_one_the_service_answers(stack: dict[str, Any],
     expect(400, "sync_status", auth=jwt, sync_log_id="\x00")
     expect(401, "sync_status", sync_log_id=sync["sync_log_id"])
     expect(404, "sync_status", auth=bob_jwt, sync_log_id=sync["sync_log_id"])
+
+    # Imports: an export file handed in, its progress.
+    handed_in = expect(202, "upload_export", auth=jwt, content=b"PK\x05\x06" + b"\x00" * 18).json()
+    expect(400, "upload_export", auth=jwt, content=b"")
+    expect(401, "upload_export", content=b"x")
+    expect(403, "upload_export", auth=stranger, content=b"x")
+    expect(413, "upload_export", auth=jwt, content=b"x" * 5000)
+    expect(200, "import_status", auth=jwt, import_id=handed_in["import_id"])
+    expect(400, "import_status", auth=jwt, import_id="\x00")
+    expect(401, "import_status", import_id=handed_in["import_id"])
+    expect(404, "import_status", auth=bob_jwt, import_id=handed_in["import_id"])
 
     # The feed in its three renderings, with either credential.
     for operation_id in ("posts", "json_feed", "atom_feed"):

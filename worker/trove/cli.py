@@ -167,6 +167,15 @@ def _demo_post(args: argparse.Namespace) -> None:
         ) from error
 
 
+def _import(args: argparse.Namespace) -> None:
+    from trove.imports.command import import_file
+
+    configure_logging()
+    if not Path(args.file).is_file():
+        raise ConfigError(f"{args.file}: no such file")
+    raise SystemExit(asyncio.run(import_file(database_url(), Path(args.file), args.user)))
+
+
 def _run(args: argparse.Namespace) -> None:
     from trove.demo import run
 
@@ -269,6 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
         group_commands.add_parser("status", help="what the platform and Trove know of it").set_defaults(
             func=_subscription_status, platform=platform
         )
+
+    imp = commands.add_parser("import", help="import an export file a platform gave you (its data download)")
+    imp.add_argument("file", help="the export file as the platform gave it (a .zip, or a repository .car)")
+    imp.add_argument("--user", metavar="EMAIL", help="whose archive (needed when there are several users)")
+    imp.set_defaults(func=_import)
 
     keys = commands.add_parser("keys", help="token encryption keys ($TROVE_TOKEN_KEYS)")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)

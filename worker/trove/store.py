@@ -54,9 +54,12 @@ async def store_post(
     normalize: Callable[[dict[str, Any]], NormalizedPost] | None = None,
     detail_keys: tuple[str, ...] = (),
     extra_media: tuple[MediaRef, ...] = (),
+    fill_only: bool = False,
 ) -> Counts:
     """Upsert the raw post, then the normalized post, engagement and media. A summary arriving for a post
-    whose detail is stored keeps the detail-only keys (and asks for the detail again if anything changed)."""
+    whose detail is stored keeps the detail-only keys (and asks for the detail again if anything changed).
+    With `fill_only` (a post read from an export) a stored raw post keeps every key it has and takes only
+    the ones it lacks: what the API said stays the truth."""
     counts = Counts(fetched=1)
     cur = await conn.execute(LOCK_RAW_POST, (account.platform, post.platform_post_id))
     existing = await cur.fetchone()
@@ -71,7 +74,9 @@ async def store_post(
         ingested_post_id = row[0]
     else:
         ingested_post_id, stored, stored_pending = existing
-        if not post.complete and not stored_pending:
+        if fill_only:
+            data, pending = {**post.post_data, **stored}, stored_pending
+        elif not post.complete and not stored_pending:
             data = {**stored, **{k: v for k, v in post.post_data.items() if k not in detail_keys}}
             pending = data != stored
         if data != stored or pending != stored_pending:
@@ -133,9 +138,8 @@ async def store_post(
             "position": position,
             "reason": media.missing,
         }
-        await conn.execute(UPSERT_MISSING_MEDIA if media.missing else UPSERT_MEDIA, params)
-        await conn.execute(
-            LINK_MEDIA,
-            params,
-        )
+        if media.url or media.missing:
+            await conn.execute(UPSERT_MISSING_MEDIA if media.missing else UPSERT_MEDIA, params)
+        # A file from an export has no URL: the import writes its row (copied), here it is only linked.
+        await conn.execute(LINK_MEDIA, params)
     return counts

@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 from trove.crypto import KeyRing
 from trove.jobs import JobContext
 from trove.jobs.events import handle_items
+from trove.jobs.imports import run_imports
 from trove.jobs.media import copy_media_files
 from trove.jobs.reprocess import reprocess_posts
 from trove.media.storage import Storage, storage_from_environment
@@ -263,4 +264,5 @@ QUEUES = (
     Queue("ingested_posts", reprocess_posts, one_per_job=False),
     Queue("media_downloads", copy_media_files, one_per_job=True),
     Queue("ingested_items", handle_items, one_per_job=False),
+    Queue("imports", run_imports, one_per_job=True),
 )

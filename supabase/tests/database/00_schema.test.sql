@@ -4,21 +4,21 @@
 -- argument name). Privileges and policies are in 02_privileges. A change here is a decision: update it with
 -- the migration.
 begin;
-select plan(43);
+select plan(44);
 
 -- Enums
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
 select enum_has_labels('public', 'content_type_enum', array['post', 'activity', 'story', 'reel', 'reply', 'repost', 'article'], 'enum content_type_enum has the expected labels');
 select enum_has_labels('public', 'download_status_enum', array['pending', 'downloading', 'downloaded', 'failed', 'unavailable'], 'enum download_status_enum has the expected labels');
-select enum_has_labels('public', 'ingestion_source_enum', array['webhook', 'fetch', 'backfill', 'retry', 'stream'], 'enum ingestion_source_enum has the expected labels');
+select enum_has_labels('public', 'ingestion_source_enum', array['webhook', 'fetch', 'backfill', 'retry', 'stream', 'import'], 'enum ingestion_source_enum has the expected labels');
 select enum_has_labels('public', 'platform_enum', array['bluesky', 'strava', 'instagram'], 'enum platform_enum has the expected labels');
 select enum_has_labels('public', 'processing_status_enum', array['pending', 'processing', 'completed', 'failed', 'dead_letter'], 'enum processing_status_enum has the expected labels');
 select enum_has_labels('public', 'sync_status_enum', array['queued', 'running', 'success', 'partial', 'failed', 'cancelled'], 'enum sync_status_enum has the expected labels');
-select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill', 'token_refresh'], 'enum sync_type_enum has the expected labels');
+select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 'scheduled', 'backfill', 'token_refresh', 'import'], 'enum sync_type_enum has the expected labels');
 
 -- Relations: every table has RLS. A plain view would read the tables with its owner's rights, around RLS, so
 -- there is none; the one materialized view is for the service role only (02_privileges).
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions', 'post_media', 'stream_cursors', 'post_interactions'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions', 'post_media', 'stream_cursors', 'post_interactions', 'imports'], 'public has exactly the archive tables');
 select views_are('public', array[]::name[], 'public has no plain view (a view would bypass RLS)');
 select materialized_views_are('public', array['public_posts'], 'public has exactly the public_posts materialized view');
 select ok(tests.rls_enabled('public.users'), 'users has row level security enabled');
@@ -36,6 +36,7 @@ select ok(tests.rls_enabled('public.health_checks'), 'health_checks has row leve
 select ok(tests.rls_enabled('public.oauth_states'), 'oauth_states has row level security enabled');
 select ok(tests.rls_enabled('public.stream_cursors'), 'stream_cursors has row level security enabled');
 select ok(tests.rls_enabled('public.post_interactions'), 'post_interactions has row level security enabled');
+select ok(tests.rls_enabled('public.imports'), 'imports has row level security enabled');
 select ok(tests.rls_enabled('public.webhook_subscriptions'), 'webhook_subscriptions has row level security enabled');
 select ok(tests.rls_enabled('public.api_keys'), 'api_keys has row level security enabled');
 select ok(tests.rls_enabled('public.materialized_view_state'), 'materialized_view_state has row level security enabled');

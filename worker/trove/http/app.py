@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from trove.config import database_url
 from trove.crypto import KeyRing
-from trove.http import health, keys, media, oauth, openapi, read, sync, webhooks
+from trove.http import health, imports, keys, media, oauth, openapi, read, sync, webhooks
 from trove.http.cache import cache_from_environment
 from trove.media.storage import storage_from_environment
 from trove.platforms import load_platforms
@@ -64,5 +64,6 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(read.router)
     app.include_router(keys.router)
     app.include_router(sync.router)
+    app.include_router(imports.router)
     openapi.install(app)  # the schema as the service really answers (statuses, security, media types)
     return app

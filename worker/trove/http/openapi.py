@@ -175,6 +175,30 @@ ERRORS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "409": error("the account must be reconnected before it can sync"),
     },
     ("GET", "/api/sync/{sync_log_id}/status"): {"400": error(BAD_INPUT), "404": error("no such sync of yours")},
+    ("POST", "/api/import"): {
+        "400": error("an empty file, or a form without its 'file' field"),
+        "413": error("the file is over the import limit (TROVE_IMPORT_MAX_BYTES)"),
+    },
+    ("GET", "/api/import/{import_id}"): {"400": error(BAD_INPUT), "404": error("no such import of yours")},
+}
+# An export file as the platform gave it: the request body itself, or the `file` field of a form.
+EXPORT_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+IMPORT_BODY: dict[str, Any] = {
+    "description": "the export file as the platform gave it (a ZIP, or a repository CAR); its name may be given"
+    " in X-File-Name or ?name=",
+    "required": True,
+    "content": {
+        "application/octet-stream": EXPORT_BINARY,
+        "application/zip": EXPORT_BINARY,
+        "application/vnd.ipld.car": EXPORT_BINARY,
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        },
+    },
 }
 
 # The feed routes: one page in three renderings, cached per user with an ETag.
@@ -312,6 +336,8 @@ def describe(route: Any, method: str, operation: dict[str, Any]) -> None:
             "description": "the platform's event, as it sends it",
             "content": {"application/json": {"schema": {}}},
         }
+    if method == "POST" and path == "/api/import":
+        operation["requestBody"] = IMPORT_BODY
     if parameters:
         operation["parameters"] = parameters
     else:

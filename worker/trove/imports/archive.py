@@ -4,13 +4,16 @@ extracted to disk: entries are read from the archive, each read capped."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from trove.platforms.base import ExportUnreadable
 
@@ -43,6 +46,7 @@ class ExportArchive:
         self.limits = limits or Limits.from_environment()
         self._zip: zipfile.ZipFile | None = None
         self._entries: dict[str, zipfile.ZipInfo] = {}
+        self.bytes_read = 0  # of the file as stored (compressed): how far through it an import is
         try:
             with path.open("rb") as handle:
                 head = handle.read(4)
@@ -93,6 +97,10 @@ class ExportArchive:
     def names(self) -> list[str]:
         return list(self._entries) if self._zip is not None else [self.name]
 
+    @property
+    def names_set(self) -> frozenset[str]:
+        return frozenset(self._entries) if self._zip is not None else frozenset((self.name,))
+
     def size(self, entry: str) -> int:
         if self._zip is None:
             return self.path.stat().st_size
@@ -110,13 +118,16 @@ class ExportArchive:
                 raise ExportUnreadable(f"{entry}: not in the file")
             if self.path.stat().st_size > self.limits.entry_bytes:
                 raise ExportUnreadable(f"{entry}: larger than {self.limits.entry_bytes} bytes")
+            self.bytes_read += self.path.stat().st_size
             return self.path.read_bytes()
         info = self._info(entry)
         if info.file_size > self.limits.entry_bytes:
             raise ExportUnreadable(f"{entry}: larger than {self.limits.entry_bytes} bytes")
         try:
             # zipfile stops at the declared size and checks the CRC: a lying header cannot unpack more.
-            return self._zip.read(info)
+            data = self._zip.read(info)
+            self.bytes_read += info.compress_size
+            return data
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
             raise ExportUnreadable(f"{entry}: damaged in the archive ({error})") from error
 
@@ -131,6 +142,25 @@ class ExportArchive:
         if self._zip is None:
             raise ExportUnreadable(f"{entry}: the file is not an archive")
         return self._zip.open(self._info(entry))
+
+    @contextlib.contextmanager
+    def stream(self, entry: str) -> Iterator[BinaryIO]:
+        """`open`, for a single file too, with damage inside the entry (a bad CRC, a truncated member)
+        reported as ExportUnreadable naming it."""
+        try:
+            if self._zip is None:
+                if entry != self.name:
+                    raise ExportUnreadable(f"{entry}: not in the file")
+                with self.path.open("rb") as handle:
+                    yield handle
+                self.bytes_read += self.path.stat().st_size
+            else:
+                info = self._info(entry)
+                with self._zip.open(info) as handle:
+                    yield handle
+                self.bytes_read += info.compress_size
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as error:
+            raise ExportUnreadable(f"{entry}: damaged in the archive ({error})") from error
 
     def close(self) -> None:
         if self._zip is not None:

@@ -76,7 +76,9 @@ class InvalidGrantError(SyncError):
 @dataclass(frozen=True)
 class MediaRef:
     media_key: str  # stable across fetches: e.g. a blob CID or a photo's unique id, never a signed URL
-    url: str  # where to download it now (may expire); "" when `missing`
+    # Where to download it now (may expire); "" when `missing`, or for a file that came inside an export
+    # (the import copies it from the file: there is nothing to download).
+    url: str
     # Why the platform gives no file for this media (e.g. a video withheld for its copyrighted audio): the
     # media is recorded as unavailable with this reason instead of being downloaded.
     missing: str | None = None

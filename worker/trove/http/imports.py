@@ -1,0 +1,101 @@
+"""Import an export file (POST /api/import): the signed-in user uploads it as the request body (or as the
+`file` field of a form); it is streamed to the import directory and queued for the worker, and its progress
+is read at /api/import/{id} (and, once the file is read, as the sync log of type 'import')."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from trove.config import state_dir
+from trove.http.auth import User, as_user, current_user, known_user
+from trove.imports.archive import Limits
+from trove.imports.intake import TooLarge, receive
+from trove.queries.imports import IMPORT_STATUS
+
+router = APIRouter(prefix="/api")
+
+# The queue's states as the owner reads them.
+STATES = {
+    "pending": "queued",
+    "processing": "running",
+    "failed": "retrying",
+    "completed": "completed",
+    "dead_letter": "failed",
+}
+
+
+@router.post("/import", status_code=202, response_model=None)
+async def upload_export(request: Request, user: Annotated[User, Depends(known_user)]) -> JSONResponse:
+    limit = Limits.from_environment().total_bytes
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"the file is over the import limit of {limit} bytes")
+    content_type = request.headers.get("content-type", "")
+    name = request.headers.get("x-file-name") or request.query_params.get("name")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=4)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(400, "the form has no file field named 'file'")
+        name = name or upload.filename
+        chunks = _file_chunks(upload)
+    else:
+        chunks = request.stream()
+    async with request.app.state.pool.connection() as conn:
+        try:
+            received = await receive(conn, state_dir(), user.id, name, chunks)
+        except TooLarge as error:
+            raise HTTPException(413, str(error)) from error
+        except ValueError as error:
+            raise HTTPException(400, str(error)) from error
+    body = {
+        "import_id": received.import_id,
+        "status_url": f"/api/import/{received.import_id}",
+        "joined": not received.new,
+        "sha256": received.sha256,
+        "byte_size": received.size,
+    }
+    return JSONResponse(body, status_code=202)
+
+
+async def _file_chunks(upload: Any) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(256 * 1024):
+        yield chunk
+
+
+@router.get("/import/{import_id}")
+async def import_status(
+    import_id: str, request: Request, user: Annotated[User, Depends(current_user)]
+) -> dict[str, Any]:
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        await as_user(conn, user.id)  # RLS: only the owner's imports exist here
+        cur = await conn.execute(IMPORT_STATUS, (import_id,))
+        row = await cur.fetchone()
+    if row is None:
+        raise HTTPException(404, "no such import")
+    names = [
+        "import_id",
+        "status",
+        "platform",
+        "account_id",
+        "sync_log_id",
+        "file_name",
+        "byte_size",
+        "progress",
+        "error_message",
+        "created_at",
+        "started_at",
+        "completed_at",
+    ]
+    result = dict(zip(names, row, strict=True))
+    result["status"] = STATES.get(result["status"], result["status"])
+    for field in ("created_at", "started_at", "completed_at"):
+        if result[field] is not None:
+            result[field] = result[field].isoformat()
+    if result["sync_log_id"]:
+        result["sync_status_url"] = f"/api/sync/{result['sync_log_id']}/status"
+    return result
