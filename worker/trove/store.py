@@ -15,6 +15,8 @@ from trove.queries.ingest import INSERT_FETCHED_ITEM, INSERT_RAW_POST, LOCK_RAW_
 from trove.queries.media import LINK_MEDIA, UPSERT_MEDIA, UPSERT_MISSING_MEDIA
 from trove.queries.posts import POST_ID, SNAPSHOT_ENGAGEMENT, UPSERT_POST
 
+EXPORT_KEY = "trove_export"  # what an export said of a post, kept in its raw form (trove.imports)
+
 
 @dataclass
 class Counts:
@@ -76,7 +78,10 @@ async def store_post(
         ingested_post_id, stored, stored_pending = existing
         if fill_only:
             data, pending = {**post.post_data, **stored}, stored_pending
-        elif not post.complete and not stored_pending:
+        elif EXPORT_KEY in stored and EXPORT_KEY not in data:
+            # The API's form replaces the post; what its export said stays beside it.
+            data = {**data, EXPORT_KEY: stored[EXPORT_KEY]}
+        if not fill_only and not post.complete and not stored_pending:
             data = {**stored, **{k: v for k, v in post.post_data.items() if k not in detail_keys}}
             pending = data != stored
         if data != stored or pending != stored_pending:

@@ -20,14 +20,23 @@ from psycopg_pool import AsyncConnectionPool
 
 from trove.config import ConfigError, state_dir
 from trove.imports.intake import receive
-from trove.imports.runner import ImportResult, ImportRunner, Progress, imports_dir
+from trove.imports.runner import BATCH_RECORDS, ImportResult, ImportRunner, Progress, imports_dir
 from trove.jobs.imports import export_platforms
 from trove.media.storage import storage_from_environment
 from trove.queries.imports import CLAIM_IMPORT, IMPORT_STATE, IMPORT_USERS
 from trove.queries.queue import COMPLETE_WORK, EXTEND_LEASE, FAIL_WORK
 
-LEASE = timedelta(minutes=2)
 QUEUE = "imports"
+
+
+def lease() -> timedelta:
+    """How long this process holds the import without renewing it: a rerun after a kill takes it over once
+    it lapses (TROVE_IMPORT_LEASE_SECONDS, default 60; renewed every third of it)."""
+    return timedelta(seconds=float(os.environ.get("TROVE_IMPORT_LEASE_SECONDS") or 60))
+
+
+def batch_records() -> int:
+    return int(os.environ.get("TROVE_IMPORT_BATCH_RECORDS") or BATCH_RECORDS)
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -87,13 +96,14 @@ async def import_file(database_url: str, file: Path, email: str | None, out: Tex
         async with pool.connection() as conn:
             user_id = await _user(conn, email)
             received = await receive(conn, state, user_id, file.name, _file_chunks(file))
-            cur = await conn.execute(CLAIM_IMPORT, (worker_id, LEASE, received.import_id))
-            mine = await cur.fetchone() is not None
         print(f"import {received.import_id}: {file.name} ({received.size} bytes)", file=out)
-        if not mine:
-            return await _follow(pool, received.import_id, out)
+        finished = await _claim_or_follow(pool, received.import_id, worker_id, out)
+        if finished is not None:
+            return finished
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
-            runner = ImportRunner(pool, export_platforms(), storage_from_environment(http), http, state)
+            runner = ImportRunner(
+                pool, export_platforms(), storage_from_environment(http), http, state, batch_records=batch_records()
+            )
             line = ProgressLine(out, received.size)
             runner.on_progress = lambda p: line(p, runner.read_bytes)
             beat = asyncio.create_task(_keep_lease(pool, received.import_id, worker_id))
@@ -119,15 +129,22 @@ async def import_file(database_url: str, file: Path, email: str | None, out: Tex
 
 async def _keep_lease(pool: AsyncConnectionPool[AsyncConnection[Any]], import_id: str, worker_id: str) -> None:
     while True:
-        await asyncio.sleep(LEASE.total_seconds() / 3)
+        await asyncio.sleep(lease().total_seconds() / 3)
         async with pool.connection() as conn:
-            await conn.execute(EXTEND_LEASE, (QUEUE, import_id, worker_id, LEASE))
+            await conn.execute(EXTEND_LEASE, (QUEUE, import_id, worker_id, lease()))
 
 
-async def _follow(pool: AsyncConnectionPool[AsyncConnection[Any]], import_id: str, out: TextIO) -> int:
-    """A worker holds this import (or it is finished): show its progress until it ends."""
+async def _claim_or_follow(
+    pool: AsyncConnectionPool[AsyncConnection[Any]], import_id: str, worker_id: str, out: TextIO
+) -> int | None:
+    """Take the import (None: it is ours to run), or, while another process holds it, show its progress
+    until it ends (its exit status) or its holder's lease lapses (a killed run: then it is ours)."""
+    shown = None
     while True:
         async with pool.connection() as conn:
+            cur = await conn.execute(CLAIM_IMPORT, (worker_id, lease(), import_id))
+            if await cur.fetchone() is not None:
+                return None
             cur = await conn.execute(IMPORT_STATE, (import_id,))
             row = await cur.fetchone()
         assert row is not None
@@ -135,8 +152,11 @@ async def _follow(pool: AsyncConnectionPool[AsyncConnection[Any]], import_id: st
         if status in ("completed", "dead_letter"):
             print(f"import {status}: {progress.get('records', 0)} records; {error or ''}".rstrip("; "), file=out)
             return 0 if status == "completed" else 1
-        print(f"running in {holder or 'a worker'}: {progress.get('records', 0)} records so far", file=out)
-        await asyncio.sleep(2)
+        state = (holder, progress.get("records", 0))
+        if state != shown:
+            print(f"running in {holder or 'a worker'}: {state[1]} records so far", file=out)
+            shown = state
+        await asyncio.sleep(1)
 
 
 def _summary(result: ImportResult, out: TextIO) -> None:

@@ -369,8 +369,9 @@ class ImportRunner:
             if matched is not None:
                 # The same post archived from the API: it stays as the API gave it, with the export's record
                 # beside it (its files are the API's copies).
+                export_data = post.post_data.get("trove_export", post.post_data)
                 post = dataclasses.replace(
-                    post, platform_post_id=matched[0], post_data={"trove_export": post.post_data}, media=()
+                    post, platform_post_id=matched[0], post_data={"trove_export": export_data}, media=()
                 )
                 files = ()
                 step.matched += 1

@@ -8,12 +8,14 @@ MARK_DELETED = """
     where platform = %s and platform_post_id = %s and account_id = %s
 """
 
-# The account's archived posts (p) that a complete listing (base.Listing) covers but left out. Ids compared
+# The account's archived posts (p) that a complete listing (base.Listing) covers but left out (a post known
+# only from an export, 'export:...', is never in a platform's listing). Ids compared
 # bytewise (collate "C"), as platforms order ids. Parameters: account, prefix, from_id, before_id, after,
 # until (timestamptz), types (text[]), ids (text[]); None: no bound.
 _UNLISTED = """
     p.account_id = %(account)s and not p.deleted_on_platform
     and starts_with(p.platform_post_id, %(prefix)s)
+    and not starts_with(p.platform_post_id, 'export:')
     and (%(from_id)s::text is null or p.platform_post_id collate "C" >= %(from_id)s::text collate "C")
     and (%(before_id)s::text is null or p.platform_post_id collate "C" < %(before_id)s::text collate "C")
     and (%(after)s::timestamptz is null or p.created_at_platform > %(after)s::timestamptz)

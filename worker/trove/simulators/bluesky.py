@@ -6,7 +6,8 @@ against bsky.social:
 - handle resolution: GET /.well-known/atproto-did (by Host header) and a UDP nameserver (`DnsServer`) answering
   TXT `_atproto.<handle>` -> `did=<did>`;
 - PDS: /xrpc/com.atproto.* (identity.resolveHandle, repo.describeRepo, repo.listRecords, repo.getRecord,
-  sync.getBlob, server.describeServer) and /.well-known/oauth-protected-resource;
+  sync.getBlob, sync.getRepo (a signed CAR, `bluesky_export`), server.describeServer) and
+  /.well-known/oauth-protected-resource;
 - AppView: /xrpc/app.bsky.* (feed.getPosts, feed.getAuthorFeed, actor.getProfile) with CDN-like image URLs
   (/img/...) and video playlists (/watch/...) served here too;
 - authorization server: `trove.simulators.bluesky_auth.AtprotoAuthServer`, mounted here (issuer = our base URL);
@@ -110,7 +111,8 @@ def canonical_json(value: Any) -> bytes:
 
 def record_cid(value: Any) -> str:
     """A record CID with the dag-cbor codec (0x71, "bafyrei...") over the canonical JSON bytes: the right shape
-    and stable per content, but not the real DAG-CBOR hash (the simulator never serves CAR files)."""
+    and stable per content, but not the real DAG-CBOR hash (its repository CAR, `bluesky_export`, carries the
+    real ones)."""
     return _cid(0x71, canonical_json(value))
 
 
@@ -128,17 +130,23 @@ def base58btc(data: bytes) -> str:
     return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
 
 
-def signing_key(seed: int, did: str) -> str:
-    """The publicKeyMultibase of a deterministic secp256k1 key ('z' + base58btc(0xe7 0x01 + compressed point)),
-    as a DID document's #atproto verification method carries it."""
+def signing_private_key(seed: int, did: str) -> ec.EllipticCurvePrivateKey:
+    """The account's deterministic secp256k1 repo signing key (the simulator signs its repository CARs with it)."""
     order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     secret = int.from_bytes(hashlib.sha256(f"{seed}:{did}:key".encode()).digest(), "big") % (order - 1) + 1
-    point = (
-        ec.derive_private_key(secret, ec.SECP256K1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
-    )
+    return ec.derive_private_key(secret, ec.SECP256K1())
+
+
+def multikey(key: ec.EllipticCurvePrivateKey) -> str:
+    """The publicKeyMultibase of a secp256k1 key ('z' + base58btc(0xe7 0x01 + compressed point)), as a DID
+    document's #atproto verification method carries it."""
+    point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
     return "z" + base58btc(b"\xe7\x01" + point)
+
+
+def signing_key(seed: int, did: str) -> str:
+    """The publicKeyMultibase of the account's signing key (`signing_private_key`)."""
+    return multikey(signing_private_key(seed, did))
 
 
 def iso(micros: int) -> str:
@@ -241,6 +249,8 @@ class Account:
     status: str | None = None  # deactivated, takendown, suspended, deleted
     records: dict[str, dict[str, Record]] = field(default_factory=dict)
     blobs: dict[str, Blob] = field(default_factory=dict)
+    # The private half of `key`: what com.atproto.sync.getRepo signs the repository's commit with.
+    signer: ec.EllipticCurvePrivateKey | None = field(default=None, repr=False, compare=False)
 
     def collection(self, name: str) -> dict[str, Record]:
         return self.records.setdefault(name, {})
@@ -1124,7 +1134,8 @@ class BlueskySimulator(PlatformSimulator[str]):
     def add_account(self, handle: str, created_at: str, seed: int = 1, chat: str | None = None) -> Account:
         did = plc_did(seed, handle)
         clock_id = int.from_bytes(hashlib.sha256(did.encode()).digest()[:2], "big") & 0x3FF
-        account = Account(did, handle.lower(), created_at, signing_key(seed, did), clock_id, chat)
+        signer = signing_private_key(seed, did)
+        account = Account(did, handle.lower(), created_at, multikey(signer), clock_id, chat, signer=signer)
         with self.repo_lock:
             self.accounts[did] = account
             self.handles[account.handle] = did
@@ -1309,6 +1320,7 @@ class BlueskySimulator(PlatformSimulator[str]):
             "com.atproto.repo.getRecord": self.get_record,
             "com.atproto.sync.getBlob": self.get_blob,
             "com.atproto.sync.getRepoStatus": self.get_repo_status,
+            "com.atproto.sync.getRepo": self.get_repo,
             "com.atproto.server.describeServer": self.describe_server,
             "app.bsky.feed.getPosts": self.get_posts,
             "app.bsky.feed.getAuthorFeed": self.get_author_feed,
@@ -1454,6 +1466,16 @@ class BlueskySimulator(PlatformSimulator[str]):
             media_type=blob.mime_type,
             headers={"x-content-type-options": "nosniff", "content-security-policy": "default-src 'none'; sandbox"},
         )
+
+    def get_repo(self, request: Request, base: str) -> Response:
+        """The whole repository as a signed CAR (commit v3, MST, records), as a PDS exports it."""
+        from trove.simulators.bluesky_export import build_repo_car  # it builds on this module
+
+        did = self.param(request, "did")
+        account = self.repo(did)
+        if account.did != did:
+            raise XrpcError(400, "RepoNotFound", f"Could not find repo for DID: {did[:200]}")
+        return Response(build_repo_car(self, did), media_type="application/vnd.ipld.car")
 
     def describe_server(self, request: Request, base: str) -> Response:
         host = request.url.hostname or "localhost"

@@ -1,5 +1,6 @@
 """Bluesky (AT Protocol): everything Trove knows of Bluesky lives in this package.
 
+- `export`: reading the platform's own export file (`trove import`)
 - `config`: settings (PLC directory, AppView, Jetstream, DNS, the OAuth client key)
 - `identity`: handle -> DID -> DID document -> PDS -> authorization server, bounded fetches
 - `dpop`, `oauth`: atproto OAuth as a confidential client (PAR, PKCE, DPoP, private_key_jwt, refresh)
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from trove.platforms.bluesky.config import BlueskyConfig
 from trove.platforms.bluesky.demo import BlueskyDemo, BlueskySimulatorCommand
+from trove.platforms.bluesky.export import BlueskyExportReader
 from trove.platforms.bluesky.oauth import BlueskyOAuth
 from trove.platforms.bluesky.stream import JetstreamConsumer
 from trove.platforms.bluesky.sync import BlueskyConnector
@@ -31,4 +33,4 @@ class BlueskyPlatform:
         self.simulator = BlueskySimulatorCommand()
         self.demo = BlueskyDemo()
         self.stream = JetstreamConsumer(config)
-        self.export = None  # its export reader: being added (issue 14)
+        self.export = BlueskyExportReader(config)

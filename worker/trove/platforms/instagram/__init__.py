@@ -7,6 +7,7 @@ Instagram lives in this package.
 - `normalize`: media as posts (posts, carousels, reels, stories) and the public projection
 - `webhooks` / `events`: signed deliveries (X-Hub-Signature-256) and what they ask for
 - `subscriptions`: `trove instagram subscribe|unsubscribe|status`
+- `export`: its own export file read for `trove import` (the simulator's builder: simulators/instagram_export)
 - `demo`: `trove simulate instagram` and what `trove run` does with the simulator
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from trove.platforms.instagram.client import InstagramConfig
 from trove.platforms.instagram.demo import InstagramDemo, InstagramSimulatorCommand
+from trove.platforms.instagram.export import InstagramExportReader
 from trove.platforms.instagram.oauth import InstagramOAuth
 from trove.platforms.instagram.subscriptions import InstagramSubscriptions
 from trove.platforms.instagram.sync import InstagramConnector
@@ -33,4 +35,4 @@ class InstagramPlatform:
         self.simulator = InstagramSimulatorCommand()
         self.demo = InstagramDemo()
         self.stream = None  # Instagram has no event stream: polling and webhooks
-        self.export = None  # its export reader: being added (issue 14)
+        self.export = InstagramExportReader()

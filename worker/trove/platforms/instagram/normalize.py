@@ -6,7 +6,14 @@ the CDN URLs, which are signed and say where the file is served from).
 
 Media objects are hostile input: ids must be decimal, URLs must be http(s), the permalink must be on
 instagram.com, and text is made storable (Postgres takes no NUL). A media Instagram gives no file for (a reel
-with copyrighted audio) is kept as a media item marked `missing` with the reason, never dropped silently."""
+with copyrighted audio) is kept as a media item marked `missing` with the reason, never dropped silently.
+
+A post read from the account's own export (`export`) has no media id: its id is "export:" and a digest, its
+files are keyed by their place in the export (copied from the archive, never downloaded), and the export's
+own fields are kept under `trove_export`. It is private: an export may come from a private account (the API
+reads only professional ones, whose feed is public), and unknown means private; the same post synced from the
+API keeps the API's. An archived post is also unpublished (its owner hid it). Everything else is read as for
+a media from the API."""
 
 from __future__ import annotations
 
@@ -37,6 +44,10 @@ MAX_CHILDREN = 20  # Instagram allows 10 (was 20); more is not Instagram's shape
 MAX_KEYWORDS = 64
 MAX_TAG_CHARS = 100
 PERMALINK_HOSTS = frozenset({"www.instagram.com", "instagram.com"})
+# An export post: the export carries no media id, so the reader names it by a digest of what it does carry.
+EXPORT_PREFIX = "export:"
+EXPORT_ID_RE = re.compile(r"export:[0-9a-f]{16,64}")
+MAX_EXPORT_KEY_CHARS = 1024
 
 COPYRIGHTED_VIDEO = (
     "Instagram does not provide this video (a reel with copyrighted audio is served without its media_url)"
@@ -164,6 +175,32 @@ def media_refs(media: dict[str, Any], media_id: str) -> tuple[MediaRef, ...]:
     return tuple(refs)
 
 
+def export_id(value: Any) -> str | None:
+    """An export post's id ("export:" and a hex digest); None for anything else."""
+    return value if isinstance(value, str) and EXPORT_ID_RE.fullmatch(value) else None
+
+
+def export_media_refs(post_data: dict[str, Any]) -> tuple[MediaRef, ...]:
+    """An export post's files in display order, under the keys the export reader gave them: no URL (the
+    import copies them from the archive), or `missing` with why where the archive lacks the file."""
+    export = post_data.get("trove_export")
+    media = export.get("media") if isinstance(export, dict) else None
+    refs: list[MediaRef] = []
+    for item in media[:MAX_CHILDREN] if isinstance(media, list) else []:
+        key = item.get("media_key") if isinstance(item, dict) else None
+        if not isinstance(key, str) or not key.startswith(EXPORT_PREFIX) or len(key) > MAX_EXPORT_KEY_CHARS:
+            continue  # not a key the reader wrote: nothing to link it to
+        missing = item.get("missing")
+        refs.append(MediaRef(storable(key), "", missing=storable(missing) if isinstance(missing, str) else None))
+    return tuple(refs)
+
+
+def archived(post_data: dict[str, Any]) -> bool:
+    """An export's archived post: hidden from the profile by its owner, so kept unpublished."""
+    export = post_data.get("trove_export")
+    return isinstance(export, dict) and export.get("archived") is True
+
+
 # --- the parts of a post --------------------------------------------------------------------------------
 def content_type(media: dict[str, Any]) -> ContentType:
     """REELS are reels, STORY stories, anything else (FEED, or no media_product_type asked for) a post."""
@@ -240,11 +277,15 @@ def public_projection(media: dict[str, Any]) -> dict[str, Any]:
 
 
 def normalize(post_data: dict[str, Any]) -> NormalizedPost:
-    """One media object (from /me/media, /me/stories or /{media-id}) as a post. InvalidEventError (a
-    ValueError) when it has no decimal id or no parseable timestamp: a post cannot be placed without them."""
+    """One media object (from /me/media, /me/stories or /{media-id}, or an export post) as a post.
+    InvalidEventError (a ValueError) when it has no decimal (or export) id or no parseable timestamp: a post
+    cannot be placed without them."""
     if not isinstance(post_data, dict):
         raise InvalidEventError("an Instagram media must be a JSON object")
     media_id = decimal_id(post_data.get("id"))
+    export = media_id is None and export_id(post_data.get("id")) is not None
+    if export:
+        media_id = post_data["id"]
     if media_id is None:
         raise InvalidEventError("an Instagram media needs an id of 1 to 32 decimal digits")
     try:
@@ -258,10 +299,11 @@ def normalize(post_data: dict[str, Any]) -> NormalizedPost:
         post_data=post_data,
         content_type=content_type(post_data),
         text=(storable(caption) or None) if isinstance(caption, str) else None,
+        published=not (export and archived(post_data)),
         engagement=engagement(post_data),
-        media=media_refs(post_data, media_id),
+        media=export_media_refs(post_data) if export else media_refs(post_data, media_id),
         complete=True,
-        visibility=visibility(post_data),
+        visibility="private" if export else visibility(post_data),
         public_data=public_projection(post_data),
         author_handle=_handle(post_data),
         search_keywords=search_keywords(post_data),

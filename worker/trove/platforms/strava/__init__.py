@@ -6,6 +6,7 @@
 - `normalize`: activities as posts
 - `webhooks`: the push-event door (secret callback URL, handshake, validation)
 - `subscriptions`: `trove strava subscribe|unsubscribe|status`
+- `export`: its own export file read for `trove import` (the simulator's builder: simulators/strava_export)
 - `demo`: `trove simulate strava` and what `trove run` does with the simulator (trove.simulators.strava)
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from trove.platforms.strava.client import StravaConfig
 from trove.platforms.strava.demo import StravaDemo, StravaSimulatorCommand
+from trove.platforms.strava.export import StravaExportReader
 from trove.platforms.strava.oauth import StravaOAuth
 from trove.platforms.strava.subscriptions import StravaSubscriptions
 from trove.platforms.strava.sync import StravaConnector
@@ -31,4 +33,4 @@ class StravaPlatform:
         self.simulator = StravaSimulatorCommand()
         self.demo = StravaDemo()
         self.stream = None  # Strava has no event stream: webhooks and polling
-        self.export = None  # its export reader: being added (issue 14)
+        self.export = StravaExportReader()
