@@ -3,17 +3,13 @@ twice, killed and resumed), POST /api/import drained by a real worker, and the h
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from tests.import_harness import import_env, kill_halfway_and_resume, trove_import
 from tests.strava_harness import connect_strava, service_stack, strava_env, strava_simulator, user
 from tests.worker_harness import enqueue, query, running_worker, scalar, wait_for, wait_for_log
 
@@ -28,21 +24,7 @@ def sim() -> Iterator[tuple[StravaSimulator, str]]:
 
 
 def env(db_url: str, sim_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {
-        **strava_env(db_url, sim_url),
-        "TROVE_STATE_DIR": str(tmp_path / "state"),
-        "TROVE_MEDIA_DIR": str(tmp_path / "media"),
-        "TROVE_MEDIA_SIGNING_KEY": "k",
-        "TROVE_MEDIA_ALLOW_LOOPBACK": "1",
-        **extra,
-    }
-
-
-def trove_import(environment: dict[str, str], file: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trove.cli", "import", str(file), *args],
-        env=environment, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+    return import_env(strava_env(db_url, sim_url), tmp_path, **extra)
 
 
 def snapshot(db_url: str) -> dict[str, object]:
@@ -126,33 +108,14 @@ def test_an_import_killed_halfway_resumes_where_it_stopped(
     athlete = simulator.add_athlete(activities=240)
     user(db_url, "alice")
     export = build_strava_export(tmp_path / "export.zip", athlete, formats=("fit.gz",), points=400)
-    environment = env(db_url, url, tmp_path, TROVE_IMPORT_BATCH_RECORDS="10", TROVE_IMPORT_LEASE_SECONDS="3")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "trove.cli", "import", str(export)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(
-            lambda: (scalar(db_url, "select (progress->>'records')::int from public.imports") or 0) >= 20,
-            what="some batches committed",
-        )
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
-    done_before = scalar(db_url, "select (progress->>'records')::int from public.imports")
-    assert 20 <= done_before < 240, "killed halfway"
-    assert scalar(db_url, "select count(*) from public.posts") == done_before
-    started = time.monotonic()
-    resumed = trove_import(environment, export)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "running in cli:" in resumed.stdout, "it waited for the killed run's lease"
-    assert time.monotonic() - started < 120
-    assert scalar(db_url, "select count(*) from public.imports") == 1, "the same import, resumed"
+    kill_halfway_and_resume(db_url, env(db_url, url, tmp_path), export, 240)
     assert scalar(db_url, "select count(*) from public.posts") == 240
     assert scalar(db_url, "select count(*) from public.ingested_items where source = 'import'") == 240
     assert scalar(db_url, "select count(distinct platform_post_id) from public.ingested_posts") == 240
-    assert scalar(db_url, "select count(*) from public.sync_logs") == 1
-    assert scalar(db_url, "select status::text from public.sync_logs") == "success"
+    assert scalar(db_url, "select count(*) from public.media_downloads") == 240 + sum(
+        len(a.photos) for a in athlete.activities.values()
+    )
+    assert query(db_url, "select status::text from public.sync_logs") == [("success",)], "one log, the whole import"
 
 
 def test_a_corrupt_activity_file_is_recorded_and_the_others_are_archived(
