@@ -51,14 +51,24 @@ def test_run_once_archives_the_demo_athlete(db_url: str) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("backfill success: 40 posts archived") == 2  # the demo athlete and Bluesky account
     # Instagram's demo account: 40 media and its 3 live stories, through the real Instagram Login flow.
     assert "backfill success: 43 posts archived" in proc.stdout, proc.stdout
-    assert scalar(db_url, "select count(*) from public.posts where platform = 'instagram'") == 43
+    # Then each demo account's own export is imported: merged into the synced posts, and Instagram's adds the
+    # five posts from before the account was professional (the API never lists them).
+    for platform in ("strava", "instagram", "bluesky"):
+        assert f"import success: {platform} export" in proc.stdout, proc.stdout
+    assert scalar(db_url, "select count(*) from public.posts where platform = 'instagram'") == 43 + 5
+    assert scalar(db_url, "select count(*) from public.connected_accounts") == 3, (
+        "the exports' accounts are the synced ones"
+    )
+    assert (
+        scalar(db_url, "select count(*) from public.sync_logs where sync_type = 'import' and status = 'success'") == 3
+    )
     # Every file copied, except videos Instagram withholds (a reel with copyrighted audio), kept with why.
     assert (
         scalar(

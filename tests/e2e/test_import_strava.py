@@ -172,6 +172,8 @@ def test_an_upload_is_imported_by_the_worker_and_its_progress_readable(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TROVE_MEDIA_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("TROVE_MEDIA_SIGNING_KEY", "k")
     with service_stack(db_url, monkeypatch) as stack:
         athlete = stack["sim"].add_athlete(activities=6)
         _, alice = user(db_url, "alice")
@@ -194,5 +196,16 @@ def test_an_upload_is_imported_by_the_worker_and_its_progress_readable(
         log = httpx.get(f"{stack['url']}{status['sync_status_url']}", headers=alice).json()
         assert log["sync_type"] == "import" and log["status"] == "success" and log["posts_created"] == 6
         assert scalar(db_url, "select count(*) from public.posts") == 6
+        # The original activity file is served as what it is, for download only (GPX is XML: never rendered).
+        media = [
+            m
+            for (post_id,) in query(db_url, "select id::text from public.posts")
+            for m in httpx.get(f"{stack['url']}/api/posts/{post_id}/media", headers=alice).json()["media"]
+        ]
+        track = next(m for m in media if m["content_type"] == "application/gpx+xml")
+        served = httpx.get(track["url"])
+        assert served.status_code == 200 and served.headers["content-type"].startswith("application/gpx+xml")
+        assert served.headers["content-disposition"] == "attachment"
+        assert served.headers["x-content-type-options"] == "nosniff"
         assert httpx.post(f"{stack['url']}/api/import", content=b"", headers=alice).status_code == 400
         assert httpx.post(f"{stack['url']}/api/import", content=b"x").status_code == 401

@@ -1,11 +1,13 @@
 """`trove run` (what `make run` ends with): the HTTP service and the worker, and for every platform with a
 demo (trove.platforms): with no credentials configured, its simulator with a demo account whose posts get
 archived for the demo user (connected through the real OAuth flow, then whatever the platform's demo adds,
-such as a webhook subscription); with credentials, a link to connect your own account. Prints where to
-look, then keeps everything running until Ctrl-C (or exits after the archive is done with --once)."""
+such as a webhook subscription), then the demo account's own export file imported (`trove import`); with
+credentials, a link to connect your own account. Prints where to look, then keeps everything running until
+Ctrl-C (or exits after the archive is done with --once)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -25,6 +27,7 @@ from trove.queries.demo import ARCHIVED, MEDIA_COPIED, MEDIA_WAITING
 from trove.queries.sync_logs import SYNC_LOG_STATE
 
 DEMO_USER_ID = "00000000-0000-4000-8000-000000000001"  # supabase/seed.sql
+DEMO_EMAIL = "demo@trove.local"
 
 
 def _wait_http(url: str, what: str, timeout: float = 30.0) -> None:
@@ -99,7 +102,7 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
         supervisor.start("worker", ["worker"], env)
         service = public_url()
         _wait_http(f"{service}/health", "the HTTP service")
-        token = issue_local_token(DEMO_USER_ID, "demo@trove.local", ttl_seconds=30 * 24 * 3600)
+        token = issue_local_token(DEMO_USER_ID, DEMO_EMAIL, ttl_seconds=30 * 24 * 3600)
         headers = {"Authorization": f"Bearer {token}"}
         print("\nTrove is running.")
         print(f"  HTTP service:  {service}  (health: {service}/health)")
@@ -129,9 +132,12 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
                 raise RuntimeError(f"connecting the demo {name} account failed: {callback.text}")
             account = callback.json()
             each.demo.after_connect({**env, "TROVE_PUBLIC_URL": service})
-            print(f"\nArchiving the demo {name} account's {posts} posts for demo@trove.local ...", flush=True)
+            print(f"\nArchiving the demo {name} account's {posts} posts for {DEMO_EMAIL} ...", flush=True)
             _report_archive(conninfo, supervisor, name, account)
             hints += each.demo.hints(each.simulator_url)
+        for each in demos:
+            if each.simulated:
+                _import_demo_export(conninfo, env, each)
         if any(each.simulated for each in demos):
             print("\nLook at it:")
             print(
@@ -152,6 +158,27 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
     finally:
         browser.close()
         supervisor.stop()
+
+
+def _import_demo_export(conninfo: str, env: dict[str, str], each: Demoed) -> None:
+    """The demo account's own export file, as its platform gives it, imported with `trove import`: it merges
+    into what the sync archived (and adds what the API never lists)."""
+    from trove.imports.command import import_file
+
+    url = each.demo.export_url(each.simulator_url)
+    if url is None:
+        return
+    response = httpx.get(url, timeout=120.0)
+    response.raise_for_status()
+    name = response.headers.get("content-disposition", "").partition('filename="')[2].rstrip('"') or "export"
+    folder = state_dir() / "demo-exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(name).name
+    path.write_bytes(response.content)
+    print(f"\nImporting the demo {each.platform.name} account's own export ({path}) ...", flush=True)
+    os.environ.update(env)  # the import reads the platforms' settings (the simulators) from here
+    if asyncio.run(import_file(conninfo, path, DEMO_EMAIL)) != 0:
+        raise RuntimeError(f"importing the demo {each.platform.name} export failed")
 
 
 def _report_archive(conninfo: str, supervisor: Supervisor, platform: str, account: dict[str, str]) -> None:

@@ -25,6 +25,11 @@ TYPES = {
     "webm": "video/webm",
     "ogg": "audio/ogg",
     "aac": "audio/aac",
+    # Activity files kept from an export, as they came.
+    "gpx": "application/gpx+xml",
+    "tcx": "application/vnd.garmin.tcx+xml",
+    "fit": "application/vnd.ant.fit",
+    "gz": "application/gzip",
 }
 
 
@@ -45,7 +50,11 @@ async def serve_media(path: str, request: Request, expires: str = "", sig: str =
         return JSONResponse({"error": "not_found", "detail": "no such media"}, status_code=404)
     ext = file.suffix.lstrip(".")
     media_type = TYPES.get(ext) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    return FileResponse(file, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})
+    headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    if not media_type.startswith(("image/", "video/", "audio/")):
+        # An activity file from an export (GPX is XML): downloaded, never rendered on our origin.
+        headers["Content-Disposition"] = "attachment"
+    return FileResponse(file, media_type=media_type, headers=headers)
 
 
 @router.get("/api/posts/{post_id}/media")

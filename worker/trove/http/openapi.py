@@ -150,7 +150,16 @@ ERRORS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
             "description": "the file",
             "content": {
                 kind: {"schema": {"type": "string", "format": "binary"}}
-                for kind in ("image/*", "video/*", "audio/*", "application/octet-stream")
+                for kind in (
+                    "image/*",
+                    "video/*",
+                    "audio/*",
+                    "application/gpx+xml",
+                    "application/vnd.garmin.tcx+xml",
+                    "application/vnd.ant.fit",
+                    "application/gzip",
+                    "application/octet-stream",
+                )
             },
         },
         "206": {"description": "the requested byte ranges (Range)", "content": {"*/*": {}}},

@@ -486,6 +486,11 @@ class Demo(Protocol):
         """Lines printed under "Look at it" (e.g. how to make a new post arrive)."""
         ...
 
+    def export_url(self, simulator_url: str) -> str | None:
+        """Where the simulator serves the demo account's own export file (`trove run` imports it after the
+        sync); None where the platform has none."""
+        ...
+
 
 # --- event streams --------------------------------------------------------------------------------------
 class StreamHost(Protocol):

@@ -1477,6 +1477,14 @@ class BlueskySimulator(PlatformSimulator[str]):
             raise XrpcError(400, "RepoNotFound", f"Could not find repo for DID: {did[:200]}")
         return Response(build_repo_car(self, did), media_type="application/vnd.ipld.car")
 
+    async def sim_export(self, request: Request) -> Response:
+        """The demo account's repository CAR ("export my data"): `trove run` imports it."""
+        from trove.simulators.bluesky_export import build_repo_car  # it builds on this module
+
+        data = build_repo_car(self, self.demo_did)
+        disposition = 'attachment; filename="repo.car"'
+        return Response(data, media_type="application/vnd.ipld.car", headers={"Content-Disposition": disposition})
+
     def describe_server(self, request: Request, base: str) -> Response:
         host = request.url.hostname or "localhost"
         return JSONResponse(
@@ -1909,6 +1917,7 @@ class BlueskySimulator(PlatformSimulator[str]):
             Route("/img/{preset}/plain/{did}/{name}", self.cdn_image, methods=["GET"]),
             Route("/watch/{did}/{cid}/{name}", self.video_file, methods=["GET"]),
             Route("/_sim/posts", self.sim_posts, methods=["POST"]),
+            Route("/_sim/export", self.sim_export, methods=["GET"]),
             Route("/_sim/posts/{rkey}", self.sim_post, methods=["PUT", "DELETE"]),
             # The PLC directory answers at the root: /{did}. Last, so that it never shadows a route above.
             Route("/{did}", self.plc_resolve, methods=["GET"]),

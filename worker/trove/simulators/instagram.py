@@ -604,6 +604,27 @@ class InstagramSimulator(PlatformSimulator[str]):
             ((ts * 1000 + rng.randrange(1000) - IG_EPOCH_MS) << 23) | (rng.randrange(8192) << 10) | rng.randrange(1024)
         )
 
+    async def sim_export(self, request: Request) -> Response:
+        """The demo account's "Download your information" export (JSON): what the API serves, plus the posts
+        from before the account was professional (the API never lists them): `trove run` imports it."""
+        import tempfile
+        from pathlib import Path
+
+        from trove.simulators.instagram_export import ExportItem, build_instagram_export, items_from_simulator
+
+        account = self._default_account()
+        items = items_from_simulator(account)
+        oldest = min((m.timestamp for m in account.media), default=int(time.time()))
+        items += [
+            ExportItem("post", oldest - 86400 * (30 + n), f"From before the business account, n°{n + 1} ☕")
+            for n in range(5)
+        ]
+        with tempfile.TemporaryDirectory() as folder:
+            path = build_instagram_export(Path(folder) / "export.zip", account.username, account.name, items)
+            data = path.read_bytes()
+        disposition = f'attachment; filename="instagram-{account.username}.zip"'
+        return Response(data, media_type="application/zip", headers={"Content-Disposition": disposition})
+
     def _default_account(self) -> Account:
         return next(iter(self.accounts.values()), None) or self.add_account()
 
@@ -1406,6 +1427,7 @@ class InstagramSimulator(PlatformSimulator[str]):
             Route("/cdn/v/{bucket}/{name}", self.cdn_file, methods=["GET"]),
             Route("/_sim/clock", self.sim_clock, methods=["GET", "POST"]),
             Route("/_sim/accounts", self.sim_accounts, methods=["POST"]),
+            Route("/_sim/export", self.sim_export, methods=["GET"]),
             Route("/_sim/media", self.sim_media, methods=["POST", "PUT", "DELETE"]),
             Route("/_sim/webhooks", self.sim_webhooks, methods=["GET", "POST", "DELETE"]),
             Route("/_sim/comments", self.sim_comments, methods=["POST"]),

@@ -782,6 +782,22 @@ class StravaSimulator(PlatformSimulator[int]):
         athlete = self.add_athlete(int(body.get("activities", 0)), body.get("id"), body.get("username", "demo_runner"))
         return JSONResponse({"id": athlete.id, "activities": len(athlete.activities)})
 
+    async def sim_export(self, request: Request) -> Response:
+        """The athlete's bulk export (?athlete=<id>, default the demo athlete), as Strava's settings page
+        gives it: `trove run` imports it after the sync."""
+        import tempfile
+        from pathlib import Path
+
+        from trove.simulators.strava_export import build_strava_export  # it builds on this module
+
+        athlete = self.athletes.get(int(request.query_params.get("athlete") or self.default_athlete or 0))
+        if athlete is None:
+            return JSONResponse({"message": "Record Not Found"}, status_code=404)
+        with tempfile.TemporaryDirectory() as folder:
+            data = build_strava_export(Path(folder) / "export.zip", athlete).read_bytes()
+        disposition = f'attachment; filename="export_{athlete.id}.zip"'
+        return Response(data, media_type="application/zip", headers={"Content-Disposition": disposition})
+
     async def sim_activity(self, request: Request) -> Response:
         body = await request.json()
         athlete = self.athletes[int(body["athlete_id"])]
@@ -838,6 +854,7 @@ class StravaSimulator(PlatformSimulator[int]):
             Route("/api/v3/push_subscriptions/{subscription_id}", self.delete_subscription, methods=["DELETE"]),
             Route("/photos/{name}", self.photo_file, methods=["GET"]),
             Route("/_sim/athletes", self.sim_athletes, methods=["POST"]),
+            Route("/_sim/export", self.sim_export, methods=["GET"]),
             Route("/_sim/activities", self.sim_activity, methods=["POST", "PUT", "DELETE"]),
             Route("/_sim/deauthorize", self.sim_deauthorize, methods=["POST"]),
         ]

@@ -83,6 +83,9 @@ class BlueskyDemo:
     def after_connect(self, env: Mapping[str, str]) -> None:
         pass  # Jetstream needs no subscription: the worker follows every connected account
 
+    def export_url(self, simulator_url: str) -> str | None:
+        return f"{simulator_url}/_sim/export"
+
     def hints(self, simulator_url: str) -> list[str]:
         return ['trove demo post bluesky "Hello from the demo"   # arrives through Jetstream within a second']
 

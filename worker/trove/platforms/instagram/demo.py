@@ -87,6 +87,9 @@ class InstagramDemo:
                 stdout=subprocess.DEVNULL,
             )
 
+    def export_url(self, simulator_url: str) -> str | None:
+        return f"{simulator_url}/_sim/export"
+
     def hints(self, simulator_url: str) -> list[str]:
         return [
             'trove demo post instagram "Sunset"   # a new post, archived at the next poll (or "sync now")',

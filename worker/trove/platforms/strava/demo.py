@@ -64,6 +64,9 @@ class StravaDemo:
     def login_hint(self, env: Mapping[str, str], simulator_url: str) -> str | None:
         return None  # Strava's consent page asks who is signing in
 
+    def export_url(self, simulator_url: str) -> str | None:
+        return f"{simulator_url}/_sim/export"
+
     def hints(self, simulator_url: str) -> list[str]:
         return ['trove demo post strava "Evening run"   # a new activity arrives by webhook']
 
