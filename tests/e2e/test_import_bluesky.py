@@ -34,7 +34,7 @@ def test_a_repository_car_alone_is_archived_and_its_blobs_fetched_from_the_pds(
 ) -> None:
     with bluesky_stack(db_url, monkeypatch, posts=60) as stack:
         sim: BlueskySimulator = stack["sim"]
-        user(db_url, "alice")
+        alice, _ = user(db_url, "alice")
         car = tmp_path / "repo.car"
         car.write_bytes(build_repo_car(sim))
         environment = import_env(stack["env"], tmp_path)
@@ -44,7 +44,7 @@ def test_a_repository_car_alone_is_archived_and_its_blobs_fetched_from_the_pds(
         archived = {r[0] for r in query(db_url, "select platform_post_id from public.posts")}
         assert archived == repo_uris(sim), "every post and repost record, as the sync archives them"
         account = query(db_url, "select platform_user_id, status::text from public.connected_accounts")
-        assert account == [(sim.demo_did, "disconnected")]
+        assert account == [(f"export:{alice}:{sim.demo_did}", "disconnected")]
         assert scalar(db_url, "select count(*) from public.ingested_items where source = 'import'") >= len(archived)
         blobs = query(db_url, "select original_url from public.media_downloads")
         assert blobs and all("com.atproto.sync.getBlob?did=" in url for (url,) in blobs), "by CID from the PDS"

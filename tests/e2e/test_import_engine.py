@@ -151,6 +151,7 @@ def test_an_import_after_an_api_sync_merges_into_the_synced_posts(
         scalar(db_url, "select post_data->>'export_only' from public.ingested_posts where platform_post_id = 'fake:1'")
         == "extra 1"
     )
+    assert scalar(db_url, "select count(*) from public.ingested_posts where post_data ? 'trove_export'") == 8
     # The export's copy of a photo the API also listed is the same row (same media key), now copied.
     assert scalar(db_url, "select count(*) from public.media_downloads where media_key = 'photo-1'") == 1
 
@@ -191,6 +192,50 @@ def test_an_export_of_another_users_account_is_refused(db_url: str, tmp_path: Pa
     result = run_import(db_url, tmp_path, alice, export)
     assert result.status == "failed" and "another Trove user" in (result.error or "")
     assert scalar(db_url, "select count(*) from public.posts") == 0
+
+
+def test_a_forged_export_claims_neither_the_account_nor_the_posts_of_their_real_owner(
+    db_url: str, tmp_path: Path, platform: FakePlatform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Alice imports an export naming bob's platform account and posts before bob has connected it.
+    alice = user(db_url)
+    forged = build_fake_export(tmp_path / "forged.zip", [item(n, "forged") for n in range(1, 4)], owner="bob-owner")
+    assert run_import(db_url, tmp_path, alice, forged).status == "success"
+    assert scalar(db_url, "select platform_user_id from public.connected_accounts") == f"export:{alice}:bob-owner"
+    # Bob connects the real account (its platform id is free) and syncs: his posts are his, not alice's.
+    platform.control(item_count=3)
+    bob_account = connect_account(db_url, platform.state.access_token, platform.state.refresh_token, name="bob")
+    enqueue(db_url, bob_account, "manual")
+    monkeypatch.setenv("FAKE_PLATFORM_URL", platform.url)
+    lease = timedelta(minutes=5)
+
+    async def sync() -> None:
+        async with (
+            AsyncConnectionPool(db_url, kwargs={"autocommit": True}, open=False) as pool,
+            httpx.AsyncClient() as http,
+        ):
+            runner = SyncRunner(pool, {"bluesky": FakeConnector()}, RING, http, "test:1", lease, asyncio.Event())
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(CLAIM_SYNC_REQUESTS, ("test:1", 1, lease))).fetchall()
+            assert await runner.run(SyncRequest(*rows[0])) == "success"
+
+    asyncio.run(sync())
+    owners = query(
+        db_url,
+        "select p.platform_post_id, p.text_content, a.platform_user_id from public.posts p"
+        " join public.connected_accounts a on a.id = p.account_id order by 1",
+    )
+    assert owners == [(f"fake:{n}", f"post number {n}", "bob-owner") for n in range(1, 4)]
+    assert scalar(db_url, "select count(*) from public.ingested_posts where post_data ? 'trove_export'") == 0
+    assert (
+        scalar(
+            db_url,
+            "select count(*) from public.ingested_posts ip join public.connected_accounts a on a.id = ip.account_id"
+            " where a.user_id = %s",
+            (alice,),
+        )
+        == 0
+    )
 
 
 def test_a_post_in_another_users_archive_is_not_touched(db_url: str, tmp_path: Path) -> None:

@@ -41,14 +41,15 @@ def test_an_export_alone_is_archived_through_the_cli(
 ) -> None:
     simulator, url = sim
     athlete = simulator.add_athlete(activities=12)
-    user(db_url, "alice")
+    alice, _ = user(db_url, "alice")
     export = build_strava_export(tmp_path / "export_134815.zip", athlete)
     done = trove_import(env(db_url, url, tmp_path), export, "--user", "alice@test.trove.local")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "import success: strava export" in done.stdout and "12 records" in done.stdout
     assert scalar(db_url, "select count(*) from public.posts where content_type = 'activity'") == 12
     account = query(db_url, "select platform_user_id, status::text, sync_enabled from public.connected_accounts")
-    assert account == [(str(athlete.id), "disconnected", False)], "known from its export, not connected"
+    # Known from its export only: not connected, and not claiming Strava's athlete id (an export proves nothing).
+    assert account == [(f"export:{alice}:{athlete.id}", "disconnected", False)]
     assert scalar(db_url, "select count(*) from public.ingested_items where source = 'import'") == 12
     # Every activity's original file and its photos are in storage, not downloaded.
     files = query(db_url, "select content_type, storage_path, original_url from public.media_downloads")

@@ -57,7 +57,7 @@ class FakeExportReader:
             if item.get("broken"):
                 yield ExportRecord(f"item:{item['id']}", "export.item", item, problem=f"item {item['id']}: broken")
                 continue
-            data = {**item, "photo": {"id": item["photo"]["id"], "url": ""}}
+            data = {**item, "photo": {"id": item["photo"]["id"], "url": ""}, "trove_export": {"file": "items.json"}}
             post = normalize(None, data)  # type: ignore[arg-type]
             match = None
             if item.get("match"):

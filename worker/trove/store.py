@@ -24,6 +24,7 @@ class Counts:
     created: int = 0
     updated: int = 0
     deleted: int = 0
+    raw_post_id: str | None = None  # of the one post store_post wrote (its files are linked to it)
 
     def add(self, other: Counts) -> None:
         self.fetched += other.fetched
@@ -75,11 +76,12 @@ async def store_post(
         assert row is not None
         ingested_post_id = row[0]
     else:
-        ingested_post_id, stored, stored_pending = existing
+        ingested_post_id, stored, stored_pending, stored_user = existing
         if fill_only:
             data, pending = {**post.post_data, **stored}, stored_pending
-        elif EXPORT_KEY in stored and EXPORT_KEY not in data:
-            # The API's form replaces the post; what its export said stays beside it.
+        elif EXPORT_KEY in stored and EXPORT_KEY not in data and stored_user == account.user_id:
+            # The API's form replaces the post; what the user's export said stays beside it (another user's
+            # export of it, which proved nothing, goes).
             data = {**data, EXPORT_KEY: stored[EXPORT_KEY]}
         if not fill_only and not post.complete and not stored_pending:
             data = {**stored, **{k: v for k, v in post.post_data.items() if k not in detail_keys}}
@@ -88,6 +90,7 @@ async def store_post(
             await conn.execute(UPDATE_RAW_POST, (Jsonb(data), pending, account.id, ingested_item_id, ingested_post_id))
     if normalize is not None and data is not post.post_data:
         post = normalize(data)
+    counts.raw_post_id = str(ingested_post_id)
 
     cur = await conn.execute(
         UPSERT_POST,

@@ -35,6 +35,7 @@ from trove.platforms.base import (
     ExportReader,
     ExportRecord,
     ExportUnreadable,
+    NormalizedPost,
     Platform,
 )
 from trove.queries.imports import (
@@ -51,8 +52,7 @@ from trove.queries.imports import (
     INSERT_IMPORTED_ITEM,
     MATCHING_POST,
     MEDIA_COPIED_ALREADY,
-    POST_OWNER,
-    RAW_POST_ID,
+    POST_OWNERS,
     UPSERT_IMPORTED_MEDIA,
 )
 from trove.queries.media import LINK_MEDIA, LOCK_ARCHIVE_VERSION
@@ -213,8 +213,10 @@ class ImportRunner:
 
     # --- the account and the log ------------------------------------------------------------------------
     async def _account(self, user_id: str, platform: str, owner: ExportOwner) -> str:
-        """The user's account the export belongs to; one not connected yet is made (known from its export).
-        An account of another user is refused: an export does not prove whose it is."""
+        """The user's account the export belongs to. An account of another user is refused. Where the user
+        has none, one known only from its export is made (not connected, never synced) under an id of its
+        own, never the platform's: an export proves nothing, so it must not claim the platform's account
+        (its real owner connects it later, and the API's posts then move to that account)."""
         async with self.pool.connection() as conn, conn.transaction():
             if owner.platform_user_id:
                 cur = await conn.execute(ACCOUNT_BY_PLATFORM_ID, (platform, owner.platform_user_id))
@@ -223,20 +225,19 @@ class ImportRunner:
                     if found[1] != user_id:
                         raise ImportRefused(f"this {platform} export is of an account connected to another Trove user")
                     return str(found[0])
-            cur = await conn.execute(ACCOUNT_BY_USERNAME, (user_id, platform, owner.username))
-            found = await cur.fetchone()
-            if found is not None and not owner.platform_user_id:
-                return str(found[0])
-            # Without the platform's id, the account's own id is the user's and the username: never another
-            # user's account, whatever the file says.
-            platform_user_id = owner.platform_user_id or f"export:{user_id}:{owner.username}"
-            cur = await conn.execute(ACCOUNT_BY_PLATFORM_ID, (platform, platform_user_id))
+            else:
+                cur = await conn.execute(ACCOUNT_BY_USERNAME, (user_id, platform, owner.username))
+                found = await cur.fetchone()
+                if found is not None:
+                    return str(found[0])
+            export_id = f"export:{user_id}:{owner.platform_user_id or owner.username}"
+            cur = await conn.execute(ACCOUNT_BY_PLATFORM_ID, (platform, export_id))
             found = await cur.fetchone()
             if found is not None:
                 return str(found[0])
             cur = await conn.execute(
                 CREATE_EXPORT_ACCOUNT,
-                (user_id, platform, platform_user_id, owner.username[:200], (owner.display_name or "")[:200] or None),
+                (user_id, platform, export_id, owner.username[:200], (owner.display_name or "")[:200] or None),
             )
             created = await cur.fetchone()
             assert created is not None
@@ -318,8 +319,15 @@ class ImportRunner:
         async with self.pool.connection() as conn, conn.transaction():
             # The archive version first, as a sync's page and a media copy take it (no deadlock between them).
             await conn.execute(LOCK_ARCHIVE_VERSION, (account.user_id,))
+            # Looked up once per batch, not per record: whose archive its posts are in, which files are copied.
+            post_ids = [r.post.platform_post_id for r in batch if r.post is not None]
+            cur = await conn.execute(POST_OWNERS, (account.platform, post_ids))
+            owners = {row[0]: row[1] for row in await cur.fetchall()}
+            keys = [f.media_key for r in batch for f in r.files]
+            cur = await conn.execute(MEDIA_COPIED_ALREADY, (account.user_id, account.platform, keys))
+            copied = {row[0] for row in await cur.fetchall()}
             for record in batch:
-                await self._write_record(conn, archive, account, platform, record, step, step_problems)
+                await self._write_record(conn, archive, account, platform, record, owners, copied, step, step_problems)
                 step.records += 1
             fetched = step.posts - progress.posts
             created = step.posts_created - progress.posts_created
@@ -342,6 +350,8 @@ class ImportRunner:
         account: Account,
         platform: Platform,
         record: ExportRecord,
+        owners: dict[str, str],
+        copied: set[str],
         step: Progress,
         problems: list[str],
     ) -> None:
@@ -375,9 +385,8 @@ class ImportRunner:
                 )
                 files = ()
                 step.matched += 1
-        cur = await conn.execute(POST_OWNER, (account.platform, post.platform_post_id))
-        owner = await cur.fetchone()
-        if owner is not None and owner[0] != account.user_id:
+        owner = owners.get(post.platform_post_id, account.user_id)  # a matched post is the account's own
+        if owner != account.user_id:
             step.problems += 1
             problems.append(f"{record.identity}: this post is in another Trove user's archive; not imported")
             return
@@ -385,23 +394,23 @@ class ImportRunner:
         step.posts += 1
         step.posts_created += counts.created
         step.posts_updated += counts.updated
+        owners[post.platform_post_id] = account.user_id
         if files:
-            await self._copy_files(conn, archive, account, post, files, step, problems)
+            assert counts.raw_post_id is not None
+            await self._copy_files(conn, archive, account, post, counts.raw_post_id, files, copied, step, problems)
 
     async def _copy_files(
         self,
         conn: AsyncConnection[Any],
         archive: ExportArchive,
         account: Account,
-        post: Any,
+        post: NormalizedPost,
+        raw_post_id: str,
         files: tuple[ExportFile, ...],
+        copied: set[str],
         step: Progress,
         problems: list[str],
     ) -> None:
-        cur = await conn.execute(RAW_POST_ID, (account.platform, post.platform_post_id))
-        row = await cur.fetchone()
-        assert row is not None
-        raw_post_id = row[0]
         order = {ref.media_key: i for i, ref in enumerate(post.media)}
         extra = len(order)
         for export_file in files:
@@ -416,18 +425,18 @@ class ImportRunner:
                 "key": export_file.media_key,
                 "position": position,
             }
-            cur = await conn.execute(MEDIA_COPIED_ALREADY, (account.user_id, account.platform, export_file.media_key))
-            if await cur.fetchone() is None:
+            if export_file.media_key not in copied:
                 try:
-                    copied = await self._copy_file(archive, account, export_file)
+                    written = await self._copy_file(archive, account, export_file)
                 except ExportUnreadable as error:
                     step.problems += 1
                     problems.append(str(error))
                     continue
-                params.update(copied)
+                params.update(written)
                 await conn.execute(UPSERT_IMPORTED_MEDIA, params)
+                copied.add(export_file.media_key)
                 step.files += 1
-                step.file_bytes += int(copied["size"])
+                step.file_bytes += int(written["size"])
             await conn.execute(LINK_MEDIA, params)
 
     async def _copy_file(self, archive: ExportArchive, account: Account, export_file: ExportFile) -> dict[str, Any]:

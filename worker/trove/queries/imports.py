@@ -105,12 +105,13 @@ INSERT_IMPORTED_ITEM = """
     returning id::text
 """
 
-# Whose archive a platform post is in. Parameters: platform, platform post id. Columns: user_id.
-POST_OWNER = """
-    select ca.user_id::text
+# Whose archive each of these platform posts is in (those archived). Parameters: platform, platform post ids
+# (text[]). Columns: platform post id, user_id.
+POST_OWNERS = """
+    select ip.platform_post_id, ca.user_id::text
     from public.ingested_posts as ip
     join public.connected_accounts as ca on ca.id = ip.account_id
-    where ip.platform = %s and ip.platform_post_id = %s
+    where ip.platform = %s and ip.platform_post_id = any(%s::text[])
 """
 
 # The account's post archived from the API created in that second, of one of these types (an export record
@@ -126,15 +127,13 @@ MATCHING_POST = """
     limit 1
 """
 
-# The raw post's id. Parameters: platform, platform post id. Columns: id.
-RAW_POST_ID = "select id::text from public.ingested_posts where platform = %s and platform_post_id = %s"
-
 # --- files ----------------------------------------------------------------------------------------------
 
-# A file already copied (from an export or downloaded). Parameters: user, platform, media key.
+# Which of these files are copied already (from an export, or downloaded). Parameters: user, platform, media
+# keys (text[]). Columns: media key.
 MEDIA_COPIED_ALREADY = """
-    select 1 from public.media_downloads
-    where user_id = %s and platform = %s and media_key = %s and status = 'downloaded'
+    select media_key from public.media_downloads
+    where user_id = %s and platform = %s and media_key = any(%s::text[]) and status = 'downloaded'
 """
 
 # A file copied from the export: downloaded, without a URL (a row the API made keeps its URL, and stops

@@ -81,11 +81,13 @@ RAW_POST_AND_ACCOUNT = """
 
 
 # The stored raw post of a platform post, locked while a new form of it is stored. Parameters: platform,
-# platform post id. Columns: id, post_data, detail_pending.
+# platform post id. Columns: id, post_data, detail_pending, the user whose archive it is in.
 LOCK_RAW_POST = """
-    select id, post_data, detail_pending from public.ingested_posts
-    where platform = %s and platform_post_id = %s
-    for update
+    select ip.id, ip.post_data, ip.detail_pending, ca.user_id::text
+    from public.ingested_posts as ip
+    left join public.connected_accounts as ca on ca.id = ip.account_id
+    where ip.platform = %s and ip.platform_post_id = %s
+    for update of ip
 """
 
 # A raw post seen for the first time; its id. Parameters: ingested item id (or None), platform, account id,

@@ -55,8 +55,10 @@ VISIBLE_POST = "select id from public.posts where id::text = %s"
 
 
 # Insert or update the normalized post; an update only when something in it changed (so an unchanged page
-# writes nothing and bumps no archive version). Parameters: account, platform, post_id, type, text, html,
-# created, updated, published, deleted, visibility, public_data (Jsonb), author_handle, keywords, permalink.
+# writes nothing and bumps no archive version). The account writing it owns it: a post the platform's API
+# returns to its connected account moves there from an account known only from an (unverifiable) export.
+# Parameters: account, platform, post_id, type, text, html, created, updated, published, deleted, visibility,
+# public_data (Jsonb), author_handle, keywords, permalink.
 # Columns: id, inserted (a new post), deleted_on_platform; no row when nothing changed.
 UPSERT_POST = """
     insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, html_content,
@@ -66,7 +68,8 @@ UPSERT_POST = """
             %(published)s, %(deleted)s, %(visibility)s, %(public_data)s, %(author_handle)s, %(keywords)s,
             %(permalink)s)
     on conflict (platform, platform_post_id) do update
-    set content_type = excluded.content_type,
+    set account_id = excluded.account_id,
+        content_type = excluded.content_type,
         text_content = excluded.text_content,
         html_content = excluded.html_content,
         created_at_platform = excluded.created_at_platform,
@@ -78,13 +81,14 @@ UPSERT_POST = """
         author_handle = excluded.author_handle,
         search_keywords = excluded.search_keywords,
         permalink = excluded.permalink
-    where (posts.content_type, posts.text_content, posts.html_content, posts.created_at_platform,
-           posts.updated_at_platform, posts.published, posts.deleted_on_platform, posts.visibility,
-           posts.public_data, posts.author_handle, posts.search_keywords, posts.permalink)
+    where (posts.account_id, posts.content_type, posts.text_content, posts.html_content,
+           posts.created_at_platform, posts.updated_at_platform, posts.published, posts.deleted_on_platform,
+           posts.visibility, posts.public_data, posts.author_handle, posts.search_keywords, posts.permalink)
         is distinct from
-          (excluded.content_type, excluded.text_content, excluded.html_content, excluded.created_at_platform,
-           excluded.updated_at_platform, excluded.published, excluded.deleted_on_platform, excluded.visibility,
-           excluded.public_data, excluded.author_handle, excluded.search_keywords, excluded.permalink)
+          (excluded.account_id, excluded.content_type, excluded.text_content, excluded.html_content,
+           excluded.created_at_platform, excluded.updated_at_platform, excluded.published,
+           excluded.deleted_on_platform, excluded.visibility, excluded.public_data, excluded.author_handle,
+           excluded.search_keywords, excluded.permalink)
     returning id, (xmax = 0) as inserted, deleted_on_platform
 """
 
