@@ -2450,7 +2450,7 @@ CREATE INDEX ingested_items_account_id_idx ON public.ingested_items USING btree 
 -- Name: ingested_items_import_dedupe_idx; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE UNIQUE INDEX ingested_items_import_dedupe_idx ON public.ingested_items USING btree (platform, external_id) WHERE ((source = 'import'::public.ingestion_source_enum) AND (external_id IS NOT NULL));
+CREATE UNIQUE INDEX ingested_items_import_dedupe_idx ON public.ingested_items USING btree (account_id, external_id) WHERE ((source = 'import'::public.ingestion_source_enum) AND (external_id IS NOT NULL));
 
 
 --

@@ -314,3 +314,44 @@ def test_a_file_that_is_no_known_export_is_refused(db_url: str, tmp_path: Path) 
     other.write_text("just some text")
     result = run_import(db_url, tmp_path, alice, other)
     assert result.status == "failed" and "notes.txt: not an export Trove can read" in (result.error or "")
+
+
+def test_a_record_postgres_refuses_is_recorded_and_the_batch_goes_on(db_url: str, tmp_path: Path) -> None:
+    alice = user(db_url)
+    items = [item(1), item(2, " ".join(f"w{n}" for n in range(300_000))), item(3, "nul \x00 inside"), item(4)]
+    result = run_import(db_url, tmp_path, alice, build_fake_export(tmp_path / "export.zip", items))
+    assert result.status == "partial", result
+    assert any(p.startswith("item:2: its post was not stored") and "tsvector" in p for p in result.problems)
+    assert any(p.startswith("item:3: not stored") and "NUL" in p for p in result.problems)
+    assert sorted(r[0] for r in query(db_url, "select platform_post_id from public.posts")) == ["fake:1", "fake:4"]
+    # The refused post's raw record is kept (it can be reprocessed); the unstorable one could not be.
+    assert scalar(db_url, "select count(*) from public.ingested_items where source = 'import'") == 3
+    assert scalar(db_url, "select count(*) from public.media_downloads") == 2, "no file of a post not stored"
+    assert query(db_url, "select status::text from public.sync_logs") == [("partial",)]
+
+
+def test_what_a_deleted_account_left_is_nobody_elses_to_take(db_url: str, tmp_path: Path) -> None:
+    bob = user(db_url, "bob")
+    run_import(db_url, tmp_path, bob, build_fake_export(tmp_path / "bob.zip", [item(1, "bob's private note")]))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("update public.imports set status = 'completed'")
+        conn.execute("delete from public.connected_accounts")  # bob disconnects; his raw posts stay his
+    mallory = user(db_url, "mallory")
+    forged = build_fake_export(tmp_path / "forged.zip", [item(1, "forged")], owner="someone")
+    result = run_import(db_url, tmp_path, mallory, forged)
+    assert result.status == "partial" and any("another Trove user" in p for p in result.problems)
+    assert scalar(db_url, "select count(*) from public.posts") == 0
+    assert scalar(db_url, "select post_data->>'text' from public.ingested_posts") == "bob's private note"
+    # Bob himself importing again gets his archive back.
+    again = run_import(db_url, tmp_path, bob, build_fake_export(tmp_path / "bob.zip", [item(1, "bob's private note")]))
+    assert again.status == "success" and again.progress.posts == 1, again
+
+
+def test_two_users_importing_the_same_public_file_each_keep_their_records(db_url: str, tmp_path: Path) -> None:
+    export = build_fake_export(tmp_path / "export.zip", [item(1), item(2)], owner=None, username="public")
+    alice, bob = user(db_url), user(db_url, "bob")
+    assert run_import(db_url, tmp_path, alice, export).progress.posts == 2
+    second = run_import(db_url, tmp_path, bob, export)
+    assert second.progress.unchanged == 0, "bob's records are his own, not 'already imported' by alice"
+    assert second.status == "partial" and second.progress.problems == 2, "the posts are alice's: left alone"
+    assert scalar(db_url, "select count(distinct account_id) from public.ingested_items where source = 'import'") == 2

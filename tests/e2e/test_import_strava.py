@@ -209,4 +209,9 @@ def test_an_upload_is_imported_by_the_worker_and_its_progress_readable(
         assert served.headers["content-disposition"] == "attachment"
         assert served.headers["x-content-type-options"] == "nosniff"
         assert httpx.post(f"{stack['url']}/api/import", content=b"", headers=alice).status_code == 400
+        # Past the service's 1 MiB cap for other bodies: an export is taken whole (refused later if no export).
+        big = httpx.post(f"{stack['url']}/api/import", content=b"x" * (3 * 1024 * 1024), headers=alice)
+        assert big.status_code == 202 and big.json()["byte_size"] == 3 * 1024 * 1024, big.text
+        form = httpx.post(f"{stack['url']}/api/import", files={"file": ("e.zip", b"PK")}, headers=alice)
+        assert form.status_code == 415, "a form would be spooled whole before any check"
         assert httpx.post(f"{stack['url']}/api/import", content=b"x").status_code == 401

@@ -37,6 +37,8 @@ JWT, API_KEY = "SupabaseJWT", "ApiKey"
 NOT_PRODUCED_HERE = {
     ("start", "502"): "Strava's connect start makes no request (Bluesky's does: tests/e2e/test_bluesky.py)",
     ("callback", "502"): "the platform's token endpoint unreachable mid-exchange (the simulator is always up)",
+    ("upload_export", "415"): "a form: the generated client sends only declared media types"
+    " (tests/e2e/test_import_strava.py sends one)",
     ("oauth_document", "200"): "only a configured Bluesky serves documents (tests/unit/test_bluesky_oauth_client.py)",
 }
 

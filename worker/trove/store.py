@@ -18,6 +18,10 @@ from trove.queries.posts import POST_ID, SNAPSHOT_ENGAGEMENT, UPSERT_POST
 EXPORT_KEY = "trove_export"  # what an export said of a post, kept in its raw form (trove.imports)
 
 
+class NotYours(Exception):
+    """A post read from an export is in another user's archive: not written."""
+
+
 @dataclass
 class Counts:
     fetched: int = 0
@@ -77,6 +81,10 @@ async def store_post(
         ingested_post_id = row[0]
     else:
         ingested_post_id, stored, stored_pending, stored_user = existing
+        if fill_only and stored_user != account.user_id:
+            # Checked here, under the row's lock: an export never writes into someone else's archive (nor
+            # into what a deleted account left, which is nobody's to take).
+            raise NotYours(f"{post.platform_post_id} is in another Trove user's archive")
         if fill_only:
             data, pending = {**post.post_data, **stored}, stored_pending
         elif EXPORT_KEY in stored and EXPORT_KEY not in data and stored_user == account.user_id:

@@ -185,28 +185,22 @@ ERRORS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     },
     ("GET", "/api/sync/{sync_log_id}/status"): {"400": error(BAD_INPUT), "404": error("no such sync of yours")},
     ("POST", "/api/import"): {
-        "400": error("an empty file, or a form without its 'file' field"),
+        "400": error("an empty file"),
         "413": error("the file is over the import limit (TROVE_IMPORT_MAX_BYTES)"),
+        "415": error("a form: send the export file itself as the body"),
     },
     ("GET", "/api/import/{import_id}"): {"400": error(BAD_INPUT), "404": error("no such import of yours")},
 }
-# An export file as the platform gave it: the request body itself, or the `file` field of a form.
+# An export file as the platform gave it: the request body itself.
 EXPORT_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 IMPORT_BODY: dict[str, Any] = {
     "description": "the export file as the platform gave it (a ZIP, or a repository CAR); its name may be given"
-    " in X-File-Name or ?name=",
+    " in X-File-Name (UTF-8) or ?name=",
     "required": True,
     "content": {
         "application/octet-stream": EXPORT_BINARY,
         "application/zip": EXPORT_BINARY,
         "application/vnd.ipld.car": EXPORT_BINARY,
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-                "required": ["file"],
-            }
-        },
     },
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import stat
 import zipfile
 import zlib
@@ -178,7 +179,7 @@ def check_entry_name(entry: str) -> None:
     file is hostile or broken, and nothing in it is trusted)."""
     if not entry or "\x00" in entry:
         raise ExportUnreadable(f"{entry!r}: an entry without a usable name")
-    if entry.startswith(("/", "\\")) or (len(entry) > 1 and entry[1] == ":") or "\\" in entry:
+    if entry.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", entry) or "\\" in entry:
         raise ExportUnreadable(f"{entry}: an absolute or Windows path in the archive (refused)")
     if ".." in PurePosixPath(entry).parts:
         raise ExportUnreadable(f"{entry}: a path that climbs out with '..' (refused)")

@@ -23,8 +23,9 @@ from trove.imports.intake import receive
 from trove.imports.runner import BATCH_RECORDS, ImportResult, ImportRunner, Progress, imports_dir
 from trove.jobs.imports import export_platforms
 from trove.media.storage import storage_from_environment
-from trove.queries.imports import CLAIM_IMPORT, IMPORT_STATE, IMPORT_USERS
+from trove.queries.imports import CLAIM_IMPORT, IMPORT_STATE, IMPORT_USERS, UNFINISHED_WITH_FILE
 from trove.queries.queue import COMPLETE_WORK, EXTEND_LEASE, FAIL_WORK
+from trove.redact import redact
 
 QUEUE = "imports"
 
@@ -95,9 +96,9 @@ async def import_file(database_url: str, file: Path, email: str | None, out: Tex
     ) as pool:
         async with pool.connection() as conn:
             user_id = await _user(conn, email)
-            received = await receive(conn, state, user_id, file.name, _file_chunks(file))
+            received = await receive(conn, state, user_id, file.name, _file_chunks(file), holder=(worker_id, lease()))
         print(f"import {received.import_id}: {file.name} ({received.size} bytes)", file=out)
-        finished = await _claim_or_follow(pool, received.import_id, worker_id, out)
+        finished = None if received.new else await _claim_or_follow(pool, received.import_id, worker_id, out)
         if finished is not None:
             return finished
         async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
@@ -111,7 +112,8 @@ async def import_file(database_url: str, file: Path, email: str | None, out: Tex
                 result = await runner.run(received.import_id)
             except BaseException as error:
                 async with pool.connection() as conn:
-                    await conn.execute(FAIL_WORK, (QUEUE, received.import_id, worker_id, repr(error)[:500], False))
+                    message = redact(f"{type(error).__name__}: {error}")[:500]
+                    await conn.execute(FAIL_WORK, (QUEUE, received.import_id, worker_id, message, False))
                 raise
             finally:
                 beat.cancel()
@@ -120,7 +122,11 @@ async def import_file(database_url: str, file: Path, email: str | None, out: Tex
                 await conn.execute(FAIL_WORK, (QUEUE, received.import_id, worker_id, result.error or "failed", True))
             else:
                 await conn.execute(COMPLETE_WORK, (QUEUE, received.import_id, worker_id))
-        (imports_dir(state) / user_id / received.sha256).unlink(missing_ok=True)
+        async with pool.connection() as conn:
+            cur = await conn.execute(UNFINISHED_WITH_FILE, (f"{user_id}/{received.sha256}",))
+            waiting = await cur.fetchone() is not None
+        if not waiting:
+            (imports_dir(state) / user_id / received.sha256).unlink(missing_ok=True)
         if line.tty:
             out.write("\n")
         _summary(result, out)

@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ async def receive(
     name: str | None,
     chunks: AsyncIterator[bytes],
     limits: Limits | None = None,
+    holder: tuple[str, timedelta] | None = None,
 ) -> Received:
-    """Stream `chunks` to the import directory and queue the import. TooLarge past the import limit (the
-    partial file is removed); ValueError for an empty file."""
+    """Stream `chunks` to the import directory and queue the import (with `holder`, a worker id and lease:
+    taken by that process at once, when new). TooLarge past the import limit (the partial file is removed);
+    ValueError for an empty file."""
     cap = (limits or Limits.from_environment()).total_bytes
     folder = imports_dir(state) / user_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,15 @@ async def receive(
         os.replace(partial, folder / sha)  # the same content under the same name: replacing it changes nothing
     finally:
         partial.unlink(missing_ok=True)
-    params = {"user": user_id, "name": clean_file_name(name), "path": f"{user_id}/{sha}", "sha": sha, "size": size}
+    params = {
+        "user": user_id,
+        "name": clean_file_name(name),
+        "path": f"{user_id}/{sha}",
+        "sha": sha,
+        "size": size,
+        "holder": holder[0] if holder else None,
+        "lease": holder[1] if holder else None,
+    }
     for _ in range(3):  # the same file handed in twice at once: one insert wins, the other joins it
         cur = await conn.execute(CREATE_IMPORT, params)
         row = await cur.fetchone()

@@ -9,22 +9,25 @@ to storage as they are. A record that cannot be read whole is recorded on the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from trove.imports.archive import ExportArchive
+from trove.json_input import unstorable_text
 from trove.media.download import MAX_BYTES
 from trove.media.sniff import MAX_SNIFF, sniff
 from trove.media.storage import Storage, storage_path
@@ -53,10 +56,12 @@ from trove.queries.imports import (
     MATCHING_POST,
     MEDIA_COPIED_ALREADY,
     POST_OWNERS,
+    REOPEN_IMPORT_LOG,
     UPSERT_IMPORTED_MEDIA,
 )
 from trove.queries.media import LINK_MEDIA, LOCK_ARCHIVE_VERSION
-from trove.store import store_post
+from trove.redact import redact
+from trove.store import NotYours, store_post
 
 log = logging.getLogger("trove.imports")
 
@@ -71,6 +76,9 @@ TRACK_TYPES = {
     "tcx": "application/vnd.garmin.tcx+xml",
     "fit": "application/vnd.ant.fit",
 }
+
+
+XML_TRACK_STARTS = (b"<?xml", b"<gpx", b"<TrainingCenterDatabase")
 
 
 def imports_dir(state: Path) -> Path:
@@ -137,15 +145,18 @@ def record_external_id(record: ExportRecord) -> str:
 
 
 def file_type(entry: str, head: bytes) -> tuple[str, str] | None:
-    """(content type, extension) of a file from an export: media by its first bytes, tracks by their name."""
+    """(content type, extension) of a file from an export: media by its first bytes; an activity file by its
+    name and its first bytes agreeing (a FIT header, gzip, XML); None for anything else."""
     found = sniff(head)
     if found:
         return found
     name = entry.lower()
-    if name.endswith(".gz") and head[:2] == b"\x1f\x8b":
-        return "application/gzip", "gz"
+    if name.endswith(".gz"):
+        return ("application/gzip", "gz") if head[:2] == b"\x1f\x8b" else None
     ext = name.rsplit(".", 1)[-1]
-    if ext in TRACK_TYPES:
+    if ext == "fit":
+        return (TRACK_TYPES[ext], ext) if head[8:12] == b".FIT" else None
+    if ext in TRACK_TYPES and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(XML_TRACK_STARTS):
         return TRACK_TYPES[ext], ext
     return None
 
@@ -206,6 +217,16 @@ class ImportRunner:
             if log_id:
                 await self._finish_log(log_id, "failed", str(error), progress, problems)
             return ImportResult("failed", platform_name, account_id, log_id, progress, problems, str(error))
+        except Exception as error:
+            # Interrupted (the database or the platform away): the log says so until the import runs again.
+            if log_id:
+                message = redact(
+                    f"interrupted after {progress.records} records ({type(error).__name__}: {error});"
+                    " it resumes when run again"
+                )
+                with contextlib.suppress(psycopg.Error):
+                    await self._finish_log(log_id, "failed", message, progress, problems)
+            raise
         status = "partial" if progress.problems else "success"
         assert log_id is not None
         await self._finish_log(log_id, status, None, progress, problems)
@@ -245,7 +266,9 @@ class ImportRunner:
 
     async def _start(self, import_id: str, platform: str, account_id: str, log_id: str | None, name: str) -> str:
         async with self.pool.connection() as conn, conn.transaction():
-            if log_id is None:
+            if log_id is not None:
+                await conn.execute(REOPEN_IMPORT_LOG, (log_id,))
+            else:
                 cur = await conn.execute(CREATE_IMPORT_LOG, (account_id, Jsonb({"import_id": import_id, "file": name})))
                 row = await cur.fetchone()
                 assert row is not None
@@ -287,7 +310,7 @@ class ImportRunner:
         batch: list[ExportRecord] = []
         batch_bytes = 0
         position = 0
-        for record in reader.records(archive, owner, context):
+        for record in self._read(reader.records(archive, owner, context), archive.name):
             position += 1
             if position <= done:
                 continue  # committed by an earlier run of this import
@@ -302,6 +325,25 @@ class ImportRunner:
         progress.total = progress.records
         async with self.pool.connection() as conn:
             await conn.execute(IMPORT_PROGRESS, (Jsonb(progress.as_json()), import_id))
+
+    @staticmethod
+    def _read(records: Iterator[ExportRecord], name: str) -> Iterator[ExportRecord]:
+        """The reader's records; a reader that fails past its own checks (a value it did not expect) cannot go
+        on, and retrying would fail the same way: the file is unreadable there, named."""
+        count = 0
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except ExportUnreadable:
+                raise
+            except (ValueError, TypeError, KeyError, IndexError, OverflowError, RecursionError) as error:
+                raise ExportUnreadable(
+                    f"{name}: unreadable after record {count} ({type(error).__name__}: {str(error)[:200]})"
+                ) from error
+            count += 1
+            yield record
 
     async def _write_batch(
         self,
@@ -358,6 +400,11 @@ class ImportRunner:
         if record.problem:
             step.problems += 1
             problems.append(record.problem)
+        unstorable = unstorable_text(record.payload) or (record.post and unstorable_text(record.post.post_data))
+        if unstorable:
+            step.problems += 1
+            problems.append(f"{record.identity}: not stored: its {unstorable}")
+            return
         cur = await conn.execute(
             INSERT_IMPORTED_ITEM,
             (account.platform, account.id, record.event_type, record_external_id(record), Jsonb(record.payload)),
@@ -390,14 +437,29 @@ class ImportRunner:
             step.problems += 1
             problems.append(f"{record.identity}: this post is in another Trove user's archive; not imported")
             return
-        counts = await store_post(conn, account, post, item[0], normalize=platform.connector.normalize, fill_only=True)
+        created = (step.posts_created, step.posts_updated, step.files, step.file_bytes)
+        try:
+            # A savepoint: a post Postgres refuses (a text too long to index) is this record's problem; its raw
+            # record stays.
+            async with conn.transaction():
+                counts = await store_post(
+                    conn, account, post, item[0], normalize=platform.connector.normalize, fill_only=True
+                )
+                step.posts_created += counts.created
+                step.posts_updated += counts.updated
+                if files:
+                    assert counts.raw_post_id is not None
+                    await self._copy_files(
+                        conn, archive, account, post, counts.raw_post_id, files, copied, step, problems
+                    )
+        except (NotYours, psycopg.DataError, psycopg.errors.ProgramLimitExceeded) as error:
+            step.posts_created, step.posts_updated, step.files, step.file_bytes = created
+            step.problems += 1
+            reason = error.diag.message_primary if isinstance(error, psycopg.Error) else str(error)
+            problems.append(f"{record.identity}: its post was not stored ({reason})")
+            return
         step.posts += 1
-        step.posts_created += counts.created
-        step.posts_updated += counts.updated
         owners[post.platform_post_id] = account.user_id
-        if files:
-            assert counts.raw_post_id is not None
-            await self._copy_files(conn, archive, account, post, counts.raw_post_id, files, copied, step, problems)
 
     async def _copy_files(
         self,
@@ -452,7 +514,7 @@ class ImportRunner:
         kind: tuple[str, str] | None = None
         try:
             with archive.stream(entry) as source:
-                head = source.read(MAX_SNIFF)
+                head = source.read(max(MAX_SNIFF, 512))  # an XML track may open with blank lines
                 kind = file_type(entry, head)
                 if kind is None:
                     raise ExportUnreadable(f"{entry}: not a picture, video or activity file")

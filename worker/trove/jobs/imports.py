@@ -12,7 +12,7 @@ from trove.imports.runner import ImportRunner, imports_dir
 from trove.jobs import JobContext, heartbeat
 from trove.platforms import load_platforms
 from trove.platforms.base import Platform
-from trove.queries.imports import IMPORT_JOB
+from trove.queries.imports import IMPORT_JOB, UNFINISHED_WITH_FILE
 from trove.queries.queue import COMPLETE_WORK, FAIL_WORK
 from trove.redact import redact
 
@@ -38,18 +38,33 @@ async def run_import(ctx: JobContext, import_id: str) -> None:
             result = await runner.run(import_id)
     except Exception as error:  # retried with backoff: the database or a PDS was away
         message = redact(f"{type(error).__name__}: {error}")
-        log.warning("import %s failed, will retry: %s", import_id, message)
+        log.warning("import %s failed: %s", import_id, message)
         async with ctx.pool.connection() as conn:
-            await conn.execute(FAIL_WORK, (QUEUE, import_id, ctx.worker_id, message, isinstance(error, LookupError)))
+            cur = await conn.execute(
+                FAIL_WORK, (QUEUE, import_id, ctx.worker_id, message, isinstance(error, LookupError))
+            )
+            row = await cur.fetchone()
+        if row is not None and row[0] == "dead_letter":  # out of attempts: the upload is not needed any more
+            await remove_upload(ctx, import_id)
         return
     async with ctx.pool.connection() as conn:
         if result.status == "failed":
             await conn.execute(FAIL_WORK, (QUEUE, import_id, ctx.worker_id, result.error or "failed", True))
         else:
             await conn.execute(COMPLETE_WORK, (QUEUE, import_id, ctx.worker_id))
+    await remove_upload(ctx, import_id)  # read to the end, or never readable
+    log.info("import %s: %s (%s records)", import_id, result.status, result.progress.records)
+
+
+async def remove_upload(ctx: JobContext, import_id: str) -> None:
+    """The uploaded file, once its import has ended (unless the same file waits again for a newer import)."""
+    async with ctx.pool.connection() as conn:
         cur = await conn.execute(IMPORT_JOB, (import_id,))
         row = await cur.fetchone()
-    if row is not None:  # read to the end, or never readable: the upload is not needed any more
-        with contextlib.suppress(OSError):
-            (imports_dir(state_dir()) / row[2]).unlink()
-    log.info("import %s: %s (%s records)", import_id, result.status, result.progress.records)
+        if row is None:
+            return
+        cur = await conn.execute(UNFINISHED_WITH_FILE, (row[2],))
+        if await cur.fetchone() is not None:
+            return
+    with contextlib.suppress(OSError):
+        (imports_dir(state_dir()) / row[2]).unlink()

@@ -21,6 +21,10 @@ from storage3.exceptions import StorageException
 
 from trove.config import public_url, state_dir
 
+# The extensions the media sniffer gives (trove.media.sniff): files a browser may show inline.
+MEDIA_EXTENSIONS = frozenset(
+    {"jpg", "png", "gif", "webp", "heic", "heif", "avif", "mp4", "mov", "webm", "ogg", "mp3", "aac", "wav", "m4a"}
+)
 STORAGE_PATH = re.compile(r"^[0-9a-f-]{36}/[a-z][a-z0-9_]{0,31}/[0-9a-f]{64}\.[a-z0-9]{2,5}$")
 
 
@@ -182,7 +186,10 @@ class SupabaseStorage:
         return await self.bucket.exists(path)
 
     async def signed_url(self, path: str, ttl_seconds: int = 3600) -> str:
-        signed = (await self.bucket.create_signed_url(path, ttl_seconds))["signedURL"]
+        # Anything but a picture, video or sound (an activity file from an export, GPX being XML) is served
+        # as a download, never rendered on the storage origin.
+        options: dict[str, bool] = {} if path.rsplit(".", 1)[-1] in MEDIA_EXTENSIONS else {"download": True}
+        signed = (await self.bucket.create_signed_url(path, ttl_seconds, options or None))["signedURL"]
         if not signed:
             raise StorageError(f"Supabase Storage gave no signed URL for {path}")
         return signed

@@ -1,15 +1,22 @@
 """Imports of export files (`public.imports`, a work queue like the others; see imports.runner): the
 import's row, the account an export belongs to, its raw records and the files copied from it."""
 
-# Hand in a file: a new import, or the unfinished import of the same file (joined, and resumed). Parameters:
-# user, file name, file path, sha256, byte size. Columns: id, whether it is new.
+# Hand in a file: a new import, or the unfinished import of the same file (joined, and resumed). A new one
+# is queued for the worker, or, with a holder (`trove import` runs it itself), taken by it at once, so no
+# worker claims it in between. Parameters: user, file name, file path, sha256, byte size, holder (or None),
+# lease. Columns: id, whether it is new.
 CREATE_IMPORT = """
     with existing as (
         select id from public.imports
         where user_id = %(user)s and file_sha256 = %(sha)s and status in ('pending', 'processing', 'failed')
     ), created as (
-        insert into public.imports (user_id, file_name, file_path, file_sha256, byte_size)
-        select %(user)s, %(name)s, %(path)s, %(sha)s, %(size)s
+        insert into public.imports (user_id, file_name, file_path, file_sha256, byte_size, status, locked_by,
+                                    locked_until, attempts, started_at)
+        select %(user)s, %(name)s, %(path)s, %(sha)s, %(size)s,
+               case when %(holder)s::text is null then 'pending' else 'processing' end::public.processing_status_enum,
+               %(holder)s::text, case when %(holder)s::text is null then null else now() + %(lease)s::interval end,
+               case when %(holder)s::text is null then 0 else 1 end,
+               case when %(holder)s::text is null then null else now() end
         where not exists (select 1 from existing)
         on conflict do nothing
         returning id
@@ -37,6 +44,11 @@ IMPORT_STATUS = """
     select id::text, status::text, platform::text, account_id::text, sync_log_id::text, file_name, byte_size,
            progress, error_message, created_at, started_at, completed_at
     from public.imports where id::text = %s
+"""
+
+# An unfinished import waiting for this file (handed in again). Parameters: file path.
+UNFINISHED_WITH_FILE = """
+    select 1 from public.imports where file_path = %s and status in ('pending', 'processing', 'failed') limit 1
 """
 
 # --- the account ----------------------------------------------------------------------------------------
@@ -87,6 +99,12 @@ COUNT_IMPORT_BATCH = """
     where id = %s
 """
 
+# A resumed import's log runs again. Parameters: log.
+REOPEN_IMPORT_LOG = """
+    update public.sync_logs set status = 'running', completed_at = null, error_message = null
+    where id = %s and status <> 'running'
+"""
+
 # The run ended. Parameters: status (success, partial, failed), error message, error details (Jsonb), log.
 FINISH_IMPORT_LOG = """
     update public.sync_logs set status = %s, error_message = %s, error_details = %s
@@ -105,10 +123,11 @@ INSERT_IMPORTED_ITEM = """
     returning id::text
 """
 
-# Whose archive each of these platform posts is in (those archived). Parameters: platform, platform post ids
+# Whose archive each of these platform posts is in (those archived; a deleted account's raw posts stay its
+# user's, or nobody's). Parameters: platform, platform post ids
 # (text[]). Columns: platform post id, user_id.
 POST_OWNERS = """
-    select ip.platform_post_id, ca.user_id::text
+    select ip.platform_post_id, coalesce(ca.user_id, ip.user_id)::text
     from public.ingested_posts as ip
     join public.connected_accounts as ca on ca.id = ip.account_id
     where ip.platform = %s and ip.platform_post_id = any(%s::text[])

@@ -81,9 +81,10 @@ RAW_POST_AND_ACCOUNT = """
 
 
 # The stored raw post of a platform post, locked while a new form of it is stored. Parameters: platform,
-# platform post id. Columns: id, post_data, detail_pending, the user whose archive it is in.
+# platform post id. Columns: id, post_data, detail_pending, the user whose archive it is in (kept when the
+# account was deleted).
 LOCK_RAW_POST = """
-    select ip.id, ip.post_data, ip.detail_pending, ca.user_id::text
+    select ip.id, ip.post_data, ip.detail_pending, coalesce(ca.user_id, ip.user_id)::text
     from public.ingested_posts as ip
     left join public.connected_accounts as ca on ca.id = ip.account_id
     where ip.platform = %s and ip.platform_post_id = %s

@@ -139,8 +139,8 @@ class StravaExportReader:
             raise ExportUnreadable(f"{entry}: not in the archive (it says whose export this is)")
         _, rows = read_table(archive.read(entry), entry)
         athlete_id = (rows[0].get("Athlete ID") or "").strip() if rows else ""
-        if not athlete_id.isdigit():
-            raise ExportUnreadable(f"{entry}: no Athlete ID")
+        if not is_id(athlete_id):
+            raise ExportUnreadable(f"{entry}: no Athlete ID (a number)")
         names = [(rows[0].get(column) or "").strip() for column in ("First Name", "Last Name")]
         # The profile has no username; the connected account's falls back to the id the same way.
         username = (rows[0].get("Username") or "").strip() or athlete_id
@@ -262,6 +262,15 @@ def parse_bool(text: str | None) -> bool | None:
 
 
 def parse_date(text: str) -> datetime | None:
+    """`read_date`, within the years an activity can have (None outside them: a damaged or hostile row)."""
+    try:
+        moment = read_date(text)
+    except (OverflowError, ValueError):
+        return None
+    return moment if moment is not None and EARLIEST <= moment < LATEST else None
+
+
+def read_date(text: str) -> datetime | None:
     """ "Activity Date" (UTC) in the formats the export's languages write, or ISO 8601; None when it is in none
     of them, or when day and month cannot be told apart ("02/04/2020, 17:43" without AM/PM)."""
     value = re.sub(r"[\s\u00a0\u202f]+", " ", text).strip().lower()
@@ -395,6 +404,17 @@ def haversine(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def _latlng(point: tuple[float, float] | None) -> list[float]:
     return [round(point[0], 6), round(point[1], 6)] if point else []  # the API's [] for "no position"
+
+
+ID = re.compile(r"[0-9]{1,19}")  # Strava's ids: plain ASCII digits that fit a bigint
+# Activity dates Trove takes: a date outside these years is a damaged or hostile row, not an activity.
+EARLIEST, LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+# A track file is parsed whole in memory (a GPX of 35 MB takes ~700 MB): a longer one is kept, not read.
+MAX_TRACK_BYTES = 64 * 1024 * 1024
+
+
+def is_id(text: str) -> bool:
+    return ID.fullmatch(text) is not None
 
 
 def _iso(moment: datetime) -> str:
@@ -589,7 +609,7 @@ def activity_record(
     raw_id = (row.get("Activity ID") or "").strip()
     payload: dict[str, Any] = {"row": row, "track": None}
     identity = f"activity:{raw_id}"
-    if not raw_id.isdigit():
+    if not is_id(raw_id):
         return ExportRecord(
             identity, EVENT_TYPE, payload, problem=f"{where}: the Activity ID {raw_id!r} is not a number"
         )
@@ -615,7 +635,10 @@ def activity_record(
                 problems.append(f"{file_entry}: not a track format Trove reads (GPX, TCX, FIT); kept as it is")
             else:
                 try:
-                    track = read_track(archive.read_unpacked(file_entry), kind)
+                    data = archive.read_unpacked(file_entry)
+                    if len(data) > MAX_TRACK_BYTES:
+                        raise TrackUnreadable(f"{len(data)} bytes, over the {MAX_TRACK_BYTES} a track is read to")
+                    track = read_track(data, kind)
                 except (ExportUnreadable, TrackUnreadable) as error:
                     text = str(error)
                     problems.append(text if text.startswith(file_entry) else f"{file_entry}: {text}")
@@ -674,7 +697,7 @@ def activity_post_data(
         "sport_type": sport,
         "start_date": _iso(started),
     }
-    if owner.platform_user_id and owner.platform_user_id.isdigit():
+    if owner.platform_user_id and is_id(owner.platform_user_id):
         data["athlete"] = {"id": int(owner.platform_user_id), "resource_state": 1}
     if track is not None and track.utc_offset is not None:
         # The API's start_date_local: the local clock written with a Z (its way).
