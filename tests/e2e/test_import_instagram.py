@@ -146,3 +146,9 @@ def test_broken_files_are_refused_or_recorded_naming_the_entry(
         refused = trove_import(environment, broken)
         assert refused.returncode == 1 and "posts_1.json" in refused.stdout, refused.stdout + refused.stderr
         assert scalar(db_url, "select count(*) from public.posts") == 4, "nothing stored was lost"
+        # A caption Postgres cannot store (a NUL): that item is refused, named; the others are archived.
+        nul = [ExportItem("post", BASE + 7 * 86400, "bad \x00 caption"), ExportItem("post", BASE + 8 * 86400, "fine")]
+        partial = trove_import(environment, build_instagram_export(tmp_path / "nul.zip", "alice.p", "A", nul))
+        assert partial.returncode == 0 and "import partial" in partial.stdout, partial.stdout + partial.stderr
+        assert "NUL" in partial.stdout
+        assert scalar(db_url, "select count(*) from public.posts where text_content = 'fine'") == 1

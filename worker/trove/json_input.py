@@ -43,7 +43,9 @@ def nesting_depth(text: str | bytes) -> int:
     return deepest
 
 
-def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+def parse_json(body: bytes, max_depth: int = MAX_DEPTH, *, storable: bool = True) -> Any:
+    """JSON from untrusted bytes: strict UTF-8, depth-limited and (unless `storable` is False: the caller
+    checks each part it stores on its own) only text Postgres can hold; InvalidJson saying why not."""
     # JSON on the wire is UTF-8 (RFC 8259). json.loads(bytes) would also take UTF-16/32, whose bytes the
     # depth count cannot read: decode strictly first, and count and parse the same text.
     try:
@@ -56,7 +58,7 @@ def parse_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
         value = json.loads(text)
     except (ValueError, RecursionError) as error:
         raise InvalidJson("malformed_json", "the body is not JSON") from error
-    problem = unstorable_text(value)
+    problem = unstorable_text(value) if storable else None
     if problem:
         raise InvalidJson("invalid_event", problem)
     return value

@@ -147,10 +147,10 @@ def content_files(names: Iterable[str]) -> list[ContentFile]:
 
 
 def read_json(archive: ExportArchiveView, entry: str) -> Any:
-    """An entry parsed as JSON (strict UTF-8, depth-limited, text Postgres can store); ExportUnreadable
-    naming it otherwise."""
+    """An entry parsed as JSON (strict UTF-8, depth-limited); ExportUnreadable naming it otherwise. Text
+    Postgres cannot store (a NUL) is the import's to refuse, item by item, not the whole file's."""
     try:
-        return parse_json(archive.read(entry))
+        return parse_json(archive.read(entry), storable=False)
     except InvalidJson as error:
         raise ExportUnreadable(f"{entry}: not readable JSON ({error.detail})") from error
 
