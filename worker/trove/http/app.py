@@ -51,7 +51,8 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     @app.exception_handler(psycopg.errors.DataError)
     async def bad_data(_: Request, error: psycopg.errors.DataError) -> JSONResponse:
         # Input Postgres cannot take (a value out of range, a malformed literal): the caller's mistake.
-        return JSONResponse({"detail": f"invalid input: {error.diag.message_primary}"}, status_code=400)
+        reason = error.diag.message_primary or str(error) or "a value Postgres cannot take"
+        return JSONResponse({"detail": f"invalid input: {reason}"}, status_code=400)
 
     @app.exception_handler(ValueError)
     async def bad_value(_: Request, error: ValueError) -> JSONResponse:
