@@ -2461,13 +2461,6 @@ CREATE INDEX ingested_items_leased_idx ON public.ingested_items USING btree (loc
 
 
 --
--- Name: ingested_items_payload_idx; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX ingested_items_payload_idx ON public.ingested_items USING gin (payload jsonb_path_ops);
-
-
---
 -- Name: ingested_items_platform_external_id_idx; Type: INDEX; Schema: public; Owner: -
 --
 
