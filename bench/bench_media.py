@@ -1,6 +1,7 @@
 """Media figures: download throughput of the real worker process (1,000 files of mixed sizes from a local
-server, MB/s and files/s), and the worker's peak memory while it downloads 50 MB files, against the same
-process's peak before them (streaming means the files never sit in memory)."""
+server, MB/s and files/s) against curl fetching the same files from the same server with the same
+parallelism in the same run (the ratio), and the worker's peak memory while it downloads 50 MB files, against
+the same process's peak before them (streaming means the files never sit in memory)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from trove.config import PROJECT_ROOT
 from trove.crypto import generate_key
 
 FILES = 1000
+CONCURRENCY = 16  # the worker's downloads at once, and curl's
 BIG_FILES = 3
 BIG_SIZE = 50 * 1024 * 1024 - 4096  # just under the 50 MB cap
 JPEG_HEAD = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
@@ -49,6 +51,35 @@ class Handler(BaseHTTPRequestHandler):
             piece = BLOCK[: min(left, len(BLOCK))]
             self.wfile.write(piece)
             left -= len(piece)
+
+
+def curl_seconds(base: str, sizes: list[tuple[str, int]], folder: Path, parallel: int) -> float:
+    """curl fetching the same files, `parallel` at a time, each written to disk (as the worker stores them)."""
+    config = folder / "curl.cfg"
+    config.write_text(
+        "".join(
+            f'url = "{base}/{kind}/{size}.bin?n={n}"\noutput = "{folder}/{n}.bin"\n'
+            for n, (kind, size) in enumerate(sizes)
+        )
+    )
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--no-progress-meter",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+            str(parallel),
+            "--config",
+            str(config),
+        ],
+        check=True,
+    )
+    elapsed = time.perf_counter() - start
+    assert sum(path.stat().st_size for path in folder.glob("*.bin")) == sum(size for _, size in sizes)
+    return elapsed
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -114,7 +145,7 @@ def main() -> None:
             "TROVE_STATE_DIR": media,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trove.cli", "worker", "--poll-interval", "0.1", "--concurrency", "16"],
+            [sys.executable, "-m", "trove.cli", "worker", "--poll-interval", "0.1", "--concurrency", str(CONCURRENCY)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -133,8 +164,12 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as folder:
+        curl_elapsed = curl_seconds(base, sizes, Path(folder), CONCURRENCY)
     total_mb = sum(size for _, size in sizes) / 1e6
     report("media_download_throughput", total_mb / elapsed, "MB/s")
+    report("media_curl_throughput", total_mb / curl_elapsed, "MB/s")
+    report("media_worker_vs_curl", curl_elapsed / elapsed, "ratio")
     report("media_download_files", FILES / elapsed, "files/s")
     report("media_worker_peak_rss_before_50mb_files", small_peak / 1024, "MiB")
     report("media_worker_peak_rss_with_50mb_files", big_peak / 1024, "MiB")
