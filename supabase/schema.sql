@@ -24,6 +24,13 @@ CREATE SCHEMA extensions;
 
 
 --
+-- Name: net; Type: SCHEMA; Schema: -; Owner: -
+--
+
+CREATE SCHEMA net;
+
+
+--
 -- Name: trove_private; Type: SCHEMA; Schema: -; Owner: -
 --
 
@@ -190,6 +197,65 @@ CREATE FUNCTION auth.uid() RETURNS uuid
         (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
     )::uuid
 $$;
+
+
+--
+-- Name: _url_with_params(text, jsonb); Type: FUNCTION; Schema: net; Owner: -
+--
+
+CREATE FUNCTION net._url_with_params(url text, params jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+        select url || coalesce(
+            (select case when position('?' in url) > 0 then '&' else '?' end
+                    || string_agg(p.key || '=' || replace(replace(replace(p.value, '%', '%25'), '&', '%26'), ' ', '%20'), '&')
+             from jsonb_each_text(coalesce(params, '{}')) as p
+             having count(*) > 0),
+            ''
+        )
+    $$;
+
+
+--
+-- Name: http_get(text, jsonb, jsonb, integer); Type: FUNCTION; Schema: net; Owner: -
+--
+
+CREATE FUNCTION net.http_get(url text, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{}'::jsonb, timeout_milliseconds integer DEFAULT 5000) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    declare
+        request_id bigint;
+    begin
+        insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+        values ('GET', net._url_with_params(url, params), coalesce(headers, '{}'), null, timeout_milliseconds)
+        returning id into request_id;
+        perform pg_notify('trove_net', request_id::text);
+        return request_id;
+    end;
+    $$;
+
+
+--
+-- Name: http_post(text, jsonb, jsonb, jsonb, integer); Type: FUNCTION; Schema: net; Owner: -
+--
+
+CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT '{}'::jsonb, params jsonb DEFAULT '{}'::jsonb, headers jsonb DEFAULT '{"Content-Type": "application/json"}'::jsonb, timeout_milliseconds integer DEFAULT 5000) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    declare
+        request_id bigint;
+    begin
+        insert into net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+        values ('POST', net._url_with_params(url, params), coalesce(headers, '{}'),
+                convert_to(coalesce(body, '{}')::text, 'UTF8'), timeout_milliseconds)
+        returning id into request_id;
+        perform pg_notify('trove_net', request_id::text);
+        return request_id;
+    end;
+    $$;
 
 
 --
@@ -1152,6 +1218,7 @@ CREATE FUNCTION trove_private.notify_work() RETURNS trigger
     AS $$
 begin
     perform pg_notify('trove_work', tg_table_name);
+    perform trove_private.wake_service(tg_table_name);
     return null;
 end;
 $$;
@@ -1470,6 +1537,19 @@ $$;
 
 
 --
+-- Name: set_wake_target(text, text); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.set_wake_target(p_url text, p_secret text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+    insert into trove_private.wake_settings (url, secret) values (p_url, p_secret)
+    on conflict (singleton) do update set url = excluded.url, secret = excluded.secret
+$$;
+
+
+--
 -- Name: sync_user_from_auth(); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -1564,6 +1644,57 @@ $$;
 
 
 --
+-- Name: wake_service(text); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.wake_service(p_reason text) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+    target record;
+    request_id bigint;
+begin
+    if to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+        return null;
+    end if;
+    select * into target from trove_private.wake_target();
+    if target.url is null or target.secret is null then
+        return null;
+    end if;
+    execute 'select net.http_post($1, $2, $3, $4, $5)'
+    into request_id
+    using target.url, jsonb_build_object('reason', p_reason), '{}'::jsonb,
+    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 5000;
+    return request_id;
+end;
+$_$;
+
+
+--
+-- Name: wake_target(); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.wake_target(OUT url text, OUT secret text) RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+begin
+    if to_regclass('vault.decrypted_secrets') is not null then
+        execute $q$
+            select (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_url'),
+                   (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_secret')
+        $q$ into url, secret;
+        if url is not null and secret is not null then
+            return;
+        end if;
+    end if;
+    select w.url, w.secret into url, secret from trove_private.wake_settings as w;
+end;
+$_$;
+
+
+--
 -- Name: window_end(interval, timestamp with time zone); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -1613,6 +1744,55 @@ CREATE TABLE auth.users (
     updated_at timestamp with time zone DEFAULT now(),
     deleted_at timestamp with time zone
 );
+
+
+--
+-- Name: _http_response; Type: TABLE; Schema: net; Owner: -
+--
+
+CREATE TABLE net._http_response (
+    id bigint,
+    status_code integer,
+    content_type text,
+    headers jsonb,
+    content text,
+    timed_out boolean,
+    error_msg text,
+    created timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: http_request_queue; Type: TABLE; Schema: net; Owner: -
+--
+
+CREATE TABLE net.http_request_queue (
+    id bigint NOT NULL,
+    method text NOT NULL,
+    url text NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    body bytea,
+    timeout_milliseconds integer NOT NULL
+);
+
+
+--
+-- Name: http_request_queue_id_seq; Type: SEQUENCE; Schema: net; Owner: -
+--
+
+CREATE SEQUENCE net.http_request_queue_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: http_request_queue_id_seq; Type: SEQUENCE OWNED BY; Schema: net; Owner: -
+--
+
+ALTER SEQUENCE net.http_request_queue_id_seq OWNED BY net.http_request_queue.id;
 
 
 --
@@ -2080,6 +2260,27 @@ CREATE TABLE public.webhook_subscriptions (
 
 
 --
+-- Name: wake_settings; Type: TABLE; Schema: trove_private; Owner: -
+--
+
+CREATE TABLE trove_private.wake_settings (
+    singleton boolean DEFAULT true NOT NULL,
+    url text NOT NULL,
+    secret text NOT NULL,
+    CONSTRAINT wake_settings_secret_check CHECK ((length(secret) >= 32)),
+    CONSTRAINT wake_settings_singleton_check CHECK (singleton),
+    CONSTRAINT wake_settings_url_check CHECK ((url ~* '^https?://'::text))
+);
+
+
+--
+-- Name: http_request_queue id; Type: DEFAULT; Schema: net; Owner: -
+--
+
+ALTER TABLE ONLY net.http_request_queue ALTER COLUMN id SET DEFAULT nextval('net.http_request_queue_id_seq'::regclass);
+
+
+--
 -- Name: users users_phone_key; Type: CONSTRAINT; Schema: auth; Owner: -
 --
 
@@ -2093,6 +2294,14 @@ ALTER TABLE ONLY auth.users
 
 ALTER TABLE ONLY auth.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: http_request_queue http_request_queue_pkey; Type: CONSTRAINT; Schema: net; Owner: -
+--
+
+ALTER TABLE ONLY net.http_request_queue
+    ADD CONSTRAINT http_request_queue_pkey PRIMARY KEY (id);
 
 
 --
@@ -2328,10 +2537,25 @@ ALTER TABLE ONLY public.webhook_subscriptions
 
 
 --
+-- Name: wake_settings wake_settings_pkey; Type: CONSTRAINT; Schema: trove_private; Owner: -
+--
+
+ALTER TABLE ONLY trove_private.wake_settings
+    ADD CONSTRAINT wake_settings_pkey PRIMARY KEY (singleton);
+
+
+--
 -- Name: users_email_partial_key; Type: INDEX; Schema: auth; Owner: -
 --
 
 CREATE UNIQUE INDEX users_email_partial_key ON auth.users USING btree (email) WHERE (is_sso_user = false);
+
+
+--
+-- Name: _http_response_created_idx; Type: INDEX; Schema: net; Owner: -
+--
+
+CREATE INDEX _http_response_created_idx ON net._http_response USING btree (created);
 
 
 --
@@ -3687,6 +3911,13 @@ GRANT USAGE ON SCHEMA extensions TO service_role;
 
 
 --
+-- Name: SCHEMA net; Type: ACL; Schema: -; Owner: -
+--
+
+GRANT USAGE ON SCHEMA net TO service_role;
+
+
+--
 -- Name: SCHEMA public; Type: ACL; Schema: -; Owner: -
 --
 
@@ -3736,6 +3967,29 @@ GRANT ALL ON FUNCTION auth.role() TO service_role;
 GRANT ALL ON FUNCTION auth.uid() TO anon;
 GRANT ALL ON FUNCTION auth.uid() TO authenticated;
 GRANT ALL ON FUNCTION auth.uid() TO service_role;
+
+
+--
+-- Name: FUNCTION _url_with_params(url text, params jsonb); Type: ACL; Schema: net; Owner: -
+--
+
+REVOKE ALL ON FUNCTION net._url_with_params(url text, params jsonb) FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer); Type: ACL; Schema: net; Owner: -
+--
+
+REVOKE ALL ON FUNCTION net.http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION net.http_get(url text, params jsonb, headers jsonb, timeout_milliseconds integer) TO service_role;
+
+
+--
+-- Name: FUNCTION http_post(url text, body jsonb, params jsonb, headers jsonb, timeout_milliseconds integer); Type: ACL; Schema: net; Owner: -
+--
+
+REVOKE ALL ON FUNCTION net.http_post(url text, body jsonb, params jsonb, headers jsonb, timeout_milliseconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION net.http_post(url text, body jsonb, params jsonb, headers jsonb, timeout_milliseconds integer) TO service_role;
 
 
 --
@@ -4136,6 +4390,15 @@ REVOKE ALL ON FUNCTION trove_private.set_updated_at() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION set_wake_target(p_url text, p_secret text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.set_wake_target(p_url text, p_secret text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.set_wake_target(p_url text, p_secret text) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.set_wake_target(p_url text, p_secret text) TO service_role;
+
+
+--
 -- Name: FUNCTION sync_user_from_auth(); Type: ACL; Schema: trove_private; Owner: -
 --
 
@@ -4169,6 +4432,23 @@ REVOKE ALL ON FUNCTION trove_private.user_id_from_post() FROM PUBLIC;
 
 
 --
+-- Name: FUNCTION wake_service(p_reason text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.wake_service(p_reason text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.wake_service(p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.wake_service(p_reason text) TO service_role;
+
+
+--
+-- Name: FUNCTION wake_target(OUT url text, OUT secret text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.wake_target(OUT url text, OUT secret text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.wake_target(OUT url text, OUT secret text) FROM PUBLIC;
+
+
+--
 -- Name: FUNCTION window_end(p_length interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
@@ -4183,6 +4463,13 @@ GRANT ALL ON FUNCTION trove_private.window_end(p_length interval, p_now timestam
 
 REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.wipe_token_binding() FROM PUBLIC;
+
+
+--
+-- Name: TABLE _http_response; Type: ACL; Schema: net; Owner: -
+--
+
+GRANT SELECT ON TABLE net._http_response TO service_role;
 
 
 --
@@ -4586,6 +4873,14 @@ GRANT UPDATE(timezone) ON TABLE public.users TO authenticated;
 
 REVOKE ALL ON TABLE public.webhook_subscriptions FROM anon, authenticated, service_role;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_subscriptions TO service_role;
+
+
+--
+-- Name: TABLE wake_settings; Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON TABLE trove_private.wake_settings FROM anon, authenticated, service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE trove_private.wake_settings TO service_role;
 
 
 --

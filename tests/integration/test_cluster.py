@@ -75,6 +75,7 @@ def test_migrations_register_the_pg_cron_jobs_in_the_scheduler_database(scratch_
         "trove-refresh-public-posts": "select trove_private.refresh_public_posts()",
         "trove-refresh-tokens": "select trove_private.enqueue_token_refreshes()",
         "trove-retry-failed-media": "select trove_private.retry_failed_media()",
+        "trove-wake-heartbeat": "select trove_private.wake_service('heartbeat')",
     }
     # Every job's command runs as written.
     with psycopg.connect(scratch_cluster.url(), autocommit=True) as conn:
@@ -99,9 +100,9 @@ def test_a_pg_cron_installed_in_public_moves_to_pg_catalog_with_its_jobs(scratch
             "select jobname, schedule, command, database, username, active from cron.job order by jobname"
         ).fetchall()
     names = [job[0] for job in jobs]
-    assert len(names) == 8 and len(set(names)) == 8
+    assert len(names) == 9 and len(set(names)) == 9  # 7 of ours, 2 of theirs
     assert ("theirs", "0 5 * * *", "select 5", "postgres", "postgres", False) in jobs
     assert [job[1:] for job in jobs if job[0].startswith("job-")] == [
         ("0 4 * * *", "select 4", "postgres", "postgres", True)
     ]
-    assert sum(name.startswith("trove-") for name in names) == 6
+    assert sum(name.startswith("trove-") for name in names) == 7

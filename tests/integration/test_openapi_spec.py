@@ -120,6 +120,7 @@ def stack(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("STRAVA_WEBHOOK_VERIFY_TOKEN", "verify-me")
     monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TROVE_IMPORT_MAX_BYTES", "4096")
+    monkeypatch.setenv("TROVE_WAKE_SECRET", "w" * 40)
     with service_stack(db_url, monkeypatch) as found:
         found["spec"] = httpx.get(f"{found['url']}/openapi.json").json()
         yield found
@@ -279,6 +280,14 @@ def test_every_declared_status_is_one_the_service_answers(stack: dict[str, Any],
     expect(400, "import_status", auth=jwt, import_id="\x00")
     expect(401, "import_status", import_id=handed_in["import_id"])
     expect(404, "import_status", auth=bob_jwt, import_id=handed_in["import_id"])
+
+    # The wake endpoint (pg_net): the shared secret, then a bounded drain (nothing queued here).
+    assert expect(200, "wake", **{"X-Trove-Wake-Secret": "w" * 40}).json()["draining"] is False
+    expect(403, "wake", **{"X-Trove-Wake-Secret": "x" * 40})
+    expect(403, "wake")
+    os.environ["TROVE_WAKE_SECRET"] = ""  # (the fixture's monkeypatch restores it)
+    expect(404, "wake", **{"X-Trove-Wake-Secret": "w" * 40})
+    os.environ["TROVE_WAKE_SECRET"] = "w" * 40
 
     # The feed in its three renderings, with either credential.
     for operation_id in ("posts", "json_feed", "atom_feed"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -167,6 +168,21 @@ def _demo_post(args: argparse.Namespace) -> None:
         ) from error
 
 
+def _netd(_: argparse.Namespace) -> None:
+    from trove.netd import run as run_netd
+
+    configure_logging()
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await run_netd(database_url(), stopping)
+
+    asyncio.run(main())
+
+
 def _import(args: argparse.Namespace) -> None:
     from trove.imports.command import import_file
 
@@ -278,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         group_commands.add_parser("status", help="what the platform and Trove know of it").set_defaults(
             func=_subscription_status, platform=platform
         )
+
+    commands.add_parser(
+        "netd", help="perform the requests the database queued with net.http_post (the local pg_net stand-in)"
+    ).set_defaults(func=_netd)
 
     imp = commands.add_parser("import", help="import an export file a platform gave you (its data download)")
     imp.add_argument("file", help="the export file as the platform gave it (a .zip, or a repository .car)")

@@ -100,6 +100,8 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
                 _wait_http(f"{each.simulator_url}/_sim/stats", f"the {each.platform.name} simulator")
         supervisor.start("http", ["serve", "--port", str(HTTP_PORT)], env)
         supervisor.start("worker", ["worker"], env)
+        # pg_net's stand-in dispatcher (supabase/local/03_pg_net.sql): idle until a wake target is set.
+        supervisor.start("netd", ["netd"], env)
         service = public_url()
         _wait_http(f"{service}/health", "the HTTP service")
         token = issue_local_token(DEMO_USER_ID, DEMO_EMAIL, ttl_seconds=30 * 24 * 3600)

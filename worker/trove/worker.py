@@ -138,6 +138,47 @@ class Worker:
         await self.pool.close()
         log.info("worker %s: stopped", self.worker_id)
 
+    async def drain(self, budget_seconds: float, max_items: int) -> int:
+        """One bounded pass for the wake endpoint (a worker the database starts, through pg_net): claim and
+        run work until none is left, `max_items` were claimed or the budget is spent, then wait for what was
+        started (past the budget, a job is left to its lease). No LISTEN, no streams. Items claimed."""
+        deadline = asyncio.get_running_loop().time() + budget_seconds
+        self.pool = AsyncConnectionPool(
+            self.conninfo, min_size=1, max_size=2 * self.concurrency + 2, kwargs={"autocommit": True}, open=False
+        )
+        await self.pool.open()
+        claimed = 0
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as http:
+                self.http = http
+                self.storage = storage = storage_from_environment(http)
+                runner = SyncRunner(
+                    self.pool, self.connectors, self.ring, http, self.worker_id, self.lease, self.stopping
+                )
+                ctx = JobContext(
+                    self.pool, http, storage, self.ring, self.connectors, self.worker_id, self.lease, self.per_host
+                )
+                while claimed < max_items and asyncio.get_running_loop().time() < deadline:
+                    self.wake.clear()
+                    got = await self._claim_round(runner, ctx)
+                    claimed += got
+                    if not got:
+                        if not self.tasks:
+                            break
+                        with contextlib.suppress(TimeoutError):  # a slot frees up, or new work may follow
+                            await asyncio.wait_for(self.wake.wait(), timeout=0.5)
+                left = max(deadline - asyncio.get_running_loop().time(), 1.0)
+                if self.tasks:
+                    await asyncio.wait(self.tasks, timeout=left)
+                if self.tasks:  # past the budget: a sync stops at its next page and gives its run back
+                    self.stopping.set()
+                    _, pending = await asyncio.wait(self.tasks, timeout=self.shutdown_grace)
+                    for task in pending:
+                        task.cancel()
+        finally:
+            await self.pool.close()
+        return claimed
+
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)

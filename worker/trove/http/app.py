@@ -15,7 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from trove.config import database_url
 from trove.crypto import KeyRing
-from trove.http import health, imports, keys, media, oauth, openapi, read, sync, webhooks
+from trove.http import health, imports, keys, media, oauth, openapi, read, sync, wake, webhooks
 from trove.http.cache import cache_from_environment
 from trove.media.storage import storage_from_environment
 from trove.platforms import load_platforms
@@ -31,6 +31,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         )
         await pool.open(wait=False)
         app.state.pool = pool
+        app.state.conninfo = conninfo or database_url()
         app.state.ring = ring or KeyRing.from_environment()
         app.state.platforms = load_platforms()
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
@@ -66,5 +67,6 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(keys.router)
     app.include_router(sync.router)
     app.include_router(imports.router)
+    app.include_router(wake.router)
     openapi.install(app)  # the schema as the service really answers (statuses, security, media types)
     return app

@@ -190,6 +190,10 @@ ERRORS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "415": error("a form: send the export file itself as the body"),
     },
     ("GET", "/api/import/{import_id}"): {"400": error(BAD_INPUT), "404": error("no such import of yours")},
+    ("POST", "/functions/v1/wake"): {
+        "403": error("a missing or wrong X-Trove-Wake-Secret"),
+        "404": error("waking through pg_net is not configured here (TROVE_WAKE_SECRET)"),
+    },
 }
 # An export file as the platform gave it: the request body itself.
 EXPORT_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}

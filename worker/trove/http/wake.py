@@ -1,0 +1,47 @@
+"""The wake endpoint (POST /functions/v1/wake): the database calls it through pg_net when work arrives and
+every minute (trove_private.wake_service), so a worker that scales to zero, or that cannot hold a LISTEN
+connection through a transaction pooler, is started by the database. Authenticated by the shared secret
+(TROVE_WAKE_SECRET, kept in Supabase Vault on the database's side); it drains a bounded batch in this process
+and answers how many items it claimed. One drain at a time: a call while one runs is answered at once."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import socket
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+
+from trove.worker import Worker
+
+router = APIRouter(prefix="/functions/v1")
+
+BUDGET_SECONDS = float(os.environ.get("TROVE_WAKE_BUDGET_SECONDS") or 20.0)
+MAX_ITEMS = int(os.environ.get("TROVE_WAKE_MAX_ITEMS") or 500)
+
+
+@router.post("/wake")
+async def wake(
+    request: Request, secret: Annotated[str | None, Header(alias="X-Trove-Wake-Secret")] = None
+) -> dict[str, Any]:
+    expected = os.environ.get("TROVE_WAKE_SECRET", "")
+    if not expected:
+        raise HTTPException(404, "waking through pg_net is not configured here (TROVE_WAKE_SECRET)")
+    if not secret or not hmac.compare_digest(secret.encode(), expected.encode()):
+        raise HTTPException(403, "a missing or wrong X-Trove-Wake-Secret")
+    state = request.app.state
+    lock: asyncio.Lock = state.__dict__.setdefault("wake_lock", asyncio.Lock())
+    if lock.locked():
+        return {"claimed": 0, "draining": True}
+    async with lock:
+        platforms = state.platforms
+        worker = Worker(
+            state.conninfo,
+            {name: platform.connector for name, platform in platforms.items()},
+            state.ring,
+            worker_id=f"wake:{socket.gethostname()}:{os.getpid()}",
+        )
+        claimed = await worker.drain(BUDGET_SECONDS, MAX_ITEMS)
+    return {"claimed": claimed, "draining": False}
