@@ -1665,7 +1665,7 @@ begin
     execute 'select net.http_post($1, $2, $3, $4, $5)'
     into request_id
     using target.url, jsonb_build_object('reason', p_reason), '{}'::jsonb,
-    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 5000;
+    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 30000;
     return request_id;
 end;
 $_$;

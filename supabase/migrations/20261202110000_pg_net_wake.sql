@@ -50,7 +50,8 @@ end;
 $$;
 
 -- POST {"reason": ...} to the wake target with its secret; the pg_net request id, or null where nothing
--- was sent (no pg_net, no target).
+-- was sent (no pg_net, no target). The endpoint answers once its bounded drain is done (20 s by default):
+-- pg_net waits up to 30 s for that answer.
 create function trove_private.wake_service(p_reason text)
 returns bigint
 language plpgsql
@@ -71,7 +72,7 @@ begin
     execute 'select net.http_post($1, $2, $3, $4, $5)'
     into request_id
     using target.url, jsonb_build_object('reason', p_reason), '{}'::jsonb,
-    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 5000;
+    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 30000;
     return request_id;
 end;
 $$;
