@@ -1213,12 +1213,19 @@ $$;
 --
 
 CREATE FUNCTION trove_private.notify_work() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
     perform pg_notify('trove_work', tg_table_name);
-    perform trove_private.wake_service(tg_table_name);
+    if coalesce(current_setting('trove.woken', true), '') <> 'yes' then
+        perform set_config('trove.woken', 'yes', true);
+        begin
+            perform trove_private.wake_service(tg_table_name);
+        exception when others then
+            raise warning 'trove: waking the service failed (%): the heartbeat will', sqlerrm;
+        end;
+    end if;
     return null;
 end;
 $$;
@@ -1361,6 +1368,32 @@ begin
     return true;
 end;
 $$;
+
+
+--
+-- Name: release_held_work(text, text); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.release_held_work(p_queue text, p_worker text) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+    spec record;
+    held uuid;
+    released integer := 0;
+begin
+    spec := trove_private.queue_spec(p_queue);
+    for held in execute format(
+        'select id from public.%I where locked_by = $1 and status = %L', p_queue, spec.working_state
+    ) using p_worker loop
+        if trove_private.release_work(p_queue, held, p_worker) then
+            released := released + 1;
+        end if;
+    end loop;
+    return released;
+end;
+$_$;
 
 
 --
@@ -1685,7 +1718,7 @@ begin
             select (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_url'),
                    (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_secret')
         $q$ into url, secret;
-        if url is not null and secret is not null then
+        if url ~* '^https?://[^\s/?#]+(/\S*)?$' and length(secret) >= 32 then
             return;
         end if;
     end if;
@@ -2269,7 +2302,7 @@ CREATE TABLE trove_private.wake_settings (
     secret text NOT NULL,
     CONSTRAINT wake_settings_secret_check CHECK ((length(secret) >= 32)),
     CONSTRAINT wake_settings_singleton_check CHECK (singleton),
-    CONSTRAINT wake_settings_url_check CHECK ((url ~* '^https?://'::text))
+    CONSTRAINT wake_settings_url_check CHECK ((url ~* '^https?://[^\s/?#]+(/\S*)?$'::text))
 );
 
 
@@ -4327,6 +4360,15 @@ REVOKE ALL ON FUNCTION trove_private.record_sync_on_account() FROM PUBLIC;
 REVOKE ALL ON FUNCTION trove_private.refresh_public_posts() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.refresh_public_posts() FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.refresh_public_posts() TO service_role;
+
+
+--
+-- Name: FUNCTION release_held_work(p_queue text, p_worker text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.release_held_work(p_queue text, p_worker text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.release_held_work(p_queue text, p_worker text) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.release_held_work(p_queue text, p_worker text) TO service_role;
 
 
 --

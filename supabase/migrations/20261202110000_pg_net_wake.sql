@@ -12,7 +12,8 @@ create table trove_private.wake_settings (
     url text not null,
     secret text not null,
     constraint wake_settings_singleton_check check (singleton),
-    constraint wake_settings_url_check check (url ~* '^https?://'),
+    -- A URL pg_net can send to (a pasted newline or space would make every wake-up fail).
+    constraint wake_settings_url_check check (url ~* '^https?://[^\s/?#]+(/\S*)?$'),
     constraint wake_settings_secret_check check (length(secret) >= 32)
 );
 
@@ -41,7 +42,7 @@ begin
             select (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_url'),
                    (select ds.decrypted_secret from vault.decrypted_secrets as ds where ds.name = 'trove_wake_secret')
         $q$ into url, secret;
-        if url is not null and secret is not null then
+        if url ~* '^https?://[^\s/?#]+(/\S*)?$' and length(secret) >= 32 then
             return;
         end if;
     end if;
@@ -50,8 +51,8 @@ end;
 $$;
 
 -- POST {"reason": ...} to the wake target with its secret; the pg_net request id, or null where nothing
--- was sent (no pg_net, no target). The endpoint answers once its bounded drain is done (20 s by default):
--- pg_net waits up to 30 s for that answer.
+-- was sent (no pg_net, no target). The endpoint answers once its bounded drain is done (at most its budget,
+-- 20 s by default, plus 5 s for a sync to give its run back): pg_net waits up to 30 s for that answer.
 create function trove_private.wake_service(p_reason text)
 returns bigint
 language plpgsql
@@ -77,19 +78,56 @@ begin
 end;
 $$;
 
--- Every queue's insert trigger (see 20261123110200_work_queues) now also wakes the service.
+-- Every queue's insert trigger (see 20261123110200_work_queues) now also wakes the service: once per
+-- transaction (a sync's page inserts many rows in many statements: one wake-up is enough, sent at commit). A
+-- wake-up that cannot be sent never fails the insert: the work is stored, the heartbeat wakes the service.
+-- SECURITY DEFINER: whichever role inserts the work, the wake-up is the service's.
 create or replace function trove_private.notify_work()
 returns trigger
 language plpgsql
+security definer
 set search_path = ''
 as $$
 begin
     perform pg_notify('trove_work', tg_table_name);
-    perform trove_private.wake_service(tg_table_name);
+    if coalesce(current_setting('trove.woken', true), '') <> 'yes' then
+        perform set_config('trove.woken', 'yes', true);
+        begin
+            perform trove_private.wake_service(tg_table_name);
+        exception when others then
+            raise warning 'trove: waking the service failed (%): the heartbeat will', sqlerrm;
+        end;
+    end if;
     return null;
 end;
 $$;
 
+-- A bounded drain (the wake endpoint) that ran out of time gives back what it still holds, without counting
+-- the attempt: a long download must not use its attempts up one wake-up at a time. The items released.
+create function trove_private.release_held_work(p_queue text, p_worker text)
+returns integer
+language plpgsql
+set search_path = ''
+as $$
+declare
+    spec record;
+    held uuid;
+    released integer := 0;
+begin
+    spec := trove_private.queue_spec(p_queue);
+    for held in execute format(
+        'select id from public.%I where locked_by = $1 and status = %L', p_queue, spec.working_state
+    ) using p_worker loop
+        if trove_private.release_work(p_queue, held, p_worker) then
+            released := released + 1;
+        end if;
+    end loop;
+    return released;
+end;
+$$;
+
+revoke execute on function trove_private.release_held_work(text, text) from public;
+grant execute on function trove_private.release_held_work(text, text) to service_role;
 revoke execute on function trove_private.set_wake_target(text, text) from public;
 revoke execute on function trove_private.wake_target() from public;
 revoke execute on function trove_private.wake_service(text) from public;

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -89,3 +92,55 @@ def test_a_wake_up_without_the_secret_drains_nothing(db_url: str, service: str) 
         assert refused.status_code == 403
     assert scalar(db_url, "select status::text from public.media_downloads where id = %s", (media,)) == "pending"
     assert scalar(db_url, "select count(*) from net.http_request_queue") == 0, "no target, no wake-up sent"
+
+
+class Stalling(BaseHTTPRequestHandler):
+    """A file server that starts a video and then stalls (a long download)."""
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(10_000_000))
+        self.end_headers()
+        self.wfile.write(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+        time.sleep(15)
+
+
+def test_work_a_drain_runs_out_of_time_for_goes_back_without_using_an_attempt(
+    db_url: str, service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TROVE_WAKE_BUDGET_SECONDS", "1")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        account = connect_account(db_url, "access", "refresh")
+        media = queue_media(db_url, account, f"http://127.0.0.1:{server.server_address[1]}/long.mp4")
+        began = time.monotonic()
+        answer = httpx.post(f"{service}/functions/v1/wake", headers={"X-Trove-Wake-Secret": SECRET}, timeout=60)
+        assert answer.status_code == 200 and answer.json()["claimed"] == 1
+        assert time.monotonic() - began < 15, "the budget, and a short grace, then the answer"
+        row = query(
+            db_url, "select status::text, attempts, locked_by from public.media_downloads where id = %s", (media,)
+        )
+        assert row == [("pending", 0, None)], "given back, its attempt not counted"
+    finally:
+        server.shutdown()
+
+
+def test_a_request_netd_cannot_make_is_answered_with_its_error_and_the_others_are_sent(
+    db_url: str, service: str, netd: subprocess.Popen[bytes]
+) -> None:
+    bad = scalar(db_url, "select net.http_post('http://[::1/broken')")
+    good = scalar(db_url, "select net.http_get(%s)", (f"{service}/health",))
+    wait_for(
+        lambda: scalar(db_url, "select count(*) from net._http_response where id in (%s, %s)", (bad, good)) == 2,
+        what="both answered",
+    )
+    answers = dict((r[0], r[1:]) for r in query(db_url, "select id, status_code, error_msg from net._http_response"))
+    assert answers[bad][0] is None and answers[bad][1]
+    assert answers[good][0] == 200
+    assert netd.poll() is None, "the dispatcher is still running"

@@ -34,16 +34,19 @@ PURGE = "delete from net._http_response where created < now() - interval '6 hour
 
 
 async def perform(http: httpx.AsyncClient, row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One request, its answer as a _http_response row; whatever goes wrong is that request's error (a URL
+    or header it cannot even build included), never the dispatcher's. The timeout covers the whole request."""
     request_id, method, url, headers, body, timeout_ms = row
     try:
-        response = await http.request(
-            method, url, headers=headers or {}, content=bytes(body) if body is not None else None,
-            timeout=timeout_ms / 1000,
-        )  # fmt: skip
-    except httpx.TimeoutException:
+        async with asyncio.timeout(max(timeout_ms, 1) / 1000):
+            response = await http.request(
+                method, url, headers={str(k): str(v) for k, v in (headers or {}).items()},
+                content=bytes(body) if body is not None else None,
+            )  # fmt: skip
+    except (TimeoutError, httpx.TimeoutException):
         return (request_id, None, None, None, None, True, "Timeout was reached")
-    except httpx.HTTPError as error:
-        return (request_id, None, None, None, None, False, redact(str(error))[:500])
+    except Exception as error:  # a request it cannot make: recorded, as pg_net records it
+        return (request_id, None, None, None, None, False, redact(f"{type(error).__name__}: {error}")[:500])
     return (
         request_id,
         response.status_code,

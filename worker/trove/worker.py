@@ -33,12 +33,13 @@ from trove.jobs.media import copy_media_files
 from trove.jobs.reprocess import reprocess_posts
 from trove.media.storage import Storage, storage_from_environment
 from trove.platforms.base import Connector, Stream
-from trove.queries.queue import CLAIM_SYNC_REQUESTS, CLAIM_WORK, LISTEN_HEALTH, LISTEN_WORK
+from trove.queries.queue import CLAIM_SYNC_REQUESTS, CLAIM_WORK, LISTEN_HEALTH, LISTEN_WORK, RELEASE_HELD
 from trove.redact import redact
 from trove.streams import run_stream
 from trove.sync import SyncRequest, SyncRunner
 
 log = logging.getLogger("trove.worker")
+DRAIN_GRACE = 5.0  # seconds a bounded drain waits past its budget for syncs to give their runs back
 
 
 class Worker:
@@ -172,9 +173,16 @@ class Worker:
                     await asyncio.wait(self.tasks, timeout=left)
                 if self.tasks:  # past the budget: a sync stops at its next page and gives its run back
                     self.stopping.set()
-                    _, pending = await asyncio.wait(self.tasks, timeout=self.shutdown_grace)
+                    _, pending = await asyncio.wait(self.tasks, timeout=min(self.shutdown_grace, DRAIN_GRACE))
                     for task in pending:
                         task.cancel()
+                    if pending:
+                        await asyncio.wait(pending)
+                        # What was cut off goes back without counting the attempt (a long download would
+                        # otherwise use its attempts up, one wake-up at a time).
+                        async with self.pool.connection() as conn:
+                            for queue in QUEUES:
+                                await conn.execute(RELEASE_HELD, (queue.name, self.worker_id))
         finally:
             await self.pool.close()
         return claimed

@@ -45,7 +45,7 @@ API_ROLES = ("anon", "authenticated", "service_role")
 APP_SCHEMAS = ("public", "trove_private")
 # What the platform provides (Supabase, or supabase/local/ on the local stack) and the migration runner's
 # bookkeeping: left out of a dump meant to be restored into a Supabase(-like) database, which has them.
-PLATFORM_SCHEMAS = ("auth", "extensions", "supabase_migrations")
+PLATFORM_SCHEMAS = ("auth", "extensions", "supabase_migrations", "net")  # net: pg_net (or its local stand-in)
 REFRESH_COMMAND = "make schema"  # or `trove db schema`
 
 HEADER = """\

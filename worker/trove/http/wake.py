@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import secrets
 import socket
 from typing import Annotated, Any
 
@@ -18,8 +19,12 @@ from trove.worker import Worker
 
 router = APIRouter(prefix="/functions/v1")
 
-BUDGET_SECONDS = float(os.environ.get("TROVE_WAKE_BUDGET_SECONDS") or 20.0)
-MAX_ITEMS = int(os.environ.get("TROVE_WAKE_MAX_ITEMS") or 500)
+
+def budget() -> tuple[float, int]:
+    """Seconds and items one drain may take (TROVE_WAKE_BUDGET_SECONDS, 20; TROVE_WAKE_MAX_ITEMS, 500)."""
+    return float(os.environ.get("TROVE_WAKE_BUDGET_SECONDS") or 20.0), int(
+        os.environ.get("TROVE_WAKE_MAX_ITEMS") or 500
+    )
 
 
 @router.post("/wake")
@@ -41,7 +46,7 @@ async def wake(
             state.conninfo,
             {name: platform.connector for name, platform in platforms.items()},
             state.ring,
-            worker_id=f"wake:{socket.gethostname()}:{os.getpid()}",
+            worker_id=f"wake:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",  # its own leases
         )
-        claimed = await worker.drain(BUDGET_SECONDS, MAX_ITEMS)
+        claimed = await worker.drain(*budget())
     return {"claimed": claimed, "draining": False}

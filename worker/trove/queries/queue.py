@@ -25,6 +25,10 @@ FAIL_WORK = "select trove_private.fail_work(%s, %s, %s, %s, %s)"
 # Parameters: queue, id, worker, error message.
 GIVE_UP_WORK = "select trove_private.give_up_work(%s, %s, %s, %s)"
 
+# Give back, without counting the attempt, every item of (queue) this worker still holds (a bounded drain
+# that ran out of time). Parameters: queue, worker.
+RELEASE_HELD = "select trove_private.release_held_work(%s, %s)"
+
 # Keep a claim alive; false when another worker holds it now. Parameters: queue (also 'sync_requests'), id,
 # worker, lease.
 EXTEND_LEASE = "select trove_private.extend_lease(%s, %s, %s, %s)"
