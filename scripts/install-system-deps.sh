@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Trove needs (PostgreSQL 15 with pg_cron and pgTAP, psql, Python venv, and
-# Redis for the optional shared API cache and its tests; curl, the media benchmark's baseline).
+# Redis for the optional shared API cache and its tests; curl and wrk, the benchmarks' baselines).
 # Idempotent: installs only what is missing, and runs `apt-get update` only when it has to install.
 set -euo pipefail
 
-packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap postgresql-client-15 python3-venv redis-server curl)
+packages=(postgresql-15 postgresql-15-cron postgresql-15-pgtap postgresql-client-15 python3-venv redis-server curl wrk)
 
 missing=()
 for pkg in "${packages[@]}"; do

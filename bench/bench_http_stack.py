@@ -1,0 +1,141 @@
+"""The HTTP stack (issue 16): `/api/posts` of the real `trove serve` against a bare endpoint of the same
+framework (FastAPI on uvicorn, one process) answering the same bytes, the stack's ceiling on this machine;
+load from wrk (Debian's) with 8 connections, in one run: the cached page (same parameters), uncached pages
+(each request a page not asked for before: its own `until`), and the bare endpoint. Requests/s, p50 and
+p99, and the ratios."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import create_migrated_database, report, throwaway_cluster
+from trove.config import PROJECT_ROOT
+from trove.crypto import generate_key
+from trove.db.cluster import free_port
+from trove.http.auth import issue_local_token
+
+POSTS = 20_000
+SECONDS = 10
+# Each request a page never asked for before (its own `until`), as cheap in SQL as the cached one.
+UNCACHED = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local until = os.date("!%Y-%m-%dT%H:%M:%SZ", 1600000000 + counter * 60)
+  return wrk.format(nil, "/api/posts?limit=20&until=" .. until)
+end
+"""
+
+
+def seed(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        user = conn.execute(
+            "insert into auth.users (id, email) values (gen_random_uuid(), 'http@bench.test') returning id::text"
+        ).fetchone()[0]
+        conn.execute(
+            "insert into public.connected_accounts (user_id, platform, platform_user_id, username)"
+            " values (%s, 'bluesky', 'did:plc:http', 'http')",
+            (user,),
+        )
+        conn.execute(
+            "insert into public.posts (account_id, platform, platform_post_id, content_type, text_content,"
+            " created_at_platform)"
+            " select ca.id, 'bluesky', 'p' || n, 'post', 'post number ' || n || ' about the river',"
+            " timestamptz '2020-01-01' + n * interval '7 minutes'"
+            " from public.connected_accounts as ca cross join generate_series(1, %s) as n",
+            (POSTS,),
+        )
+        conn.execute("vacuum analyze public.posts")
+    return str(user)
+
+
+def wait_up(url: str) -> None:
+    for _ in range(200):
+        try:
+            if httpx.get(url).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def wrk(url: str, token: str, script: Path | None = None) -> tuple[float, float, float]:
+    """(requests/s, p50 ms, p99 ms) from wrk's own report."""
+    args = ["wrk", "-t2", "-c8", f"-d{SECONDS}s", "--latency", "-H", f"Authorization: Bearer {token}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk saw errors:\n{out}")
+
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rps, ms("50"), ms("99")
+
+
+def main() -> None:
+    with throwaway_cluster() as cluster, tempfile.TemporaryDirectory() as tmp:
+        url = create_migrated_database(cluster, "bench_http")
+        user = seed(url)
+        token = issue_local_token(user)
+        port, bare_port = free_port(), free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "TROVE_TOKEN_KEYS": f"b:{generate_key()}",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "TROVE_STATE_DIR": tmp,
+            "TROVE_PLATFORMS": "",
+        }
+        service = subprocess.Popen(
+            [sys.executable, "-m", "trove.cli", "serve", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        bare = None
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_up(f"{base}/health")
+            page = httpx.get(f"{base}/api/posts?limit=20", headers={"Authorization": f"Bearer {token}"})
+            assert page.status_code == 200, page.text
+            body = Path(tmp) / "page.json"
+            body.write_bytes(page.content)
+            bare = subprocess.Popen(
+                [sys.executable, str(Path(__file__).parent / "peers" / "bare_app.py"), str(bare_port), str(body)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            wait_up(f"http://127.0.0.1:{bare_port}/api/posts")
+            script = Path(tmp) / "uncached.lua"
+            script.write_text(UNCACHED)
+            ceiling = wrk(f"http://127.0.0.1:{bare_port}/api/posts?limit=20", token)
+            cached = wrk(f"{base}/api/posts?limit=20", token)
+            uncached = wrk(f"{base}/api/posts", token, script)
+        finally:
+            service.terminate()
+            service.wait(timeout=30)
+            if bare is not None:
+                bare.terminate()
+                bare.wait(timeout=30)
+    for name, (rps, p50, p99) in (("bare", ceiling), ("api_posts_cached", cached), ("api_posts_uncached", uncached)):
+        report(f"http_{name}_throughput", rps, "req/s")
+        report(f"http_{name}_p50", p50, "ms")
+        report(f"http_{name}_p99", p99, "ms")
+    report("http_cached_vs_bare", cached[0] / ceiling[0], "ratio")
+    report("http_uncached_vs_bare", uncached[0] / ceiling[0], "ratio")
+
+
+if __name__ == "__main__":
+    main()
