@@ -38,6 +38,20 @@ CREATE SCHEMA trove_private;
 
 
 --
+-- Name: pgcrypto; Type: EXTENSION; Schema: -; Owner: -
+--
+
+CREATE EXTENSION IF NOT EXISTS pgcrypto WITH SCHEMA extensions;
+
+
+--
+-- Name: EXTENSION pgcrypto; Type: COMMENT; Schema: -; Owner: -
+--
+
+COMMENT ON EXTENSION pgcrypto IS 'cryptographic functions';
+
+
+--
 -- Name: account_status_enum; Type: TYPE; Schema: public; Owner: -
 --
 
@@ -1686,19 +1700,30 @@ CREATE FUNCTION trove_private.wake_service(p_reason text) RETURNS bigint
     AS $_$
 declare
     target record;
+    crypto text := (select e.extnamespace::regnamespace::text from pg_catalog.pg_extension as e
+                    where e.extname = 'pgcrypto');
+    body jsonb := jsonb_build_object('reason', p_reason);
+    stamp text := extract(epoch from clock_timestamp())::bigint::text;
+    signature text;
     request_id bigint;
 begin
-    if to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+    if to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null or crypto is null then
         return null;
     end if;
     select * into target from trove_private.wake_target();
     if target.url is null or target.secret is null then
         return null;
     end if;
+    execute format('select encode(%I.hmac($1, $2, ''sha256''), ''hex'')', crypto)
+    into signature
+    using stamp || '.' || body::text, target.secret;
     execute 'select net.http_post($1, $2, $3, $4, $5)'
     into request_id
-    using target.url, jsonb_build_object('reason', p_reason), '{}'::jsonb,
-    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 30000;
+    using target.url, body, '{}'::jsonb,
+    jsonb_build_object(
+        'Content-Type', 'application/json', 'X-Trove-Wake-Timestamp', stamp, 'X-Trove-Wake-Signature', signature
+    ),
+    30000;
     return request_id;
 end;
 $_$;

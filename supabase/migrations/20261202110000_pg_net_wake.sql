@@ -7,6 +7,9 @@
 -- The target: Supabase Vault's secrets `trove_wake_url` and `trove_wake_secret` where Vault exists, else
 -- the row of trove_private.wake_settings (trove_private.set_wake_target).
 
+-- The wake-up is signed with pgcrypto's hmac (in Supabase's extensions schema, as there).
+create extension if not exists pgcrypto with schema extensions;
+
 create table trove_private.wake_settings (
     singleton boolean primary key default true,
     url text not null,
@@ -50,8 +53,11 @@ begin
 end;
 $$;
 
--- POST {"reason": ...} to the wake target with its secret; the pg_net request id, or null where nothing
--- was sent (no pg_net, no target). The endpoint answers once its bounded drain is done (at most its budget,
+-- POST {"reason": ...} to the wake target, signed: X-Trove-Wake-Timestamp (Unix seconds) and
+-- X-Trove-Wake-Signature, the hex HMAC-SHA256 with the secret of "<timestamp>.<body>" (the body as pg_net
+-- sends it: the jsonb's text). The secret itself never travels: on Supabase, pg_net's queue table is
+-- readable by every role that may use pg_net. The pg_net request id, or null where nothing was sent (no
+-- pg_net, no target, no pgcrypto). The endpoint answers once its bounded drain is done (at most its budget,
 -- 20 s by default, plus 5 s for a sync to give its run back): pg_net waits up to 30 s for that answer.
 create function trove_private.wake_service(p_reason text)
 returns bigint
@@ -61,19 +67,30 @@ set search_path = ''
 as $$
 declare
     target record;
+    crypto text := (select e.extnamespace::regnamespace::text from pg_catalog.pg_extension as e
+                    where e.extname = 'pgcrypto');
+    body jsonb := jsonb_build_object('reason', p_reason);
+    stamp text := extract(epoch from clock_timestamp())::bigint::text;
+    signature text;
     request_id bigint;
 begin
-    if to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+    if to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null or crypto is null then
         return null;
     end if;
     select * into target from trove_private.wake_target();
     if target.url is null or target.secret is null then
         return null;
     end if;
+    execute format('select encode(%I.hmac($1, $2, ''sha256''), ''hex'')', crypto)
+    into signature
+    using stamp || '.' || body::text, target.secret;
     execute 'select net.http_post($1, $2, $3, $4, $5)'
     into request_id
-    using target.url, jsonb_build_object('reason', p_reason), '{}'::jsonb,
-    jsonb_build_object('Content-Type', 'application/json', 'X-Trove-Wake-Secret', target.secret), 30000;
+    using target.url, body, '{}'::jsonb,
+    jsonb_build_object(
+        'Content-Type', 'application/json', 'X-Trove-Wake-Timestamp', stamp, 'X-Trove-Wake-Signature', signature
+    ),
+    30000;
     return request_id;
 end;
 $$;

@@ -20,6 +20,7 @@ from tests.worker_harness import RING, connect_account, query, scalar, wait_for
 from trove.config import PROJECT_ROOT
 from trove.db.cluster import free_port
 from trove.http.app import create_app
+from trove.http.wake import signature
 from trove.simulators.serve import BackgroundServer
 
 SECRET = "wake-" + "s" * 40
@@ -87,9 +88,17 @@ def test_new_work_wakes_the_service_through_pg_net_and_is_drained_there(
 def test_a_wake_up_without_the_secret_drains_nothing(db_url: str, service: str) -> None:
     account = connect_account(db_url, "access", "refresh")
     media = queue_media(db_url, account, "http://127.0.0.1:1/never.jpg")  # no target set: nobody woken
-    for headers in ({}, {"X-Trove-Wake-Secret": "wrong"}, {"X-Trove-Wake-Secret": SECRET[:-1]}):
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 3600)
+    for headers in (
+        {},
+        {"X-Trove-Wake-Secret": SECRET},  # the secret itself is not how a wake-up authenticates
+        {"X-Trove-Wake-Timestamp": now, "X-Trove-Wake-Signature": signature("wrong" * 8, now, b"")},
+        {"X-Trove-Wake-Timestamp": stale, "X-Trove-Wake-Signature": signature(SECRET, stale, b"")},  # a replay
+        {"X-Trove-Wake-Timestamp": f"{now}.5", "X-Trove-Wake-Signature": signature(SECRET, f"{now}.5", b"")},
+    ):
         refused = httpx.post(f"{service}/functions/v1/wake", headers=headers)
-        assert refused.status_code == 403
+        assert refused.status_code == 403, headers
     assert scalar(db_url, "select status::text from public.media_downloads where id = %s", (media,)) == "pending"
     assert scalar(db_url, "select count(*) from net.http_request_queue") == 0, "no target, no wake-up sent"
 
@@ -120,7 +129,9 @@ def test_work_a_drain_runs_out_of_time_for_goes_back_without_using_an_attempt(
         account = connect_account(db_url, "access", "refresh")
         media = queue_media(db_url, account, f"http://127.0.0.1:{server.server_address[1]}/long.mp4")
         began = time.monotonic()
-        answer = httpx.post(f"{service}/functions/v1/wake", headers={"X-Trove-Wake-Secret": SECRET}, timeout=60)
+        now = str(int(time.time()))
+        signed = {"X-Trove-Wake-Timestamp": now, "X-Trove-Wake-Signature": signature(SECRET, now, b"")}
+        answer = httpx.post(f"{service}/functions/v1/wake", headers=signed, timeout=60)
         assert answer.status_code == 200 and answer.json()["claimed"] == 1
         assert time.monotonic() - began < 15, "the budget, and a short grace, then the answer"
         row = query(

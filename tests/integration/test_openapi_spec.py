@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.strava_harness import consent_on_strava, service_stack, subscribe, us
 from trove.db.cluster import free_port
 from trove.http.app import create_app
 from trove.http.auth import issue_local_token
+from trove.http.wake import signature as wake_signature
 from trove.media.storage import LocalStorage
 from trove.simulators.serve import BackgroundServer
 
@@ -282,11 +284,13 @@ def test_every_declared_status_is_one_the_service_answers(stack: dict[str, Any],
     expect(404, "import_status", auth=bob_jwt, import_id=handed_in["import_id"])
 
     # The wake endpoint (pg_net): the shared secret, then a bounded drain (nothing queued here).
-    assert expect(200, "wake", **{"X-Trove-Wake-Secret": "w" * 40}).json()["draining"] is False
-    expect(403, "wake", **{"X-Trove-Wake-Secret": "x" * 40})
+    stamp = str(int(time.time()))
+    signed = {"X-Trove-Wake-Timestamp": stamp, "X-Trove-Wake-Signature": wake_signature("w" * 40, stamp, b"")}
+    assert expect(200, "wake", **signed).json()["draining"] is False
+    expect(403, "wake", **{**signed, "X-Trove-Wake-Signature": "0" * 64})
     expect(403, "wake")
     os.environ["TROVE_WAKE_SECRET"] = ""  # (the fixture's monkeypatch restores it)
-    expect(404, "wake", **{"X-Trove-Wake-Secret": "w" * 40})
+    expect(404, "wake", **signed)
     os.environ["TROVE_WAKE_SECRET"] = "w" * 40
 
     # The feed in its three renderings, with either credential.

@@ -1,7 +1,7 @@
 -- Waking the service through pg_net (the local stand-in has its SQL surface): nothing is sent without a wake
 -- target; with one, new work in every queue posts to it with its secret; the target is the service role's.
 begin;
-select plan(12);
+select plan(13);
 
 select is(trove_private.wake_service('test'), null, 'wake_service: no target, nothing sent');
 insert into public.ingested_items (source, platform, event_type, payload) values ('webhook', 'strava', 'x', '{}');
@@ -24,11 +24,31 @@ select is(
 );
 select is(
     (
-        select r.headers ->> 'X-Trove-Wake-Secret' from net.http_request_queue as r
+        select r.headers ->> 'X-Trove-Wake-Signature' from net.http_request_queue as r
         order by r.id desc limit 1
     ),
-    repeat('k', 40),
-    'with the shared secret'
+    (
+        select
+            encode(
+                extensions.hmac(
+                    (r.headers ->> 'X-Trove-Wake-Timestamp') || '.' || convert_from(r.body, 'UTF8'),
+                    repeat('k', 40),
+                    'sha256'
+                ),
+                'hex'
+            )
+        from net.http_request_queue as r
+        order by r.id desc limit 1
+    ),
+    'signed with the shared secret (HMAC of the timestamp and the body)'
+);
+select is(
+    (
+        select count(*)::int from net.http_request_queue as r
+        where r.headers::text like '%' || repeat('k', 40) || '%'
+    ),
+    0,
+    'the secret itself never travels (pg_net''s queue is readable by its users on Supabase)'
 );
 select is(
     (

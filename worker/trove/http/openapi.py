@@ -191,7 +191,7 @@ ERRORS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
     },
     ("GET", "/api/import/{import_id}"): {"400": error(BAD_INPUT), "404": error("no such import of yours")},
     ("POST", "/functions/v1/wake"): {
-        "403": error("a missing or wrong X-Trove-Wake-Secret"),
+        "403": error("a missing, wrong or stale X-Trove-Wake-Signature"),
         "404": error("waking through pg_net is not configured here (TROVE_WAKE_SECRET)"),
     },
 }
