@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TROVE := $(BIN)/trove
 PYTHON ?= python3
 
-.PHONY: help setup system-deps venv db db-start db-stop db-reset db-status run test lint bench schema
+.PHONY: help setup system-deps venv deno db db-start db-stop db-reset db-status run test lint bench schema
 
 help:
 	@echo "make run       set up, start the local stack and archive the demo accounts"
@@ -26,7 +26,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-setup: system-deps venv
+# Deno runs the Edge Functions of supabase/functions/ (their tests relay to the real service).
+deno:
+	@scripts/install-deno.sh
+
+setup: system-deps venv deno
 
 db: setup
 	@$(TROVE) db start
@@ -53,6 +57,8 @@ lint: setup
 	@$(BIN)/ruff check worker tests bench
 	@$(BIN)/ruff format --check worker tests bench
 	@$(BIN)/sqlfluff lint supabase/local supabase/migrations supabase/tests supabase/seed.sql
+	@DENO_DIR=.local/deno-cache .local/deno/node_modules/.bin/deno fmt --check --quiet supabase/functions
+	@DENO_DIR=.local/deno-cache .local/deno/node_modules/.bin/deno lint --quiet supabase/functions
 
 test: lint
 	@$(BIN)/pytest

@@ -1,0 +1,93 @@
+// The one relay every Edge Function of Trove is: the request goes on to the Python service, which is the one
+// implementation (no platform logic here). Method, path under /functions/v1, query and the raw body byte for
+// byte (webhook signatures are over the exact bytes), the headers that matter (hop-by-hop ones dropped), and
+// TROVE_RELAY_SECRET in X-Trove-Relay-Secret; the service's answer comes back as it is (redirects included:
+// OAuth callbacks answer with one). TROVE_SERVICE_URL says where the service is.
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "content-length",
+]);
+const TIMEOUT_MS = Number(Deno.env.get("TROVE_RELAY_TIMEOUT_MS") ?? "10000");
+const MAX_BODY = 1024 * 1024; // what the service takes of any body but an export file
+
+function problem(status: number, error: string, detail: string): Response {
+  return new Response(JSON.stringify({ error, detail }), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+export async function relay(request: Request): Promise<Response> {
+  const service = Deno.env.get("TROVE_SERVICE_URL");
+  if (!service) {
+    return problem(
+      503,
+      "not_configured",
+      "TROVE_SERVICE_URL is not set for this function",
+    );
+  }
+  const incoming = new URL(request.url);
+  // Supabase hands a function its path with or without the /functions/v1 prefix: the service wants it.
+  const path = incoming.pathname.replace(/^\/functions\/v1(?=\/)/, "");
+  const target = `${
+    service.replace(/\/+$/, "")
+  }/functions/v1${path}${incoming.search}`;
+  const headers = new Headers();
+  for (const [name, value] of request.headers) {
+    if (!HOP_BY_HOP.has(name.toLowerCase())) headers.set(name, value);
+  }
+  headers.set("x-trove-relay-secret", Deno.env.get("TROVE_RELAY_SECRET") ?? "");
+  let body: ArrayBuffer | undefined;
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    body = await request.arrayBuffer();
+    if (body.byteLength > MAX_BODY) {
+      return problem(413, "too_large", `the body is over ${MAX_BODY} bytes`);
+    }
+  }
+  let answer: Response;
+  try {
+    answer = await fetch(target, {
+      method: request.method,
+      headers,
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (error) {
+    const timedOut = error instanceof DOMException &&
+      error.name === "TimeoutError";
+    return problem(
+      502,
+      "service_unreachable",
+      timedOut
+        ? "the service did not answer in time"
+        : "the service is unreachable",
+    );
+  }
+  const out = new Headers();
+  for (const [name, value] of answer.headers) {
+    if (!HOP_BY_HOP.has(name.toLowerCase())) out.append(name, value);
+  }
+  return new Response(answer.body, { status: answer.status, headers: out });
+}
+
+// On Supabase the runtime picks the port; locally (tests, `deno run`) PORT does.
+export function serveRelay(): void {
+  const port = Deno.env.get("PORT");
+  if (port) {
+    Deno.serve({
+      port: Number(port),
+      hostname: "127.0.0.1",
+      onListen: () => {},
+    }, relay);
+  } else Deno.serve(relay);
+}
