@@ -33,9 +33,10 @@ def test_run_once_archives_the_demo_athlete(db_url: str) -> None:
     state = Path(tempfile.mkdtemp(prefix="trove-test-run-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRAVA_", "TROVE_"))}
     http_port = free_port()
-    sim_port = free_port()  # each simulator takes the next ports: Bluesky's HTTP port and its nameserver's
-    while not {sim_port + 1, sim_port + 2}.isdisjoint({http_port}) or not all(
-        port_is_free(port) for port in (sim_port + 1, sim_port + 2)
+    # Each simulator takes the next ports: Strava's, Bluesky's HTTP port and its nameserver's, Instagram's.
+    sim_port = free_port()
+    while http_port in range(sim_port, sim_port + 4) or not all(
+        port_is_free(port) for port in range(sim_port + 1, sim_port + 4)
     ):
         sim_port = free_port()
     env |= {

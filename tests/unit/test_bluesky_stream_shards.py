@@ -48,7 +48,7 @@ class MemoryHost:
 
 
 async def until(check: Any) -> None:
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + 30.0  # generous: CI machines are shared and busy
     while not check():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
