@@ -62,6 +62,23 @@ def run_import(
     return asyncio.run(go())
 
 
+def sync_once(db_url: str) -> None:
+    """Claim the queued sync and run it in this process with the fake platform's connector."""
+    lease = timedelta(minutes=5)
+
+    async def sync() -> None:
+        async with (
+            AsyncConnectionPool(db_url, kwargs={"autocommit": True}, open=False) as pool,
+            httpx.AsyncClient() as http,
+        ):
+            runner = SyncRunner(pool, {"bluesky": FakeConnector()}, RING, http, "test:1", lease, asyncio.Event())
+            async with pool.connection() as conn:
+                rows = await (await conn.execute(CLAIM_SYNC_REQUESTS, ("test:1", 1, lease))).fetchall()
+            assert await runner.run(SyncRequest(*rows[0])) == "success"
+
+    asyncio.run(sync())
+
+
 def counts(db_url: str) -> dict[str, Any]:
     return {
         "posts": scalar(db_url, "select count(*) from public.posts"),
@@ -125,19 +142,7 @@ def test_an_import_after_an_api_sync_merges_into_the_synced_posts(
     account = connect_account(db_url, platform.state.access_token, platform.state.refresh_token)
     log_id = enqueue(db_url, account, "manual")
     monkeypatch.setenv("FAKE_PLATFORM_URL", platform.url)
-    lease = timedelta(minutes=5)
-
-    async def sync() -> None:
-        async with (
-            AsyncConnectionPool(db_url, kwargs={"autocommit": True}, open=False) as pool,
-            httpx.AsyncClient() as http,
-        ):
-            runner = SyncRunner(pool, {"bluesky": FakeConnector()}, RING, http, "test:1", lease, asyncio.Event())
-            async with pool.connection() as conn:
-                rows = await (await conn.execute(CLAIM_SYNC_REQUESTS, ("test:1", 1, lease))).fetchall()
-            assert await runner.run(SyncRequest(*rows[0])) == "success"
-
-    asyncio.run(sync())
+    sync_once(db_url)
     assert scalar(db_url, "select status::text from public.sync_logs where id = %s", (log_id,)) == "success"
     alice = str(scalar(db_url, "select user_id::text from public.connected_accounts"))
     items = [item(n, text=f"exported {n}", export_only=f"extra {n}") for n in range(1, 9)]
@@ -207,19 +212,7 @@ def test_a_forged_export_claims_neither_the_account_nor_the_posts_of_their_real_
     bob_account = connect_account(db_url, platform.state.access_token, platform.state.refresh_token, name="bob")
     enqueue(db_url, bob_account, "manual")
     monkeypatch.setenv("FAKE_PLATFORM_URL", platform.url)
-    lease = timedelta(minutes=5)
-
-    async def sync() -> None:
-        async with (
-            AsyncConnectionPool(db_url, kwargs={"autocommit": True}, open=False) as pool,
-            httpx.AsyncClient() as http,
-        ):
-            runner = SyncRunner(pool, {"bluesky": FakeConnector()}, RING, http, "test:1", lease, asyncio.Event())
-            async with pool.connection() as conn:
-                rows = await (await conn.execute(CLAIM_SYNC_REQUESTS, ("test:1", 1, lease))).fetchall()
-            assert await runner.run(SyncRequest(*rows[0])) == "success"
-
-    asyncio.run(sync())
+    sync_once(db_url)
     owners = query(
         db_url,
         "select p.platform_post_id, p.text_content, a.platform_user_id from public.posts p"
