@@ -59,6 +59,7 @@ lint: setup
 	@$(BIN)/sqlfluff lint supabase/local supabase/migrations supabase/tests supabase/seed.sql
 	@DENO_DIR=.local/deno-cache .local/deno/node_modules/.bin/deno fmt --check --quiet supabase/functions
 	@DENO_DIR=.local/deno-cache .local/deno/node_modules/.bin/deno lint --quiet supabase/functions
+	@DENO_DIR=.local/deno-cache .local/deno/node_modules/.bin/deno check --quiet supabase/functions/*/index.ts
 
 test: lint
 	@$(BIN)/pytest

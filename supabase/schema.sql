@@ -943,7 +943,9 @@ CREATE FUNCTION trove_private.extend_lease(p_queue text, p_id uuid, p_worker tex
 declare
     extended integer;
 begin
-    if p_queue not in ('ingested_items', 'ingested_posts', 'media_downloads', 'sync_requests', 'imports') then
+    if p_queue not in (
+        'ingested_items', 'ingested_posts', 'media_downloads', 'sync_requests', 'imports', 'webhook_inbox'
+    ) then
         raise exception 'unknown work queue %', p_queue using errcode = '22023';
     end if;
     execute format(
@@ -1286,6 +1288,10 @@ begin
     delete from public.oauth_states as s where s.expires_at < p_now - interval '1 day';
     get diagnostics more = row_count;
     purged := purged + more;
+    delete from public.webhook_inbox as w
+    where w.status in ('completed', 'dead_letter') and w.updated_at < p_now - interval '30 days';
+    get diagnostics more = row_count;
+    purged := purged + more;
     if to_regclass('cron.job_run_details') is not null then
         execute 'delete from cron.job_run_details where end_time < $1' using p_now - interval '7 days';
         get diagnostics more = row_count;
@@ -1306,7 +1312,7 @@ CREATE FUNCTION trove_private.queue_spec(p_queue text, OUT working_state text, O
     AS $$
 begin
     case p_queue
-        when 'ingested_items', 'ingested_posts', 'imports' then
+        when 'ingested_items', 'ingested_posts', 'imports', 'webhook_inbox' then
             select 'processing', 'completed', 'dead_letter', 'dead_letter', 5, interval '30 seconds',
                 'error_message', 'started_at', 'completed_at'
             into working_state, done_state, terminal_state, permanent_state, max_attempts, base_backoff,
@@ -1750,6 +1756,32 @@ begin
     select w.url, w.secret into url, secret from trove_private.wake_settings as w;
 end;
 $_$;
+
+
+--
+-- Name: webhook_inbox_put(text, text, jsonb, bytea); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+    waiting integer;
+    new_id uuid;
+begin
+    select count(*) into waiting
+    from public.webhook_inbox as i
+    where i.status in ('pending', 'processing', 'failed');
+    if waiting >= 10000 then
+        raise exception 'the webhook inbox is full (% deliveries waiting)', waiting using errcode = '53400';
+    end if;
+    insert into public.webhook_inbox (request_path, query, headers, body)
+    values (p_path, coalesce(p_query, ''), coalesce(p_headers, '{}'), p_body)
+    returning id into new_id;
+    return new_id;
+end;
+$$;
 
 
 --
@@ -2303,6 +2335,38 @@ COMMENT ON COLUMN public.users.email IS 'Copied from auth.users by trove_private
 
 
 --
+-- Name: webhook_inbox; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.webhook_inbox (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    request_path text NOT NULL,
+    query text DEFAULT ''::text NOT NULL,
+    headers jsonb DEFAULT '{}'::jsonb NOT NULL,
+    body bytea NOT NULL,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    outcome text,
+    status public.processing_status_enum DEFAULT 'pending'::public.processing_status_enum NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    run_after timestamp with time zone DEFAULT now() NOT NULL,
+    locked_by text,
+    locked_until timestamp with time zone,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    error_message text,
+    error_details jsonb,
+    last_error_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_inbox_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT webhook_inbox_body_check CHECK ((octet_length(body) <= 65536)),
+    CONSTRAINT webhook_inbox_headers_check CHECK (((jsonb_typeof(headers) = 'object'::text) AND (length((headers)::text) <= 8192))),
+    CONSTRAINT webhook_inbox_path_check CHECK ((request_path ~ '^webhook-[a-z0-9_]{1,32}(/[A-Za-z0-9._~-]{1,255})?$'::text)),
+    CONSTRAINT webhook_inbox_query_check CHECK ((length(query) <= 4096))
+);
+
+
+--
 -- Name: webhook_subscriptions; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2584,6 +2648,14 @@ ALTER TABLE ONLY public.users
 
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_inbox webhook_inbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.webhook_inbox
+    ADD CONSTRAINT webhook_inbox_pkey PRIMARY KEY (id);
 
 
 --
@@ -3107,6 +3179,27 @@ CREATE INDEX sync_requests_user_id_idx ON public.sync_requests USING btree (user
 
 
 --
+-- Name: webhook_inbox_finished_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_inbox_finished_idx ON public.webhook_inbox USING btree (updated_at) WHERE (status = ANY (ARRAY['completed'::public.processing_status_enum, 'dead_letter'::public.processing_status_enum]));
+
+
+--
+-- Name: webhook_inbox_leased_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_inbox_leased_idx ON public.webhook_inbox USING btree (locked_until) WHERE (status = 'processing'::public.processing_status_enum);
+
+
+--
+-- Name: webhook_inbox_ready_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX webhook_inbox_ready_idx ON public.webhook_inbox USING btree (run_after) WHERE (status = ANY (ARRAY['pending'::public.processing_status_enum, 'failed'::public.processing_status_enum]));
+
+
+--
 -- Name: users on_auth_user_saved; Type: TRIGGER; Schema: auth; Owner: -
 --
 
@@ -3405,6 +3498,20 @@ CREATE TRIGGER users_bump_archive_version_on_display_name AFTER UPDATE OF displa
 --
 
 CREATE TRIGGER users_set_updated_at BEFORE UPDATE ON public.users FOR EACH ROW EXECUTE FUNCTION trove_private.set_updated_at();
+
+
+--
+-- Name: webhook_inbox webhook_inbox_notify_work; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER webhook_inbox_notify_work AFTER INSERT ON public.webhook_inbox FOR EACH STATEMENT EXECUTE FUNCTION trove_private.notify_work();
+
+
+--
+-- Name: webhook_inbox webhook_inbox_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER webhook_inbox_set_updated_at BEFORE UPDATE ON public.webhook_inbox FOR EACH ROW EXECUTE FUNCTION trove_private.set_updated_at();
 
 
 --
@@ -3943,6 +4050,12 @@ CREATE POLICY users_select_own ON public.users FOR SELECT TO authenticated USING
 
 CREATE POLICY users_update_own ON public.users FOR UPDATE TO authenticated USING ((( SELECT auth.uid() AS uid) = id)) WITH CHECK ((( SELECT auth.uid() AS uid) = id));
 
+
+--
+-- Name: webhook_inbox; Type: ROW SECURITY; Schema: public; Owner: -
+--
+
+ALTER TABLE public.webhook_inbox ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: webhook_subscriptions; Type: ROW SECURITY; Schema: public; Owner: -
@@ -4516,6 +4629,15 @@ REVOKE ALL ON FUNCTION trove_private.wake_target(OUT url text, OUT secret text) 
 
 
 --
+-- Name: FUNCTION webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea) TO service_role;
+
+
+--
 -- Name: FUNCTION window_end(p_length interval, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
 --
 
@@ -4932,6 +5054,14 @@ GRANT UPDATE(avatar_url) ON TABLE public.users TO authenticated;
 --
 
 GRANT UPDATE(timezone) ON TABLE public.users TO authenticated;
+
+
+--
+-- Name: TABLE webhook_inbox; Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON TABLE public.webhook_inbox FROM anon, authenticated, service_role;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.webhook_inbox TO service_role;
 
 
 --

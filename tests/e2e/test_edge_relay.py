@@ -1,31 +1,38 @@
 """The Edge Functions of supabase/functions/ as Deno runs them (installed by the project's setup), relaying to
 the real service: a signed Instagram webhook arrives through the relay with its signature still valid (the raw
 body byte for byte), a tampered one is refused by the service, Meta's verification GET answers through it, and
-a service that cannot be reached is a clear 502."""
+a service that cannot be reached is a clear 502; a Strava event through the relay, and with TROVE_RELAY_SECRET
+set no relayed URL answers a direct call; webhooks kept in the inbox while the service is away are checked
+like direct deliveries and processed once it is back (forged ones rejected, with the reason)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from tests.e2e.test_instagram import sign
 from tests.instagram_harness import instagram_stack, subscribe_webhooks
-from tests.worker_harness import scalar, wait_for
+from tests.strava_harness import service_stack, strava_env
+from tests.worker_harness import query, running_worker, scalar, wait_for
 
 from trove.config import PROJECT_ROOT
 from trove.db.cluster import free_port
 
 DENO = PROJECT_ROOT / ".local" / "deno" / "node_modules" / ".bin" / "deno"
 FUNCTIONS = PROJECT_ROOT / "supabase" / "functions"
+RELAY_SECRET = "relay-secret"
 
 
-def relay(function: str, service_url: str, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def relay(function: str, service_url: str, tmp_path: Path, **extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -34,7 +41,8 @@ def relay(function: str, service_url: str, tmp_path: Path) -> tuple[subprocess.P
         "NO_COLOR": "1",
         "PORT": str(port),
         "TROVE_SERVICE_URL": service_url,
-        "TROVE_RELAY_SECRET": "relay-secret",
+        "TROVE_RELAY_SECRET": RELAY_SECRET,
+        **extra,
     }
     log = (tmp_path / f"{function}.log").open("wb")
     proc = subprocess.Popen(
@@ -104,3 +112,123 @@ def test_a_service_the_relay_cannot_reach_is_a_clear_502(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def relayed_routes() -> list[tuple[str, str]]:
+    """Every route of the service the Edge Functions relay (it depends on `through_the_relay`)."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    from trove.http.app import create_app
+    from trove.http.relay import through_the_relay
+
+    found = []
+    for route in iter_route_contexts(create_app("postgresql://unused").routes):
+        if isinstance(route.original_route, APIRoute) and any(
+            d.call is through_the_relay for d in route.dependant.dependencies
+        ):
+            found.extend((method, route.path_format) for method in sorted(route.methods or ()))
+    return found
+
+
+def test_a_strava_event_through_the_relay_and_nothing_around_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Strava subscribes to the relay's URL (its check answered by the service through it); an event posted
+    there is stored; with TROVE_RELAY_SECRET set the service answers none of the relayed URLs directly."""
+    monkeypatch.setenv("TROVE_RELAY_SECRET", RELAY_SECRET)
+    with service_stack(db_url, monkeypatch) as stack:
+        proc, url = relay("webhook-strava", stack["url"], tmp_path)
+        try:
+            env = {**strava_env(db_url, stack["sim_url"]), "TROVE_PUBLIC_URL": url}
+            done = subprocess.run(
+                [sys.executable, "-m", "trove.cli", "strava", "subscribe"],
+                env=env, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            hook = stack["sim"].subscription["callback_url"]
+            assert hook.startswith(f"{url}/functions/v1/webhook-strava/")
+            event = {
+                "aspect_type": "create",
+                "event_time": 1516126040,
+                "object_id": 1360128428,
+                "object_type": "activity",
+                "owner_id": 134815,
+                "subscription_id": int(stack["sim"].subscription["id"]),
+                "updates": {},
+            }
+            answer = httpx.post(hook, json=event)
+            assert (answer.status_code, answer.json()) == (200, {"status": "stored"})
+            assert query(db_url, "select payload from public.ingested_items where source = 'webhook'") == [(event,)]
+            direct = hook.replace(url, stack["url"])
+            refused = httpx.post(direct, json={**event, "object_id": 1})
+            assert refused.status_code == 401 and "relay" in refused.json()["detail"]
+            wrong = httpx.post(direct, json={**event, "object_id": 2}, headers={"X-Trove-Relay-Secret": "guess"})
+            assert wrong.status_code == 401
+            assert scalar(db_url, "select count(*) from public.ingested_items") == 1
+            routes = relayed_routes()
+            assert len(routes) >= 8  # oauth-<platform>/... and webhook-<platform>[/<secret>], GET and POST
+            for method, path in routes:
+                concrete = path.replace("{platform}", "strava").replace("{secret}", "s").replace("{document}", "d")
+                answer = httpx.request(method, f"{stack['url']}{concrete}")
+                assert answer.status_code == 401, (method, path, answer.text)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_webhooks_kept_while_the_service_is_away_are_checked_and_processed_when_it_is_back(
+    stack: dict[str, Any], tmp_path: Path
+) -> None:
+    db_url = stack["db"]
+    assert subscribe_webhooks(stack).returncode == 0
+    away = f"http://127.0.0.1:{free_port()}"
+    proc, url = relay("webhook-instagram", away, tmp_path, SUPABASE_DB_URL=db_url)
+    try:
+        hook = f"{url}/functions/v1/webhook-instagram"
+        body = json.dumps({
+            "object": "instagram",
+            "entry": [{"time": 9, "id": stack["account"].user_id, "changes": [{"field": "comments", "value": {
+                "text": "while you were out", "id": "778", "from": {"id": "2", "username": "fan"},
+                "media": {"id": "1", "media_product_type": "FEED"},
+            }}]}],
+        }).encode()  # fmt: skip
+        signed = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
+        started = time.monotonic()
+        kept = httpx.post(hook, content=body, headers={**signed, "Authorization": "Bearer x", "Cookie": "c=1"})
+        assert (kept.status_code, kept.json()) == (200, {"status": "queued"}), kept.text
+        assert time.monotonic() - started < 2.0  # within Strava's deadline, the strictest of the platforms
+        assert httpx.post(hook, content=body, headers=signed).json() == {"status": "queued"}  # Meta retries
+        forged = body.replace(b"while you were out", b"send me your token")
+        assert httpx.post(hook, content=forged, headers=signed).json() == {"status": "queued"}
+        too_big = httpx.post(hook, content=b"{" + b" " * 100_000 + b"}", headers=signed)
+        assert too_big.status_code == 502  # not kept: bigger than the service would take
+        headers = query(db_url, "select headers from public.webhook_inbox order by received_at limit 1")[0][0]
+        assert headers["x-hub-signature-256"] == sign(body) and headers["content-type"] == "application/json"
+        assert not {"authorization", "cookie", "x-trove-relay-secret"} & set(headers)
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("insert into public.webhook_inbox (request_path, body) values ('webhook-myspace', '\\x7b7d')")
+        assert scalar(db_url, "select count(*) from public.webhook_inbox") == 4
+        assert scalar(db_url, "select count(*) from public.ingested_items") == 0  # nothing believed yet
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    with running_worker(stack["env"], tmp_path / "worker.log"):
+        wait_for(
+            lambda: scalar(
+                db_url, "select count(*) from public.webhook_inbox where status in ('completed', 'dead_letter')"
+            ) == 4,
+            60,
+            "the inbox replayed",
+        )  # fmt: skip
+    outcomes = query(db_url, "select convert_from(body, 'UTF8'), status::text, outcome from public.webhook_inbox")
+    by_outcome = sorted((status, (outcome or "").split(":")[0:2]) for _, status, outcome in outcomes)
+    assert by_outcome == [
+        ("completed", ["duplicate"]),
+        ("completed", ["stored"]),
+        ("dead_letter", ["rejected", " invalid_signature"]),
+        ("dead_letter", ["rejected", " unknown_platform"]),
+    ], outcomes
+    stored = query(db_url, "select payload from public.ingested_items where source = 'webhook'")
+    assert len(stored) == 1 and "while you were out" in json.dumps(stored[0][0])
+    assert "send me your token" not in json.dumps(stored)

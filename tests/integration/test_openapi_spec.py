@@ -123,6 +123,7 @@ def stack(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TROVE_IMPORT_MAX_BYTES", "4096")
     monkeypatch.setenv("TROVE_WAKE_SECRET", "w" * 40)
+    monkeypatch.delenv("TROVE_RELAY_SECRET", raising=False)
     with service_stack(db_url, monkeypatch) as found:
         found["spec"] = httpx.get(f"{found['url']}/openapi.json").json()
         yield found
@@ -352,6 +353,16 @@ def test_every_declared_status_is_one_the_service_answers(stack: dict[str, Any],
     expect(400, "handshake_with_secret", platform="strava", secret=secret, **{**hub, "hub.mode": "other"})
     expect(403, "handshake_with_secret", platform="strava", secret="B" * 43)
     expect(404, "handshake_with_secret", platform="nope", secret=secret)
+
+    # Behind the Edge Function relays (TROVE_RELAY_SECRET set): the relayed URLs answer nobody else.
+    os.environ["TROVE_RELAY_SECRET"] = "r" * 40  # (the fixture's monkeypatch restores it)
+    values = {"platform": "strava", "secret": secret, "document": "client-metadata.json"}
+    for path, item in spec["paths"].items():
+        for op in item.values():
+            if path.startswith("/functions/v1/") and path != "/functions/v1/wake":
+                required = {p["name"] for p in op.get("parameters", []) if p.get("required")}
+                expect(401, op["operationId"], **{name: values[name] for name in required})
+    os.environ["TROVE_RELAY_SECRET"] = ""
 
     declared = {
         (op["operationId"], status)

@@ -29,6 +29,7 @@ from trove.crypto import KeyRing
 from trove.jobs import JobContext
 from trove.jobs.events import handle_items
 from trove.jobs.imports import run_imports
+from trove.jobs.inbox import replay_inbox
 from trove.jobs.media import copy_media_files
 from trove.jobs.reprocess import reprocess_posts
 from trove.media.storage import Storage, storage_from_environment
@@ -314,4 +315,5 @@ QUEUES = (
     Queue("media_downloads", copy_media_files, one_per_job=True),
     Queue("ingested_items", handle_items, one_per_job=False),
     Queue("imports", run_imports, one_per_job=True),
+    Queue("webhook_inbox", replay_inbox, one_per_job=False),
 )

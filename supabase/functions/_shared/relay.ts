@@ -3,6 +3,11 @@
 // byte (webhook signatures are over the exact bytes), the headers that matter (hop-by-hop ones dropped), and
 // TROVE_RELAY_SECRET in X-Trove-Relay-Secret; the service's answer comes back as it is (redirects included:
 // OAuth callbacks answer with one). TROVE_SERVICE_URL says where the service is.
+//
+// A webhook function relays with `{ inbox: true }`: when the service cannot be reached in time (it is down,
+// or slower than the platform's deadline: Strava gives 2 s), the delivery is kept in the inbox (inbox.ts)
+// and the platform gets its 200; the worker checks and processes it later.
+import { keep } from "./inbox.ts";
 
 const HOP_BY_HOP = new Set([
   "connection",
@@ -17,6 +22,14 @@ const HOP_BY_HOP = new Set([
   "content-length",
 ]);
 const TIMEOUT_MS = Number(Deno.env.get("TROVE_RELAY_TIMEOUT_MS") ?? "10000");
+// A webhook must be answered within the platform's deadline, keeping it in the inbox included.
+const WEBHOOK_TIMEOUT_MS = Number(
+  Deno.env.get("TROVE_RELAY_WEBHOOK_TIMEOUT_MS") ?? "1500",
+);
+// Answers that mean the service is not there (a proxy or load balancer in front of it).
+const AWAY = new Set([502, 503, 504]);
+
+export type RelayOptions = { inbox?: boolean };
 const MAX_BODY = 1024 * 1024; // what the service takes of any body but an export file
 
 function problem(status: number, error: string, detail: string): Response {
@@ -26,7 +39,10 @@ function problem(status: number, error: string, detail: string): Response {
   });
 }
 
-export async function relay(request: Request): Promise<Response> {
+export async function relay(
+  request: Request,
+  options: RelayOptions = {},
+): Promise<Response> {
   const service = Deno.env.get("TROVE_SERVICE_URL");
   if (!service) {
     return problem(
@@ -46,25 +62,53 @@ export async function relay(request: Request): Promise<Response> {
     if (!HOP_BY_HOP.has(name.toLowerCase())) headers.set(name, value);
   }
   headers.set("x-trove-relay-secret", Deno.env.get("TROVE_RELAY_SECRET") ?? "");
-  let body: ArrayBuffer | undefined;
+  let body: Uint8Array<ArrayBuffer> | undefined;
   if (request.method !== "GET" && request.method !== "HEAD") {
-    body = await request.arrayBuffer();
+    body = new Uint8Array(await request.arrayBuffer());
     if (body.byteLength > MAX_BODY) {
       return problem(413, "too_large", `the body is over ${MAX_BODY} bytes`);
     }
   }
-  let answer: Response;
+  const inbox = options.inbox === true && request.method === "POST" &&
+    body !== undefined;
+  let answer: Response | undefined;
+  let timedOut = false;
   try {
     answer = await fetch(target, {
       method: request.method,
       headers,
       body,
       redirect: "manual",
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(inbox ? WEBHOOK_TIMEOUT_MS : TIMEOUT_MS),
     });
   } catch (error) {
-    const timedOut = error instanceof DOMException &&
-      error.name === "TimeoutError";
+    timedOut = error instanceof DOMException && error.name === "TimeoutError";
+  }
+  if (inbox && (answer === undefined || AWAY.has(answer.status))) {
+    await answer?.body?.cancel();
+    answer = undefined;
+    const kept = await keep(
+      path.replace(/^\//, ""),
+      incoming.search.replace(/^\?/, ""),
+      request.headers,
+      body!,
+      HOP_BY_HOP,
+    );
+    if (kept === "kept") {
+      return new Response(JSON.stringify({ status: "queued" }), {
+        status: 200,
+        headers: { "content-type": "application/json" },
+      });
+    }
+    if (kept === "full") {
+      return problem(
+        503,
+        "inbox_full",
+        "the service is away and its inbox is full: try again later",
+      );
+    }
+  }
+  if (answer === undefined) {
     return problem(
       502,
       "service_unreachable",
@@ -81,13 +125,14 @@ export async function relay(request: Request): Promise<Response> {
 }
 
 // On Supabase the runtime picks the port; locally (tests, `deno run`) PORT does.
-export function serveRelay(): void {
+export function serveRelay(options: RelayOptions = {}): void {
+  const handler = (request: Request) => relay(request, options);
   const port = Deno.env.get("PORT");
   if (port) {
     Deno.serve({
       port: Number(port),
       hostname: "127.0.0.1",
       onListen: () => {},
-    }, relay);
-  } else Deno.serve(relay);
+    }, handler);
+  } else Deno.serve(handler);
 }

@@ -4,7 +4,7 @@
 -- argument name). Privileges and policies are in 02_privileges. A change here is a decision: update it with
 -- the migration.
 begin;
-select plan(44);
+select plan(45);
 
 -- Enums
 select enum_has_labels('public', 'account_status_enum', array['active', 'error', 'disconnected', 'token_expired'], 'enum account_status_enum has the expected labels');
@@ -18,7 +18,7 @@ select enum_has_labels('public', 'sync_type_enum', array['webhook', 'manual', 's
 
 -- Relations: every table has RLS. A plain view would read the tables with its owner's rights, around RLS, so
 -- there is none; the one materialized view is for the service role only (02_privileges).
-select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions', 'post_media', 'stream_cursors', 'post_interactions', 'imports'], 'public has exactly the archive tables');
+select tables_are('public', array['users', 'connected_accounts', 'posts', 'ingested_items', 'ingested_posts', 'media_downloads', 'sync_logs', 'engagement_history', 'notifications', 'sync_requests', 'rate_limit_budgets', 'health_checks', 'oauth_states', 'webhook_subscriptions', 'api_keys', 'materialized_view_state', 'archive_versions', 'post_media', 'stream_cursors', 'post_interactions', 'imports', 'webhook_inbox'], 'public has exactly the archive tables');
 select views_are('public', array[]::name[], 'public has no plain view (a view would bypass RLS)');
 select materialized_views_are('public', array['public_posts'], 'public has exactly the public_posts materialized view');
 select ok(tests.rls_enabled('public.users'), 'users has row level security enabled');
@@ -37,6 +37,7 @@ select ok(tests.rls_enabled('public.oauth_states'), 'oauth_states has row level 
 select ok(tests.rls_enabled('public.stream_cursors'), 'stream_cursors has row level security enabled');
 select ok(tests.rls_enabled('public.post_interactions'), 'post_interactions has row level security enabled');
 select ok(tests.rls_enabled('public.imports'), 'imports has row level security enabled');
+select ok(tests.rls_enabled('public.webhook_inbox'), 'webhook_inbox has row level security enabled');
 select ok(tests.rls_enabled('public.webhook_subscriptions'), 'webhook_subscriptions has row level security enabled');
 select ok(tests.rls_enabled('public.api_keys'), 'api_keys has row level security enabled');
 select ok(tests.rls_enabled('public.materialized_view_state'), 'materialized_view_state has row level security enabled');

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -17,6 +17,7 @@ from trove.config import database_url
 from trove.crypto import KeyRing
 from trove.http import health, imports, keys, media, oauth, openapi, read, sync, wake, webhooks
 from trove.http.cache import cache_from_environment
+from trove.http.relay import through_the_relay
 from trove.media.storage import storage_from_environment
 from trove.platforms import load_platforms
 
@@ -60,8 +61,9 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         return JSONResponse({"detail": str(error)}, status_code=400)
 
     app.include_router(health.router)
-    app.include_router(oauth.router)
-    app.include_router(webhooks.router)
+    # The URLs the Edge Functions relay (supabase/functions/) answer only through it once it is set up.
+    app.include_router(oauth.router, dependencies=[Depends(through_the_relay)])
+    app.include_router(webhooks.router, dependencies=[Depends(through_the_relay)])
     app.include_router(media.router)
     app.include_router(read.router)
     app.include_router(keys.router)

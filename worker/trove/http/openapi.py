@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from trove.http.auth import current_user, known_user
 from trove.http.read import reader
+from trove.http.relay import through_the_relay
 
 JWT = "SupabaseJWT"
 API_KEY = "ApiKey"
@@ -280,6 +281,8 @@ def derived(route: Any) -> dict[str, dict[str, Any]]:
     security = security_of(route)
     if security is not None:
         responses["401"] = error("missing, malformed, expired, unknown or revoked credentials")
+    if any(call is through_the_relay for call in _calls(route.dependant)) and "401" not in responses:
+        responses["401"] = error("TROVE_RELAY_SECRET is set and the request did not come through the relay")
     if any(call is known_user for call in _calls(route.dependant)):
         responses["403"] = error("a valid token for a user Trove does not know")
     if route.body_field is not None:

@@ -6,20 +6,13 @@ read; authentication and validation happen before anything is stored; retried de
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from psycopg.types.json import Jsonb
 
-from trove.platforms.base import Platform, Subscription, WebhookRefused, Webhooks
-from trove.queries.ingest import INSERT_WEBHOOK_ITEM
-from trove.queries.webhooks import SUBSCRIPTION
+from trove.deliveries import MAX_EVENT_BYTES, deliver, subscription
+from trove.platforms.base import Platform, WebhookRefused, Webhooks
 
 router = APIRouter(prefix="/functions/v1")
-
-# A platform's event is a few hundred bytes to a few KB; this leaves generous headroom and nothing more.
-MAX_EVENT_BYTES = 64 * 1024
 
 
 def error(status: int, code: str, detail: str) -> JSONResponse:
@@ -35,18 +28,14 @@ def unknown_platform(platform: str) -> JSONResponse:
     return error(404, "unknown_platform", f"no webhook endpoint for platform {platform!r}")
 
 
-async def ours(request: Request, platform: str) -> Subscription:
-    async with request.app.state.pool.connection() as conn:
-        row = await (await conn.execute(SUBSCRIPTION, (platform,))).fetchone()
-    return Subscription(*row) if row else Subscription()
-
-
 async def _handshake(request: Request, platform: str, secret: str | None) -> Response:
     webhooks = ingress(request, platform)
     if webhooks is None:
         return unknown_platform(platform)
+    async with request.app.state.pool.connection() as conn:
+        ours = await subscription(conn, platform)
     try:
-        answer = webhooks.handshake(request.query_params, secret, await ours(request, platform))
+        answer = webhooks.handshake(request.query_params, secret, ours)
     except WebhookRefused as refused:
         return error(refused.status, refused.code, refused.detail)
     # Some platforms want the challenge back as JSON, others as the plain body.
@@ -57,19 +46,13 @@ async def _receive(request: Request, platform: str, secret: str | None) -> JSONR
     webhooks = ingress(request, platform)
     if webhooks is None:
         return unknown_platform(platform)
-    subscription = await ours(request, platform)
+    body = await request.body()
     try:
-        events = webhooks.receive(await request.body(), request.headers, secret, subscription)
+        async with request.app.state.pool.connection() as conn:
+            status = await deliver(conn, webhooks, platform, body, request.headers, secret)
     except WebhookRefused as refused:
         return error(refused.status, refused.code, refused.detail)
-    stored: list[Any] = []
-    async with request.app.state.pool.connection() as conn:
-        for event in events:
-            cur = await conn.execute(
-                INSERT_WEBHOOK_ITEM, (platform, event.event_type, event.identity, Jsonb(event.payload))
-            )
-            stored.extend(await cur.fetchall())
-    return JSONResponse({"status": "stored" if stored else "duplicate"})
+    return JSONResponse({"status": status})
 
 
 @router.get("/webhook-{platform}")

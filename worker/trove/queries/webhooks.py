@@ -57,3 +57,11 @@ MARK_ACCOUNTS_UNSUBSCRIBED = """
     update public.connected_accounts set webhook_subscribed = false, webhook_subscription_id = null
     where platform = %s
 """
+
+# --- the inbox: deliveries the Edge Function relay kept while the service was away (webhook_inbox) ----------
+
+# One kept delivery. Parameters: inbox id. Columns: path (webhook-<platform>[/<secret>]), headers, body.
+INBOX_DELIVERY = "select request_path, headers, body from public.webhook_inbox where id = %s"
+
+# What replaying it came to: 'stored', 'duplicate', or why it was rejected. Parameters: outcome, inbox id.
+SET_INBOX_OUTCOME = "update public.webhook_inbox set outcome = %s where id = %s"
