@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from tests.e2e.test_instagram import sign
 from tests.instagram_harness import instagram_stack, subscribe_webhooks
-from tests.strava_harness import service_stack, strava_env
+from tests.strava_harness import service_stack, strava_env, user
 from tests.worker_harness import query, running_worker, scalar, wait_for
 
 from trove.config import PROJECT_ROOT
@@ -232,3 +232,26 @@ def test_webhooks_kept_while_the_service_is_away_are_checked_and_processed_when_
     stored = query(db_url, "select payload from public.ingested_items where source = 'webhook'")
     assert len(stored) == 1 and "while you were out" in json.dumps(stored[0][0])
     assert "send me your token" not in json.dumps(stored)
+
+
+def test_the_read_api_through_the_api_function_and_nothing_else_through_any(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with service_stack(db_url, monkeypatch) as stack:
+        _, headers = user(db_url, "alice")
+        api, api_url = relay("api", stack["url"], tmp_path)
+        hook, hook_url = relay("webhook-strava", stack["url"], tmp_path)
+        try:
+            direct = httpx.get(f"{stack['url']}/api/posts", params={"limit": 5}, headers=headers)
+            relayed = httpx.get(f"{api_url}/functions/v1/api/posts", params={"limit": 5}, headers=headers)
+            assert (relayed.status_code, relayed.json()) == (200, direct.json())
+            assert relayed.headers["etag"] == direct.headers["etag"]  # the service's caching headers, as they are
+            assert httpx.get(f"{api_url}/functions/v1/api/posts").status_code == 401  # the service authenticates
+            for elsewhere in ("/functions/v1/api", "/functions/v1/health", "/functions/v1/webhook-strava"):
+                assert httpx.get(api_url + elsewhere).status_code == 404, elsewhere
+            for elsewhere in ("/functions/v1/wake", "/api/posts", "/functions/v1/api/posts"):
+                assert httpx.post(hook_url + elsewhere, content=b"{}").status_code == 404, elsewhere
+        finally:
+            for proc in (api, hook):
+                proc.terminate()
+                proc.wait(timeout=30)

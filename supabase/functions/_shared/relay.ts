@@ -26,10 +26,18 @@ const TIMEOUT_MS = Number(Deno.env.get("TROVE_RELAY_TIMEOUT_MS") ?? "10000");
 const WEBHOOK_TIMEOUT_MS = Number(
   Deno.env.get("TROVE_RELAY_WEBHOOK_TIMEOUT_MS") ?? "1500",
 );
+// The service's URLs the oauth-<platform> and webhook-<platform> functions reach.
+const RELAYED = /^\/(oauth|webhook)-[a-z0-9_]+(\/|$)/;
 // Answers that mean the service is not there (a proxy or load balancer in front of it).
 const AWAY = new Set([502, 503, 504]);
 
-export type RelayOptions = { inbox?: boolean };
+export type RelayOptions = {
+  // Keep a webhook delivery the service cannot take in time (see above).
+  inbox?: boolean;
+  // The service's routes this function reaches: by default its own URL under /functions/v1; the `api`
+  // function reaches the read API, /api/... (the seeds' GET /api/posts, POST /api/sync/{account_id}).
+  mount?: "functions" | "api";
+};
 const MAX_BODY = 1024 * 1024; // what the service takes of any body but an export file
 
 function problem(status: number, error: string, detail: string): Response {
@@ -54,9 +62,14 @@ export async function relay(
   const incoming = new URL(request.url);
   // Supabase hands a function its path with or without the /functions/v1 prefix: the service wants it.
   const path = incoming.pathname.replace(/^\/functions\/v1(?=\/)/, "");
-  const target = `${
-    service.replace(/\/+$/, "")
-  }/functions/v1${path}${incoming.search}`;
+  const api = options.mount === "api";
+  // Only what the functions are for: never, say, the wake endpoint with the relay's credentials.
+  if (api ? !/^\/api\/[^/]/.test(path) : !RELAYED.test(path)) {
+    return problem(404, "not_found", "not a URL this function relays");
+  }
+  const target = `${service.replace(/\/+$/, "")}${
+    api ? "" : "/functions/v1"
+  }${path}${incoming.search}`;
   const headers = new Headers();
   for (const [name, value] of request.headers) {
     if (!HOP_BY_HOP.has(name.toLowerCase())) headers.set(name, value);
