@@ -780,6 +780,31 @@ $_$;
 
 
 --
+-- Name: complete_work_batch(text, uuid[], text, timestamp with time zone); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.complete_work_batch(p_queue text, p_ids uuid[], p_worker text, p_now timestamp with time zone DEFAULT now()) RETURNS SETOF uuid
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+    spec record;
+begin
+    spec := trove_private.queue_spec(p_queue);
+    return query execute format(
+        $sql$
+        update public.%1$I
+        set status = %2$L, locked_by = null, locked_until = null, %3$I = $1, %4$I = null
+        where id = any($2) and locked_by = $3 and status = %5$L
+        returning id
+        $sql$,
+        p_queue, spec.done_state, spec.finished_column, spec.error_column, spec.working_state
+    ) using p_now, p_ids, p_worker;
+end;
+$_$;
+
+
+--
 -- Name: deauthorize_account(uuid); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -1068,6 +1093,48 @@ begin
         spec.working_state
     ) into new_status using p_now, p_id, p_worker, p_error, p_permanent, spec.max_attempts, spec.base_backoff;
     return new_status;
+end;
+$_$;
+
+
+--
+-- Name: fail_work_batch(text, uuid[], text, text[], boolean[], timestamp with time zone); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone DEFAULT now()) RETURNS TABLE(id uuid, status text)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+    spec record;
+begin
+    if cardinality(p_ids) <> cardinality(p_errors) or cardinality(p_ids) <> cardinality(p_permanent) then
+        raise exception 'fail_work_batch: ids, errors and permanent flags differ in length' using errcode = '22023';
+    end if;
+    spec := trove_private.queue_spec(p_queue);
+    return query execute format(
+        $sql$
+        update public.%1$I as q
+        set status = (case
+                when f.permanent then %2$L
+                when q.attempts >= $5 then %3$L
+                else 'failed'
+            end)::%4$s,
+            run_after = $1 + least($6 * power(2, greatest(q.attempts - 1, 0)), interval '1 hour'),
+            %5$I = left(f.error, 2000),
+            %6$I = $1,
+            locked_by = null,
+            locked_until = null
+        from unnest($2::uuid[], $4::text[], $7::boolean[]) as f (id, error, permanent)
+        where q.id = f.id and q.locked_by = $3 and q.status = %7$L
+        returning q.id, q.status::text
+        $sql$,
+        p_queue, spec.permanent_state, spec.terminal_state,
+        case when p_queue = 'media_downloads' then 'public.download_status_enum' else 'public.processing_status_enum' end,
+        spec.error_column,
+        case when p_queue = 'media_downloads' then 'last_attempt_at' else 'last_error_at' end,
+        spec.working_state
+    ) using p_now, p_ids, p_worker, p_errors, spec.max_attempts, spec.base_backoff, p_permanent;
 end;
 $_$;
 
@@ -1765,23 +1832,33 @@ $_$;
 CREATE FUNCTION trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
-    AS $$
+    AS $_$
 declare
     waiting integer;
+    kept_bytes bigint;
     new_id uuid;
 begin
-    select count(*) into waiting
-    from public.webhook_inbox as i
-    where i.status in ('pending', 'processing', 'failed');
-    if waiting >= 10000 then
-        raise exception 'the webhook inbox is full (% deliveries waiting)', waiting using errcode = '53400';
+    if p_path is null or p_path !~ '^webhook-[a-z0-9_]{1,32}(/[A-Za-z0-9._~-]{1,255})?$'
+        or length(coalesce(p_query, '')) > 4096
+        or p_headers is null or jsonb_typeof(p_headers) <> 'object' or length(p_headers::text) > 8192
+        or p_body is null or octet_length(p_body) > 65536 then
+        raise exception 'not a webhook delivery the inbox keeps (path, query, headers or body size)'
+        using errcode = '23514';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('trove_private.webhook_inbox_put'));
+    select count(*) filter (where i.status in ('pending', 'processing', 'failed')), coalesce(sum(i.body_bytes), 0)
+    into waiting, kept_bytes
+    from public.webhook_inbox as i;
+    if waiting >= 10000 or kept_bytes + octet_length(p_body) > 64 * 1024 * 1024 then
+        raise exception 'the webhook inbox is full (% deliveries waiting, % bytes kept)', waiting, kept_bytes
+        using errcode = '53400';
     end if;
     insert into public.webhook_inbox (request_path, query, headers, body)
-    values (p_path, coalesce(p_query, ''), coalesce(p_headers, '{}'), p_body)
+    values (p_path, coalesce(p_query, ''), p_headers, p_body)
     returning id into new_id;
     return new_id;
 end;
-$$;
+$_$;
 
 
 --
@@ -2344,6 +2421,7 @@ CREATE TABLE public.webhook_inbox (
     query text DEFAULT ''::text NOT NULL,
     headers jsonb DEFAULT '{}'::jsonb NOT NULL,
     body bytea NOT NULL,
+    body_bytes integer GENERATED ALWAYS AS (octet_length(body)) STORED,
     received_at timestamp with time zone DEFAULT now() NOT NULL,
     outcome text,
     status public.processing_status_enum DEFAULT 'pending'::public.processing_status_enum NOT NULL,
@@ -4326,6 +4404,15 @@ GRANT ALL ON FUNCTION trove_private.complete_work(p_queue text, p_id uuid, p_wor
 
 
 --
+-- Name: FUNCTION complete_work_batch(p_queue text, p_ids uuid[], p_worker text, p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.complete_work_batch(p_queue text, p_ids uuid[], p_worker text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.complete_work_batch(p_queue text, p_ids uuid[], p_worker text, p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.complete_work_batch(p_queue text, p_ids uuid[], p_worker text, p_now timestamp with time zone) TO service_role;
+
+
+--
 -- Name: FUNCTION deauthorize_account(p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
 --
 
@@ -4386,6 +4473,15 @@ GRANT ALL ON FUNCTION trove_private.fail_sync(p_request_id uuid, p_worker text, 
 REVOKE ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker text, p_error text, p_permanent boolean, p_now timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) TO service_role;
 
 
 --

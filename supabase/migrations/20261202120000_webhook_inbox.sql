@@ -3,7 +3,9 @@
 -- query string, the headers that matter, the raw body) so the platform gets its 200 within its deadline and
 -- loses nothing. Nothing here is trusted: the worker claims each row like any work item and runs it through
 -- the same checks as a direct delivery (signature, secret URL, subscription id); what fails them is
--- dead-lettered with the reason, what passes is stored as the service would have stored it.
+-- dead-lettered with the reason, what passes is stored as the service would have stored it. Once a delivery
+-- is done with, its body and headers are dropped and its path loses the secret segment: what is left says
+-- what came and what became of it (the events themselves live on in ingested_items).
 
 create table public.webhook_inbox (
     id uuid primary key default gen_random_uuid(),
@@ -11,6 +13,7 @@ create table public.webhook_inbox (
     query text not null default '',
     headers jsonb not null default '{}',
     body bytea not null,
+    body_bytes integer generated always as (octet_length(body)) stored,
     received_at timestamptz not null default now(),
     -- Once replayed: 'stored', 'duplicate' (the service had it already), or why it was rejected.
     outcome text,
@@ -61,9 +64,11 @@ alter table public.webhook_inbox enable row level security;
 revoke all on table public.webhook_inbox from anon, authenticated, service_role;
 grant select, insert, update, delete on table public.webhook_inbox to service_role;
 
--- What the relay calls (over SUPABASE_DB_URL): one delivery in, its id out. Bounded: while 10,000 deliveries
--- wait, more are refused (SQLSTATE 53400) and the relay answers 503, so the platform retries later instead
--- of a flood of unverified bodies filling the database.
+-- What the relay calls (over SUPABASE_DB_URL): one delivery in, its id out. A delivery the inbox does not
+-- take is refused with SQLSTATE 23514 and a message of its own (no failing-row detail: the path may hold
+-- a secret). Bounded: while 10,000 deliveries wait, or the bodies kept come to 64 MiB, more are refused
+-- (53400) and the relay answers 503, so the platform retries later instead of a flood of unverified bodies
+-- filling the database. Puts are serialized so concurrent ones cannot pass the bound together.
 create function trove_private.webhook_inbox_put(p_path text, p_query text, p_headers jsonb, p_body bytea)
 returns uuid
 language plpgsql
@@ -72,16 +77,26 @@ set search_path = ''
 as $$
 declare
     waiting integer;
+    kept_bytes bigint;
     new_id uuid;
 begin
-    select count(*) into waiting
-    from public.webhook_inbox as i
-    where i.status in ('pending', 'processing', 'failed');
-    if waiting >= 10000 then
-        raise exception 'the webhook inbox is full (% deliveries waiting)', waiting using errcode = '53400';
+    if p_path is null or p_path !~ '^webhook-[a-z0-9_]{1,32}(/[A-Za-z0-9._~-]{1,255})?$'
+        or length(coalesce(p_query, '')) > 4096
+        or p_headers is null or jsonb_typeof(p_headers) <> 'object' or length(p_headers::text) > 8192
+        or p_body is null or octet_length(p_body) > 65536 then
+        raise exception 'not a webhook delivery the inbox keeps (path, query, headers or body size)'
+        using errcode = '23514';
+    end if;
+    perform pg_advisory_xact_lock(hashtext('trove_private.webhook_inbox_put'));
+    select count(*) filter (where i.status in ('pending', 'processing', 'failed')), coalesce(sum(i.body_bytes), 0)
+    into waiting, kept_bytes
+    from public.webhook_inbox as i;
+    if waiting >= 10000 or kept_bytes + octet_length(p_body) > 64 * 1024 * 1024 then
+        raise exception 'the webhook inbox is full (% deliveries waiting, % bytes kept)', waiting, kept_bytes
+        using errcode = '53400';
     end if;
     insert into public.webhook_inbox (request_path, query, headers, body)
-    values (p_path, coalesce(p_query, ''), coalesce(p_headers, '{}'), p_body)
+    values (p_path, coalesce(p_query, ''), p_headers, p_body)
     returning id into new_id;
     return new_id;
 end;

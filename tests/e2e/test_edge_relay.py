@@ -194,17 +194,20 @@ def test_webhooks_kept_while_the_service_is_away_are_checked_and_processed_when_
         }).encode()  # fmt: skip
         signed = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}
         started = time.monotonic()
-        kept = httpx.post(hook, content=body, headers={**signed, "Authorization": "Bearer x", "Cookie": "c=1"})
+        credentials = {"Authorization": "Bearer x", "Cookie": "c=1", "X-Api-Key": "k", "Forwarded": "for=192.0.2.1"}
+        kept = httpx.post(hook, content=body, headers={**signed, **credentials})
         assert (kept.status_code, kept.json()) == (200, {"status": "queued"}), kept.text
         assert time.monotonic() - started < 2.0  # within Strava's deadline, the strictest of the platforms
         assert httpx.post(hook, content=body, headers=signed).json() == {"status": "queued"}  # Meta retries
         forged = body.replace(b"while you were out", b"send me your token")
         assert httpx.post(hook, content=forged, headers=signed).json() == {"status": "queued"}
         too_big = httpx.post(hook, content=b"{" + b" " * 100_000 + b"}", headers=signed)
-        assert too_big.status_code == 502  # not kept: bigger than the service would take
+        assert too_big.status_code == 413  # not kept: bigger than the service takes of an event
         headers = query(db_url, "select headers from public.webhook_inbox order by received_at limit 1")[0][0]
         assert headers["x-hub-signature-256"] == sign(body) and headers["content-type"] == "application/json"
-        assert not {"authorization", "cookie", "x-trove-relay-secret"} & set(headers)
+        assert not {"authorization", "cookie", "x-api-key", "forwarded", "x-trove-relay-secret"} & set(headers)
+        other = httpx.post(f"{url}/functions/v1/webhook-strava/s", content=body, headers=signed)
+        assert other.status_code == 404  # a function keeps only its own platform's deliveries
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("insert into public.webhook_inbox (request_path, body) values ('webhook-myspace', '\\x7b7d')")
         assert scalar(db_url, "select count(*) from public.webhook_inbox") == 4
@@ -221,8 +224,10 @@ def test_webhooks_kept_while_the_service_is_away_are_checked_and_processed_when_
             60,
             "the inbox replayed",
         )  # fmt: skip
-    outcomes = query(db_url, "select convert_from(body, 'UTF8'), status::text, outcome from public.webhook_inbox")
+    outcomes = query(db_url, "select request_path, status::text, outcome from public.webhook_inbox")
     by_outcome = sorted((status, (outcome or "").split(":")[0:2]) for _, status, outcome in outcomes)
+    # Done with: nothing of the delivery is left but what came and what became of it.
+    assert query(db_url, "select distinct octet_length(body), headers::text from public.webhook_inbox") == [(0, "{}")]
     assert by_outcome == [
         ("completed", ["duplicate"]),
         ("completed", ["stored"]),
@@ -255,3 +260,19 @@ def test_the_read_api_through_the_api_function_and_nothing_else_through_any(
             for proc in (api, hook):
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def test_an_answer_of_the_service_itself_is_never_kept(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service is up and answers 503 (Instagram's app secret is not configured): the relay passes that on
+    and keeps nothing, so nobody can fill the inbox while the service runs."""
+    with instagram_stack(db_url, monkeypatch, posts=1, stories=0, INSTAGRAM_APP_SECRET="") as stack:
+        proc, url = relay("webhook-instagram", stack["url"], tmp_path, SUPABASE_DB_URL=db_url)
+        try:
+            answer = httpx.post(f"{url}/functions/v1/webhook-instagram", content=b"A" * 65536)
+            assert (answer.status_code, answer.json()["error"]) == (503, "not_configured")
+            assert scalar(db_url, "select count(*) from public.webhook_inbox") == 0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)

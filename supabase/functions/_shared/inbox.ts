@@ -5,13 +5,10 @@
 // it is believed.
 import postgres from "npm:postgres@3.4.9";
 
-// Never kept: credentials of the caller or of the relay itself, and what only made sense for one hop.
-const NOT_KEPT = new Set([
-  "authorization",
-  "cookie",
-  "apikey",
-  "x-trove-relay-secret",
-]);
+// Kept: only what a delivery's checks may need (its media type and encoding, who sent it, WebSub's
+// X-Hub-* and any *-signature* header); never credentials, forwarding chains or the relay's own secret.
+const KEPT =
+  /^(content-type|content-encoding|user-agent|x-hub-[a-z0-9-]+|[a-z0-9-]*signature[a-z0-9-]*)$/;
 const MAX_HEADER_VALUE = 1024;
 
 let sql: ReturnType<typeof postgres> | undefined;
@@ -33,20 +30,19 @@ function database(): ReturnType<typeof postgres> | undefined {
 export type Kept = "kept" | "full" | "refused" | "unavailable";
 
 // Keep one delivery: the path under /functions/v1 (webhook-<platform>[/<secret>]), its query string, the
-// headers that matter (dropped: see NOT_KEPT and `dropped`) and the raw body.
+// headers that matter (KEPT) and the raw body.
 export async function keep(
   path: string,
   query: string,
   headers: Headers,
   body: Uint8Array,
-  dropped: Set<string>,
 ): Promise<Kept> {
   const db = database();
   if (!db) return "unavailable";
   const kept: Record<string, string> = {};
   for (const [name, value] of headers) {
     const key = name.toLowerCase();
-    if (NOT_KEPT.has(key) || dropped.has(key)) continue;
+    if (!KEPT.test(key)) continue;
     if (value.length <= MAX_HEADER_VALUE) kept[key] = value;
   }
   try {

@@ -3,4 +3,4 @@
 // key). Export files are uploaded to the service directly: they are bigger than a function takes.
 import { serveRelay } from "../_shared/relay.ts";
 
-serveRelay({ mount: "api" });
+serveRelay("api");

@@ -1,4 +1,4 @@
 // oauth-instagram: a relay to the Python service (supabase/functions/_shared/relay.ts).
 import { serveRelay } from "../_shared/relay.ts";
 
-serveRelay();
+serveRelay("oauth-instagram");

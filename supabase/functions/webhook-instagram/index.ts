@@ -2,4 +2,4 @@
 // its deliveries are kept in the webhook inbox while the service is away.
 import { serveRelay } from "../_shared/relay.ts";
 
-serveRelay({ inbox: true }); // a delivery the service cannot take in time waits in the inbox
+serveRelay("webhook-instagram", { inbox: true }); // a delivery the service cannot take in time waits in the inbox

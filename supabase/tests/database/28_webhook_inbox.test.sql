@@ -1,7 +1,7 @@
 -- The webhook inbox (20261202120000_webhook_inbox): what the relay may keep, that it is bounded, that only
 -- the service role may keep anything, and that kept deliveries are a work queue like the others.
 begin;
-select plan(12);
+select plan(14);
 
 select isnt(
     trove_private.webhook_inbox_put('webhook-instagram', 'a=1', '{"x-hub-signature-256": "sha256=00"}', '\x7b7d'),
@@ -65,6 +65,23 @@ select lives_ok(
 );
 select cmp_ok(
     trove_private.purge_old_records(now() + interval '31 days'), '>=', 5000, 'finished deliveries are purged after 30 days'
+);
+
+-- Bounded in bytes too: the bodies kept come to 64 MiB at most, whatever their status.
+delete from public.webhook_inbox;
+insert into public.webhook_inbox (request_path, body, status)
+select
+    'webhook-strava' as request_path,
+    decode(repeat('ab', 65536), 'hex') as body,
+    'dead_letter'::public.processing_status_enum as status
+from generate_series(1, 1024);
+select throws_ok(
+    $$ select trove_private.webhook_inbox_put('webhook-strava', '', '{}', '\x7b7d') $$,
+    '53400', null, '64 MiB of bodies kept: no more'
+);
+select throws_like(
+    $$ select trove_private.webhook_inbox_put('webhook-strava/the-secret', repeat('q', 5000), '{}', '\x7b7d') $$,
+    'not a webhook delivery the inbox keeps%', 'a refusal says why, and never echoes the path (it may hold a secret)'
 );
 
 set local role authenticated;

@@ -15,8 +15,13 @@ from trove.platforms.base import Platform, WebhookRefused, Webhooks
 router = APIRouter(prefix="/functions/v1")
 
 
+# On every answer of the service's own: the Edge Function relay keeps a delivery in the inbox when a proxy
+# says the service is away (502/503/504), never when the service itself answered (a 503 not_configured).
+ANSWERED = {"X-Trove-Service": "webhook"}
+
+
 def error(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=ANSWERED)
 
 
 def ingress(request: Request, platform: str) -> Webhooks | None:
@@ -52,7 +57,7 @@ async def _receive(request: Request, platform: str, secret: str | None) -> JSONR
             status = await deliver(conn, webhooks, platform, body, request.headers, secret)
     except WebhookRefused as refused:
         return error(refused.status, refused.code, refused.detail)
-    return JSONResponse({"status": status})
+    return JSONResponse({"status": status}, headers=ANSWERED)
 
 
 @router.get("/webhook-{platform}")

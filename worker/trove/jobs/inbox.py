@@ -44,6 +44,8 @@ async def replay_inbox(ctx: JobContext, ids: list[str]) -> None:
                     if row is None:
                         raise Rejected("gone: the delivery was deleted")
                     path, headers, body = row
+                    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+                        raise Rejected("invalid_headers: the kept headers are not names and text values")
                     match = PATH.fullmatch(path)
                     webhooks = platform_webhooks().get(match[1]) if match else None
                     if match is None or webhooks is None:
@@ -54,13 +56,13 @@ async def replay_inbox(ctx: JobContext, ids: list[str]) -> None:
                         if refused.status >= 500:  # ours to fix (not configured yet): try again later
                             raise
                         raise Rejected(f"{refused.code}: {refused.detail}") from None
-                    await conn.execute(SET_INBOX_OUTCOME, (outcome, inbox_id))
+                    await conn.execute(SET_INBOX_OUTCOME, (outcome, inbox_id, ctx.worker_id))
                     await conn.execute(COMPLETE_WORK, (QUEUE, inbox_id, ctx.worker_id))
             except Rejected as rejected:
                 reason = redact(str(rejected))
                 log.warning("webhook inbox %s rejected: %s", inbox_id, reason)
                 async with conn.transaction():
-                    await conn.execute(SET_INBOX_OUTCOME, (f"rejected: {reason}", inbox_id))
+                    await conn.execute(SET_INBOX_OUTCOME, (f"rejected: {reason}", inbox_id, ctx.worker_id))
                     await conn.execute(GIVE_UP_WORK, (QUEUE, inbox_id, ctx.worker_id, reason))
             except Exception as error:
                 message = redact(f"{type(error).__name__}: {error}")

@@ -63,5 +63,11 @@ MARK_ACCOUNTS_UNSUBSCRIBED = """
 # One kept delivery. Parameters: inbox id. Columns: path (webhook-<platform>[/<secret>]), headers, body.
 INBOX_DELIVERY = "select request_path, headers, body from public.webhook_inbox where id = %s"
 
-# What replaying it came to: 'stored', 'duplicate', or why it was rejected. Parameters: outcome, inbox id.
-SET_INBOX_OUTCOME = "update public.webhook_inbox set outcome = %s where id = %s"
+# What replaying it came to: 'stored', 'duplicate', or why it was rejected. The delivery is done with: its
+# body and headers are dropped and its path loses the secret segment. Only while this worker holds it.
+# Parameters: outcome, inbox id, worker.
+SET_INBOX_OUTCOME = """
+    update public.webhook_inbox
+    set outcome = %s, body = ''::bytea, headers = '{}', request_path = split_part(request_path, '/', 1)
+    where id = %s and locked_by = %s and status = 'processing'
+"""
