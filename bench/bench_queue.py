@@ -1,6 +1,8 @@
-"""Queue figures (issue: sync engine): items claimed+completed per second with a no-op handler, batched
-claims vs one-row claims, one and two processes, in the same run; and NOTIFY wake-up latency of the real
-worker (insert -> handler start), p50/p99."""
+"""Queue figures (issue: sync engine, issue 16): items claimed+completed per second with a no-op handler, in
+the same run: the SQL alone (claims of one row or of 32, each item completed in its own statement or the
+batch in one, one and two processes) and the real worker (`trove.worker.Worker`: its claims with adaptive
+sizes, its jobs, batched completion) with a no-op job, one and two processes; and NOTIFY wake-up latency of
+the real worker (insert -> handler start), p50/p99."""
 
 from __future__ import annotations
 
@@ -35,10 +37,13 @@ def fill_queue(url: str, count: int) -> None:
         )
 
 
-def drain(url: str, batch: int, worker: str) -> int:
-    """Claim and complete with a no-op handler until the queue is empty; returns items done."""
+def drain(url: str, batch: int, worker: str, complete_together: bool = False) -> tuple[int, float, float]:
+    """Claim and complete with a no-op handler until the queue is empty, each item in its own statement or
+    the whole batch in one (complete_work_batch); items done, and when the draining began and ended (wall
+    clock, the process started and connected: as the peers' drain scripts time themselves)."""
     done = 0
     with psycopg.connect(url, autocommit=True) as conn:
+        began = time.time()
         while True:
             with conn.transaction():
                 ids = [
@@ -47,21 +52,61 @@ def drain(url: str, batch: int, worker: str) -> int:
                         "select trove_private.claim_work('ingested_items', %s, %s, '1 minute')", (worker, batch)
                     )
                 ]
-                for item_id in ids:
-                    conn.execute("select trove_private.complete_work('ingested_items', %s, %s)", (item_id, worker))
+                if complete_together and ids:
+                    conn.execute(
+                        "select trove_private.complete_work_batch('ingested_items', %s::uuid[], %s)", (ids, worker)
+                    )
+                else:
+                    for item_id in ids:
+                        conn.execute("select trove_private.complete_work('ingested_items', %s, %s)", (item_id, worker))
             if not ids:
-                return done
+                return done, began, time.time()
             done += len(ids)
 
 
-def throughput(url: str, batch: int, processes: int) -> float:
+def throughput(url: str, batch: int, processes: int, complete_together: bool = False) -> float:
     fill_queue(url, ITEMS)
-    start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        done = sum(pool.starmap(drain, [(url, batch, f"bench-{i}") for i in range(processes)]))
-    elapsed = time.perf_counter() - start
+        return rate(pool.starmap(drain, [(url, batch, f"bench-{i}", complete_together) for i in range(processes)]))
+
+
+def rate(runs: list[tuple[int, float, float]]) -> float:
+    """Items per second from the first process's start to the last one's end."""
+    done = sum(run[0] for run in runs)
     assert done == ITEMS, f"drained {done} of {ITEMS}"
-    return done / elapsed
+    return done / (max(run[2] for run in runs) - min(run[1] for run in runs))
+
+
+class IdleConnector:
+    """A platform with nothing to sync: the worker only drains the no-op queue."""
+
+    platform = "bluesky"
+
+
+def worker_drain(url: str, worker_id: str) -> tuple[int, float, float]:
+    """The real worker with a no-op job on ingested_items (its own queues swapped for that one, in this
+    process only): claims with adaptive sizes, jobs spawned per free slot, each batch completed in one
+    statement. Runs Worker.drain (the bounded pass of the wake endpoint) until the queue is empty."""
+    import trove.worker as worker_module
+    from trove.jobs import JobContext, process_items
+
+    async def nothing(ctx: JobContext, conn: Any, item_id: str) -> None:
+        return None
+
+    async def job(ctx: JobContext, ids: list[str]) -> None:
+        await process_items(ctx, "ingested_items", ids, nothing, together=True)
+
+    worker_module.QUEUES = (worker_module.Queue("ingested_items", job, one_per_job=False),)
+    worker = Worker(url, {"bluesky": IdleConnector()}, KeyRing.parse(f"b:{generate_key()}"), worker_id=worker_id)  # type: ignore[dict-item]
+    began = time.time()
+    done = asyncio.run(worker.drain(600.0, 10**9))
+    return done, began, time.time()
+
+
+def worker_throughput(url: str, processes: int) -> float:
+    fill_queue(url, ITEMS)
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        return rate(pool.starmap(worker_drain, [(url, f"bench-worker-{i}") for i in range(processes)]))
 
 
 class StampingConnector:
@@ -119,12 +164,22 @@ def main() -> None:
         batched = throughput(url, 32, 1)
         batched_two = throughput(url, 32, 2)
         one_row_two = throughput(url, 1, 2)
+        together = throughput(url, 32, 1, complete_together=True)
+        together_two = throughput(url, 32, 2, complete_together=True)
+        worker_one = worker_throughput(url, 1)
+        worker_two = worker_throughput(url, 2)
         report("queue_claim_complete_1proc_batch1", one_row, "items/s")
         report("queue_claim_complete_1proc_batch32", batched, "items/s")
         report("queue_claim_complete_2proc_batch1", one_row_two, "items/s")
         report("queue_claim_complete_2proc_batch32", batched_two, "items/s")
+        report("queue_claim_complete_together_1proc_batch32", together, "items/s")
+        report("queue_claim_complete_together_2proc_batch32", together_two, "items/s")
+        report("queue_worker_noop_1proc", worker_one, "items/s")
+        report("queue_worker_noop_2proc", worker_two, "items/s")
         report("queue_batched_vs_one_row_ratio", batched / one_row, "x")
+        report("queue_complete_together_vs_per_item_ratio", together / batched, "x")
         report("queue_two_vs_one_process_ratio", batched_two / batched, "x")
+        report("queue_worker_two_vs_one_process_ratio", worker_two / worker_one, "x")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("delete from public.ingested_items")
         latencies = asyncio.run(wakeup_latencies(url))

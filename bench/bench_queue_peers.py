@@ -2,8 +2,9 @@
 throwaway Postgres, the same machine, the same no-op job and the same item count, in one run; and against the
 physical floor of that Postgres. Each gets its own database of the cluster.
 
-1. Trove: bench_queue's claim+complete drain, batches of 32, one process (its figure includes spawning that
-   process, as in bench_queue).
+1. Trove: its real worker (trove.worker.Worker, concurrency 8, adaptive claims, batched completion) with a
+   no-op job, one process, timed from its start to the queue drained (bench_queue.worker_throughput); and
+   the SQL alone (claims of 32, each batch completed in one statement), for reference.
 2. procrastinate (PyPI), installed only for the bench into its own venv under the state dir
    (.local/bench-peers/venv, created on first use and kept): its schema applied, the jobs deferred in one
    batch_defer (not timed), then a worker with Trove's worker concurrency (8) timed until it has caught up
@@ -36,7 +37,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_queue import ITEMS, fill_queue, throughput
+from bench_queue import ITEMS, fill_queue, throughput, worker_throughput
 from common import create_migrated_database, report, throwaway_cluster
 from trove.config import state_dir
 from trove.db.cluster import Cluster
@@ -177,8 +178,11 @@ def main() -> int:
         return 1
     with throwaway_cluster() as cluster:
         try:
-            trove = throughput(analyzed_queue(create_migrated_database(cluster, "peer_trove")), 32, 1)
-            report("queue_peer_trove_batch32", trove, "items/s")
+            trove_url = create_migrated_database(cluster, "peer_trove")
+            trove = worker_throughput(analyzed_queue(trove_url), 1)
+            report("queue_peer_trove_worker", trove, "items/s")
+            sql_only = throughput(analyzed_queue(trove_url), 32, 1, complete_together=True)
+            report("queue_peer_trove_sql_batch32", sql_only, "items/s")
             procrastinate = peer_throughput(
                 "procrastinate",
                 [

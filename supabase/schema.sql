@@ -706,17 +706,30 @@ begin
         p_queue, spec.terminal_state, spec.error_column, spec.working_state
     ) using p_now, spec.max_attempts;
 
+    -- Abandoned items first (their lease ran out: they have waited longest), then the ready ones by when they
+    -- are due. Each read stops after p_limit rows of its index.
     return query execute format(
         $sql$
-        with ready as (
-            select q.id
+        with abandoned as (
+            select q.id, 0 as rank, q.locked_until as due
             from public.%1$I as q
-            where ((q.status in ('pending', 'failed') and q.run_after <= $1)
-                    or (q.status = %2$L and q.locked_until < $1))
-                and q.attempts < $4
+            where q.status = %2$L and q.locked_until < $1 and q.attempts < $4
+            order by q.locked_until
+            limit $2
+            for update skip locked
+        ),
+        fresh as (
+            select q.id, 1 as rank, q.run_after as due
+            from public.%1$I as q
+            where q.status in ('pending', 'failed') and q.run_after <= $1 and q.attempts < $4
             order by q.run_after
             limit $2
             for update skip locked
+        ),
+        ready as (
+            select c.id from (select * from abandoned union all select * from fresh) as c
+            order by c.rank, c.due
+            limit $2
         )
         update public.%1$I as q
         set status = %2$L, locked_by = $3, locked_until = $1 + $5, attempts = q.attempts + 1, %3$I = $1
@@ -1214,6 +1227,26 @@ begin
         spec.working_state
     ) into new_status using p_now, p_id, p_worker, p_error, spec.max_attempts;
     return new_status;
+end;
+$_$;
+
+
+--
+-- Name: hold_work(text, uuid[], text); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.hold_work(p_queue text, p_ids uuid[], p_worker text) RETURNS SETOF uuid
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+    spec record;
+begin
+    spec := trove_private.queue_spec(p_queue);
+    return query execute format(
+        'select id from public.%1$I where id = any($1) and locked_by = $2 and status = %2$L for update',
+        p_queue, spec.working_state
+    ) using p_ids, p_worker;
 end;
 $_$;
 
@@ -4500,6 +4533,15 @@ GRANT ALL ON FUNCTION trove_private.finish_sync(p_request_id uuid, p_worker text
 REVOKE ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.give_up_work(p_queue text, p_id uuid, p_worker text, p_error text, p_now timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION hold_work(p_queue text, p_ids uuid[], p_worker text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.hold_work(p_queue text, p_ids uuid[], p_worker text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.hold_work(p_queue text, p_ids uuid[], p_worker text) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.hold_work(p_queue text, p_ids uuid[], p_worker text) TO service_role;
 
 
 --

@@ -80,3 +80,27 @@ def test_tokens_that_are_not_a_signed_in_users_are_refused(
     with pytest.raises(HTTPException) as refused:
         decode_user_token(token)
     assert refused.value.status_code == 401 and detail in str(refused.value.detail)
+
+
+def test_a_verified_token_is_kept_until_it_expires_and_never_past_a_change_of_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trove.http import auth
+
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", "s" * 40)
+    token = jwt.encode(claims(exp=int(time.time()) + 2), "s" * 40, algorithm="HS256")
+    calls: list[str] = []
+    verify = auth.verify_user_token
+    monkeypatch.setattr(auth, "verify_user_token", lambda t: calls.append(t) or verify(t))
+    assert decode_user_token(token).id == USER
+    assert decode_user_token(token).id == USER
+    assert len(calls) == 1  # the second time from what was verified
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", "t" * 40)  # rotated: verified afresh, and refused
+    with pytest.raises(HTTPException) as refused:
+        decode_user_token(token)
+    assert refused.value.status_code == 401 and len(calls) == 2
+    monkeypatch.setenv("SUPABASE_JWT_SECRET", "s" * 40)
+    time.sleep(2.2)  # past its exp: never served from what was kept
+    with pytest.raises(HTTPException) as expired:
+        decode_user_token(token)
+    assert expired.value.detail == "the access token has expired"

@@ -80,6 +80,9 @@ class Worker:
         self.host_slots: dict[str, asyncio.Semaphore] = {}
         self.storage: Storage | None = None
         self.http: httpx.AsyncClient | None = None
+        # How many items the next claim of each batch queue asks for: it grows while the queue is deep (a
+        # claim comes back full) and shrinks to what came back when it is shallow.
+        self.claim_sizes: dict[str, int] = {}
 
     # --- lifecycle -------------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -284,14 +287,22 @@ class Worker:
             self._spawn(lambda r=request: self._run_sync(runner, r), request.platform)
         claimed = len(requests)
         for queue in QUEUES:
-            free = min(self._free_slots(), self.batch_size)
+            free = self._free_slots()
             if free <= 0:
                 break
+            asked = (
+                min(free, self.batch_size)
+                if queue.one_per_job
+                else self.claim_sizes.get(queue.name, min(free, self.batch_size))
+            )
             async with self.pool.connection() as conn:
-                cur = await conn.execute(CLAIM_WORK, (queue.name, self.worker_id, free, self.lease))
+                cur = await conn.execute(CLAIM_WORK, (queue.name, self.worker_id, asked, self.lease))
                 ids = [str(row[0]) for row in await cur.fetchall()]
-            batches = [[item] for item in ids] if queue.one_per_job else [ids] if ids else []
-            for batch in batches:
+            if not queue.one_per_job:
+                self.claim_sizes[queue.name] = (
+                    min(asked * 2, MAX_CLAIM) if len(ids) == asked else max(len(ids), MIN_CLAIM)
+                )
+            for batch in split(ids, 1 if queue.one_per_job else -(-len(ids) // free)):
                 self._spawn(lambda job=queue.job, b=batch: job(ctx, b), None)
             claimed += len(ids)
         return claimed
@@ -299,6 +310,14 @@ class Worker:
     async def _run_sync(self, runner: SyncRunner, request: SyncRequest) -> None:
         outcome = await runner.run(request)
         log.info("sync %s of account %s (%s): %s", request.id, request.account_id, request.sync_type, outcome)
+
+
+MIN_CLAIM, MAX_CLAIM = 4, 256  # the bounds of a batch queue's claim size
+
+
+def split(ids: list[str], size: int) -> list[list[str]]:
+    """`ids` in runs of `size` (the jobs a claim makes: a run each)."""
+    return [ids[at : at + size] for at in range(0, len(ids), max(size, 1))]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -34,7 +35,29 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url, cache_keys=True)
 
 
+# Verified tokens, kept until their `exp` (at most VERIFIED_FOR seconds): a Supabase JWT cannot be revoked
+# before it expires, so a token verified once is as good the next time, and a client sending the same token
+# on every request pays for the signature check once. Keyed by the verification settings too (a changed
+# secret or JWKS URL verifies afresh). Bounded: the oldest entry goes first.
+VERIFIED_FOR = 300.0
+VERIFIED_MAX = 4096
+_verified: dict[tuple[str, str, str], tuple[User, float]] = {}
+
+
 def decode_user_token(token: str) -> User:
+    now = time.time()
+    key = (token, jwt_secret() or "", os.environ.get("SUPABASE_JWKS_URL") or "")
+    hit = _verified.get(key)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    user = verify_user_token(token)
+    if len(_verified) >= VERIFIED_MAX:
+        _verified.pop(next(iter(_verified)))
+    _verified[key] = (user, min(float(user.claims["exp"]), now + VERIFIED_FOR))
+    return user
+
+
+def verify_user_token(token: str) -> User:
     try:
         header = jwt.get_unverified_header(token)
         jwks_url = os.environ.get("SUPABASE_JWKS_URL")
@@ -92,8 +115,6 @@ async def as_user(conn: AsyncConnection[Any], user_id: str) -> None:
 
 def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:
     """A user token signed with the local JWT secret (the demo and tests; Supabase Auth issues real ones)."""
-    import time
-
     secret = jwt_secret()
     if not secret:
         raise RuntimeError("no JWT secret configured")

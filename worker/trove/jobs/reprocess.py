@@ -14,7 +14,7 @@ from trove.store import store_post
 
 async def reprocess_posts(ctx: JobContext, ids: list[str]) -> None:
     """Normalize stored raw posts again (e.g. after a normalizer change) into posts."""
-    await process_items(ctx, "ingested_posts", ids, reprocess_post)
+    await process_items(ctx, "ingested_posts", ids, reprocess_post, together=True)
 
 
 async def reprocess_post(ctx: JobContext, conn: AsyncConnection[Any], item_id: str) -> None:

@@ -17,6 +17,18 @@ CLAIM_WORK = "select trove_private.claim_work(%s, %s, %s, %s)"
 # The item is done (the caller commits it with the item's writes). Parameters: queue, id, worker.
 COMPLETE_WORK = "select trove_private.complete_work(%s, %s, %s)"
 
+# Lock the items of a claimed batch this worker still holds, for the transaction that works through them;
+# the ids held. Parameters: queue, ids (a list), worker.
+HOLD_WORK = "select trove_private.hold_work(%s, %s::uuid[], %s)::text"
+
+# Items of one claimed batch done together (the caller commits them with their writes); the ids completed.
+# Parameters: queue, ids (a list), worker.
+COMPLETE_WORK_BATCH = "select trove_private.complete_work_batch(%s, %s::uuid[], %s)"
+
+# Items of one batch failed, each with its message and whether retrying cannot help (lists, position by
+# position). Parameters: queue, ids, worker, error messages, permanent flags.
+FAIL_WORK_BATCH = "select * from trove_private.fail_work_batch(%s, %s::uuid[], %s, %s::text[], %s::boolean[])"
+
 # The item failed: retried with backoff, or dead-lettered when (permanent) or out of attempts.
 # Parameters: queue, id, worker, error message, permanent.
 FAIL_WORK = "select trove_private.fail_work(%s, %s, %s, %s, %s)"
