@@ -349,7 +349,9 @@ SECRETS = {
 }
 
 
-def test_trove_serve_logs_no_oauth_code_state_or_webhook_secret(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_trove_serve_logs_no_oauth_code_state_or_webhook_secret(db_url: str, tmp_path: Path, processes: int) -> None:
+    """With one process and with several (`--processes`: each child process redacts its own logs)."""
     port = free_port()
     env = {
         **strava_env(db_url, "http://127.0.0.1:9"),  # nothing is ever exchanged: the state is unknown
@@ -359,8 +361,9 @@ def test_trove_serve_logs_no_oauth_code_state_or_webhook_secret(db_url: str, tmp
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trove.cli", "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-        )
+            [sys.executable, "-m", "trove.cli", "serve", "--port", str(port), "--processes", str(processes)],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

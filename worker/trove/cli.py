@@ -121,7 +121,7 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     from trove.http.app import create_app
-    from trove.http.log_redaction import serve_redacted
+    from trove.http.log_redaction import serve_processes, serve_redacted
 
     require_token_verification()
     if jwt_secret() == LOCAL_JWT_SECRET and not is_loopback_host(args.host):
@@ -129,7 +129,11 @@ def _serve(args: argparse.Namespace) -> None:
             f"refusing to listen on {args.host} with the local stack's published JWT secret (anyone could sign"
             " tokens): listen on 127.0.0.1, or set SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"
         )
-    serve_redacted(create_app(), args.port, args.host)
+    access_log = os.environ.get("TROVE_ACCESS_LOG", "1") != "0"
+    if args.processes > 1:
+        serve_processes("trove.http.app:served_app", args.processes, args.port, args.host, access_log=access_log)
+    else:
+        serve_redacted(create_app(), args.port, args.host, access_log=access_log)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -252,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", default=HTTP_HOST)
     serve.add_argument("--port", type=int, default=HTTP_PORT)
+    serve.add_argument(
+        "--processes",
+        type=int,
+        default=int(os.environ.get("TROVE_HTTP_PROCESSES") or 1),
+        help="service processes on the port (default $TROVE_HTTP_PROCESSES or 1; one per core is a good start)",
+    )
     serve.set_defaults(func=_serve)
 
     platforms = load_platforms()

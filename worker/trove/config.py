@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from pathlib import Path
@@ -72,11 +73,17 @@ def local_stack() -> bool:
     when the database is on this machine: the Supabase CLI's published JWT secret is accepted nowhere else."""
     if os.environ.get(LOCAL_STACK_ENV) != "1":
         return False
+    return _database_on_this_machine(database_url(), os.environ.get("PGHOST") or "")
+
+
+@functools.lru_cache(maxsize=8)
+def _database_on_this_machine(url: str, pghost: str) -> bool:
+    """(Asked on every request that checks a token: parsed once per URL.)"""
     try:
-        params = conninfo_to_dict(database_url())
+        params = conninfo_to_dict(url)
     except psycopg.Error:  # an unparseable URL is nobody's local cluster
         return False
-    host = str(params.get("host") or os.environ.get("PGHOST") or "")  # no host: libpq's $PGHOST or a socket
+    host = str(params.get("host") or pghost)  # no host: libpq's $PGHOST or a socket
     hosts = [*host.split(","), *str(params.get("hostaddr") or "").split(",")]
     return all(is_loopback_host(h.strip()) for h in hosts)  # libpq allows host1,host2
 

@@ -24,6 +24,14 @@ from trove.platforms import load_platforms
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+def served_app() -> FastAPI:
+    """The app of one process of `trove serve --processes N`: its logs redacted, as in the parent."""
+    from trove.http.log_redaction import install_log_redaction
+
+    install_log_redaction()
+    return create_app()
+
+
 def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

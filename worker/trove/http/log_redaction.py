@@ -10,10 +10,12 @@ AccessFormatter unpacks them), so a handler attached to them later still never s
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from trove.redact import configure_logging, redact
 
@@ -49,7 +51,32 @@ def install_log_redaction(level: int = logging.INFO) -> None:
             logger.addFilter(ArgsRedactor())
 
 
-def serve_redacted(app: Any, port: int, host: str = "127.0.0.1") -> None:
+def serve_redacted(app: Any, port: int, host: str = "127.0.0.1", *, access_log: bool = True) -> None:
     """uvicorn in the foreground, its logs (access log included) through the redacting root handler."""
     install_log_redaction()
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None, access_log=access_log)
+
+
+def serve_processes(
+    factory: str, processes: int, port: int, host: str = "127.0.0.1", *, access_log: bool = True
+) -> None:
+    """Several processes on one port (uvicorn's supervisor): each builds its app through `factory`
+    ("module:function"), which must install the log redaction itself (a child process starts afresh)."""
+    install_log_redaction()
+    config = uvicorn.Config(
+        factory, factory=True, workers=processes, host=host, port=port, log_level="info", log_config=None,
+        access_log=access_log,
+    )  # fmt: skip
+    Multiprocess(config, sockets=[listening_socket(host, port)]).run()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket the processes share, as uvicorn would bind it but created as TCP explicitly: asyncio sets
+    TCP_NODELAY only on connections of a socket whose protocol says TCP, and without it every keep-alive
+    answer (headers and body written apart) waits out Nagle and a delayed ACK: 40 ms a request."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
