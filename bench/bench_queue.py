@@ -24,6 +24,8 @@ from trove.platforms.base import WebhookAction
 from trove.worker import Worker
 
 ITEMS = 6000
+WORKER_ITEMS = 30_000  # the real worker drains 6,000 in under a second: too short to compare one process with two
+START_UP = 3.0  # seconds every process of a run is given to start before they all begin at once
 WAKEUPS = 200
 
 
@@ -37,13 +39,22 @@ def fill_queue(url: str, count: int) -> None:
         )
 
 
-def drain(url: str, batch: int, worker: str, complete_together: bool = False) -> tuple[int, float, float]:
+def start_together(at: float) -> float:
+    """Wait for the moment every process of a run starts at (set by the parent past their start-up), so the
+    time measured is draining, not processes starting one after another."""
+    time.sleep(max(at - time.time(), 0.0))
+    return time.time()
+
+
+def drain(
+    url: str, batch: int, worker: str, complete_together: bool = False, at: float = 0.0
+) -> tuple[int, float, float]:
     """Claim and complete with a no-op handler until the queue is empty, each item in its own statement or
     the whole batch in one (complete_work_batch); items done, and when the draining began and ended (wall
     clock, the process started and connected: as the peers' drain scripts time themselves)."""
     done = 0
     with psycopg.connect(url, autocommit=True) as conn:
-        began = time.time()
+        began = start_together(at)
         while True:
             with conn.transaction():
                 ids = [
@@ -67,13 +78,16 @@ def drain(url: str, batch: int, worker: str, complete_together: bool = False) ->
 def throughput(url: str, batch: int, processes: int, complete_together: bool = False) -> float:
     fill_queue(url, ITEMS)
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        return rate(pool.starmap(drain, [(url, batch, f"bench-{i}", complete_together) for i in range(processes)]))
+        at = time.time() + START_UP
+        return rate(
+            pool.starmap(drain, [(url, batch, f"bench-{i}", complete_together, at) for i in range(processes)]), ITEMS
+        )
 
 
-def rate(runs: list[tuple[int, float, float]]) -> float:
+def rate(runs: list[tuple[int, float, float]], items: int) -> float:
     """Items per second from the first process's start to the last one's end."""
     done = sum(run[0] for run in runs)
-    assert done == ITEMS, f"drained {done} of {ITEMS}"
+    assert done == items, f"drained {done} of {items}"
     return done / (max(run[2] for run in runs) - min(run[1] for run in runs))
 
 
@@ -83,7 +97,7 @@ class IdleConnector:
     platform = "bluesky"
 
 
-def worker_drain(url: str, worker_id: str) -> tuple[int, float, float]:
+def worker_drain(url: str, worker_id: str, at: float = 0.0) -> tuple[int, float, float]:
     """The real worker with a no-op job on ingested_items (its own queues swapped for that one, in this
     process only): claims with adaptive sizes, jobs spawned per free slot, each batch completed in one
     statement. Runs Worker.drain (the bounded pass of the wake endpoint) until the queue is empty."""
@@ -98,15 +112,16 @@ def worker_drain(url: str, worker_id: str) -> tuple[int, float, float]:
 
     worker_module.QUEUES = (worker_module.Queue("ingested_items", job, one_per_job=False),)
     worker = Worker(url, {"bluesky": IdleConnector()}, KeyRing.parse(f"b:{generate_key()}"), worker_id=worker_id)  # type: ignore[dict-item]
-    began = time.time()
+    began = start_together(at)
     done = asyncio.run(worker.drain(600.0, 10**9))
     return done, began, time.time()
 
 
-def worker_throughput(url: str, processes: int) -> float:
-    fill_queue(url, ITEMS)
+def worker_throughput(url: str, processes: int, items: int = ITEMS) -> float:
+    fill_queue(url, items)
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        return rate(pool.starmap(worker_drain, [(url, f"bench-worker-{i}") for i in range(processes)]))
+        at = time.time() + START_UP
+        return rate(pool.starmap(worker_drain, [(url, f"bench-worker-{i}", at) for i in range(processes)]), items)
 
 
 class StampingConnector:
@@ -166,8 +181,8 @@ def main() -> None:
         one_row_two = throughput(url, 1, 2)
         together = throughput(url, 32, 1, complete_together=True)
         together_two = throughput(url, 32, 2, complete_together=True)
-        worker_one = worker_throughput(url, 1)
-        worker_two = worker_throughput(url, 2)
+        worker_one = worker_throughput(url, 1, WORKER_ITEMS)
+        worker_two = worker_throughput(url, 2, WORKER_ITEMS)
         report("queue_claim_complete_1proc_batch1", one_row, "items/s")
         report("queue_claim_complete_1proc_batch32", batched, "items/s")
         report("queue_claim_complete_2proc_batch1", one_row_two, "items/s")

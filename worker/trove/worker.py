@@ -302,7 +302,7 @@ class Worker:
                 self.claim_sizes[queue.name] = (
                     min(asked * 2, MAX_CLAIM) if len(ids) == asked else max(len(ids), MIN_CLAIM)
                 )
-            for batch in split(ids, 1 if queue.one_per_job else -(-len(ids) // free)):
+            for batch in split(ids, 1 if queue.one_per_job else max(-(-len(ids) // free), MIN_JOB)):
                 self._spawn(lambda job=queue.job, b=batch: job(ctx, b), None)
             claimed += len(ids)
         return claimed
@@ -313,6 +313,7 @@ class Worker:
 
 
 MIN_CLAIM, MAX_CLAIM = 4, 256  # the bounds of a batch queue's claim size
+MIN_JOB = 32  # a claim is split into a job per free slot, but no job smaller than this (each is a transaction)
 
 
 def split(ids: list[str], size: int) -> list[list[str]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -76,6 +76,13 @@ async def process_items(
                 await conn.execute(FAIL_WORK, (queue, item_id, ctx.worker_id, message, permanent(error)))
 
 
+def id_array(ids: Iterable[str]) -> str:
+    """Work item ids as one uuid[] literal: psycopg would check and quote each element of a list on its own
+    (a regular expression per id), and a batch is up to 256 of them. Ids come from the database as UUIDs,
+    so they hold nothing to quote; one that is not a UUID fails the cast, as it should."""
+    return "{" + ",".join(ids) + "}"
+
+
 def failure(queue: str, item_id: str, error: Exception) -> str:
     message = redact(f"{type(error).__name__}: {error}")
     log.warning("%s %s failed: %s", queue, item_id, message)
@@ -98,11 +105,14 @@ async def _process_together(
     along."""
     try:
         async with ctx.pool.connection() as conn, conn.transaction():
-            held = {row[0] for row in await (await conn.execute(HOLD_WORK, (queue, ids, ctx.worker_id))).fetchall()}
+            held = {
+                row[0]
+                for row in await (await conn.execute(HOLD_WORK, (queue, id_array(ids), ctx.worker_id))).fetchall()
+            }
             for item_id in (item for item in ids if item in held):  # a lost lease: another worker has it
                 await handle(ctx, conn, item_id)
             if held:
-                await conn.execute(COMPLETE_WORK_BATCH, (queue, list(held), ctx.worker_id))
+                await conn.execute(COMPLETE_WORK_BATCH, (queue, id_array(held), ctx.worker_id))
     except (psycopg.OperationalError, psycopg.InterfaceError):
         raise  # the connection is gone: the batch's leases bring every item back
     except Exception:
@@ -118,7 +128,9 @@ async def _process_with_savepoints(
     done: list[str] = []
     failed: list[tuple[str, str, bool]] = []
     async with ctx.pool.connection() as conn, conn.transaction():
-        held = {row[0] for row in await (await conn.execute(HOLD_WORK, (queue, ids, ctx.worker_id))).fetchall()}
+        held = {
+            row[0] for row in await (await conn.execute(HOLD_WORK, (queue, id_array(ids), ctx.worker_id))).fetchall()
+        }
         for item_id in (item for item in ids if item in held):
             try:
                 async with conn.transaction():  # a savepoint: this item's writes, or none of them
@@ -129,10 +141,10 @@ async def _process_with_savepoints(
             except Exception as error:
                 failed.append((item_id, failure(queue, item_id, error), permanent(error)))
         if done:
-            await conn.execute(COMPLETE_WORK_BATCH, (queue, done, ctx.worker_id))
+            await conn.execute(COMPLETE_WORK_BATCH, (queue, id_array(done), ctx.worker_id))
         if failed:
             failed_ids, messages, flags = (list(column) for column in zip(*failed, strict=True))
-            await conn.execute(FAIL_WORK_BATCH, (queue, failed_ids, ctx.worker_id, messages, flags))
+            await conn.execute(FAIL_WORK_BATCH, (queue, id_array(failed_ids), ctx.worker_id, messages, flags))
 
 
 @contextlib.asynccontextmanager

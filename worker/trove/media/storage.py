@@ -4,6 +4,7 @@ final path only when complete, so a crash never leaves a half file that looks do
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -82,7 +83,8 @@ class LocalUpload:
 
     async def commit(self, path: str, content_type: str) -> None:
         self.handle.flush()
-        os.fsync(self.handle.fileno())
+        # In a thread: flushing a big file to disk takes long, and the other downloads go on meanwhile.
+        await asyncio.to_thread(os.fsync, self.handle.fileno())
         self.handle.close()
         final = (self.root / path).resolve()
         if not final.is_relative_to(self.root.resolve()):

@@ -10,9 +10,9 @@ LISTEN_HEALTH = "listen trove_health"
 
 # --- work queues: (queue) is the table's name -------------------------------------------------------------
 
-# Claim up to (limit) ready items for (worker) for (lease); one row per claimed id.
+# Claim up to (limit) ready items for (worker) for (lease); one row per claimed id (as text).
 # Parameters: queue, worker, limit, lease.
-CLAIM_WORK = "select trove_private.claim_work(%s, %s, %s, %s)"
+CLAIM_WORK = "select trove_private.claim_work(%s, %s, %s, %s)::text"
 
 # The item is done (the caller commits it with the item's writes). Parameters: queue, id, worker.
 COMPLETE_WORK = "select trove_private.complete_work(%s, %s, %s)"
