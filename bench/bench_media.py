@@ -23,7 +23,7 @@ from trove.config import PROJECT_ROOT
 from trove.crypto import generate_key
 
 FILES = 1000
-CONCURRENCY = 16  # the worker's downloads at once, and curl's
+CONCURRENCY = 16  # the worker's downloads at once (all from the one host here: --per-host too), and curl's
 BIG_FILES = 3
 BIG_SIZE = 50 * 1024 * 1024 - 4096  # just under the 50 MB cap
 JPEG_HEAD = bytes.fromhex("ffd8ffe000104a46494600010100000100010000")
@@ -145,7 +145,18 @@ def main() -> None:
             "TROVE_STATE_DIR": media,
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trove.cli", "worker", "--poll-interval", "0.1", "--concurrency", str(CONCURRENCY)],
+            [
+                sys.executable,
+                "-m",
+                "trove.cli",
+                "worker",
+                "--poll-interval",
+                "0.1",
+                "--concurrency",
+                str(CONCURRENCY),
+                "--per-host",
+                str(CONCURRENCY),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

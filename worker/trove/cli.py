@@ -111,6 +111,7 @@ def _worker(args: argparse.Namespace) -> None:
         worker_id=args.worker_id,
         concurrency=args.concurrency,
         per_platform=args.per_platform,
+        per_host=args.per_host,
         lease=timedelta(seconds=args.lease_seconds),
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.add_argument("--worker-id", default=None, help="name in leases and logs (default host:pid)")
     work.add_argument("--concurrency", type=int, default=8, help="jobs at once in this process")
     work.add_argument("--per-platform", type=int, default=4, help="jobs at once per platform")
+    work.add_argument("--per-host", type=int, default=4, help="media downloads at once from one host (a CDN)")
     work.add_argument("--lease-seconds", type=float, default=120.0, help="how long a claim lasts unless extended")
     work.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls when idle")
     work.add_argument("--shutdown-grace", type=float, default=30.0, help="seconds to finish work on SIGTERM")
