@@ -17,7 +17,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from psycopg import AsyncConnection
 
 from trove.config import jwt_secret
-from trove.queries.auth import SET_CLAIMS, SET_ROLE_AUTHENTICATED, USER_EXISTS
+from trove.queries.auth import ACT_AS_USER, USER_EXISTS
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,7 @@ async def known_user(request: Request, user: Annotated[User, Depends(current_use
 async def as_user(conn: AsyncConnection[Any], user_id: str) -> None:
     """Inside a transaction: what PostgREST does for a request carrying this user's JWT. The one way user
     requests are authorized: run the query as the user and let RLS decide what exists for them."""
-    await conn.execute(SET_ROLE_AUTHENTICATED)
-    await conn.execute(SET_CLAIMS, (json.dumps({"sub": user_id, "role": "authenticated"}),))
+    await conn.execute(ACT_AS_USER, (json.dumps({"sub": user_id, "role": "authenticated"}),))
 
 
 def issue_local_token(user_id: str, email: str = "", ttl_seconds: int = 3600) -> str:

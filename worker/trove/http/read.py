@@ -124,7 +124,8 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
     """The feed page as the reader may see it, media resolved to signed copies or original URLs."""
     storage = request.app.state.storage
     try:
-        async with request.app.state.pool.connection() as conn, conn.transaction():
+        # Pipelined: the transaction's statements go out together, one round trip instead of four.
+        async with request.app.state.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await as_user(conn, who.user_id)
             cur = await conn.execute(
                 FEED,
