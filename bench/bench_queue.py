@@ -110,7 +110,7 @@ def worker_drain(url: str, worker_id: str, at: float = 0.0) -> tuple[int, float,
     async def job(ctx: JobContext, ids: list[str]) -> None:
         await process_items(ctx, "ingested_items", ids, nothing, together=True)
 
-    worker_module.QUEUES = (worker_module.Queue("ingested_items", job, one_per_job=False),)
+    worker_module.QUEUES = (worker_module.Queue("ingested_items", job, one_per_job=False, grows=True),)
     worker = Worker(url, {"bluesky": IdleConnector()}, KeyRing.parse(f"b:{generate_key()}"), worker_id=worker_id)  # type: ignore[dict-item]
     began = start_together(at)
     done = asyncio.run(worker.drain(600.0, 10**9))

@@ -695,13 +695,19 @@ declare
     spec record;
 begin
     spec := trove_private.queue_spec(p_queue);
-    -- Abandoned after the last allowed attempt: the item is poison for workers, stop handing it out.
+    -- Abandoned after the last allowed attempt: the item is poison for workers, stop handing it out. Rows
+    -- another transaction holds (a batch still working through them under hold_work) are skipped, never
+    -- waited on: a claim must not stall behind a long batch, nor end an item that batch is finishing.
     execute format(
         $sql$
         update public.%1$I
         set status = %2$L, locked_by = null, locked_until = null,
             %3$I = 'abandoned by a worker (lease expired) after the last attempt'
-        where status = %4$L and locked_until < $1 and attempts >= $2
+        where id in (
+            select q.id from public.%1$I as q
+            where q.status = %4$L and q.locked_until < $1 and q.attempts >= $2
+            for update skip locked
+        )
         $sql$,
         p_queue, spec.terminal_state, spec.error_column, spec.working_state
     ) using p_now, spec.max_attempts;
@@ -723,7 +729,7 @@ begin
             from public.%1$I as q
             where q.status in ('pending', 'failed') and q.run_after <= $1 and q.attempts < $4
             order by q.run_after
-            limit $2
+            limit greatest($2 - (select count(*) from abandoned), 0)
             for update skip locked
         ),
         ready as (
@@ -1244,7 +1250,7 @@ declare
 begin
     spec := trove_private.queue_spec(p_queue);
     return query execute format(
-        'select id from public.%1$I where id = any($1) and locked_by = $2 and status = %2$L for update',
+        'select id from public.%1$I where id = any($1) and locked_by = $2 and status = %2$L for update skip locked',
         p_queue, spec.working_state
     ) using p_ids, p_worker;
 end;

@@ -18,13 +18,19 @@ declare
     spec record;
 begin
     spec := trove_private.queue_spec(p_queue);
-    -- Abandoned after the last allowed attempt: the item is poison for workers, stop handing it out.
+    -- Abandoned after the last allowed attempt: the item is poison for workers, stop handing it out. Rows
+    -- another transaction holds (a batch still working through them under hold_work) are skipped, never
+    -- waited on: a claim must not stall behind a long batch, nor end an item that batch is finishing.
     execute format(
         $sql$
         update public.%1$I
         set status = %2$L, locked_by = null, locked_until = null,
             %3$I = 'abandoned by a worker (lease expired) after the last attempt'
-        where status = %4$L and locked_until < $1 and attempts >= $2
+        where id in (
+            select q.id from public.%1$I as q
+            where q.status = %4$L and q.locked_until < $1 and q.attempts >= $2
+            for update skip locked
+        )
         $sql$,
         p_queue, spec.terminal_state, spec.error_column, spec.working_state
     ) using p_now, spec.max_attempts;
@@ -46,7 +52,7 @@ begin
             from public.%1$I as q
             where q.status in ('pending', 'failed') and q.run_after <= $1 and q.attempts < $4
             order by q.run_after
-            limit $2
+            limit greatest($2 - (select count(*) from abandoned), 0)
             for update skip locked
         ),
         ready as (
@@ -67,7 +73,9 @@ $$;
 
 -- The items of a claimed batch this worker still holds, locked for the caller's transaction: while it works
 -- through them, a lease that runs out cannot hand one to another worker (a claim skips locked rows), so the
--- batch's writes and its completion stay exactly once however long it takes.
+-- batch's writes and its completion stay exactly once however long it takes. A row another transaction has
+-- locked (a sync page writing the same raw post) is skipped, not waited on: waiting on rows taken in
+-- another order could deadlock; the caller gives what it did not get back to the queue.
 create function trove_private.hold_work(p_queue text, p_ids uuid[], p_worker text)
 returns setof uuid
 language plpgsql
@@ -78,7 +86,7 @@ declare
 begin
     spec := trove_private.queue_spec(p_queue);
     return query execute format(
-        'select id from public.%1$I where id = any($1) and locked_by = $2 and status = %2$L for update',
+        'select id from public.%1$I where id = any($1) and locked_by = $2 and status = %2$L for update skip locked',
         p_queue, spec.working_state
     ) using p_ids, p_worker;
 end;

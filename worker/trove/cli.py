@@ -130,11 +130,13 @@ def _serve(args: argparse.Namespace) -> None:
             f"refusing to listen on {args.host} with the local stack's published JWT secret (anyone could sign"
             " tokens): listen on 127.0.0.1, or set SUPABASE_JWT_SECRET or SUPABASE_JWKS_URL"
         )
-    access_log = os.environ.get("TROVE_ACCESS_LOG", "1") != "0"
-    if args.processes > 1:
-        serve_processes("trove.http.app:served_app", args.processes, args.port, args.host, access_log=access_log)
+    processes = args.processes if args.processes is not None else os.environ.get("TROVE_HTTP_PROCESSES") or "1"
+    if not str(processes).isdigit() or int(processes) < 1:
+        raise ConfigError(f"--processes / TROVE_HTTP_PROCESSES must be a whole number of at least 1, not {processes!r}")
+    if int(processes) > 1:
+        serve_processes("trove.http.app:served_app", int(processes), args.port, args.host)
     else:
-        serve_redacted(create_app(), args.port, args.host, access_log=access_log)
+        serve_redacted(create_app(), args.port, args.host)
 
 
 def _simulate(args: argparse.Namespace) -> None:
@@ -260,8 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=HTTP_PORT)
     serve.add_argument(
         "--processes",
-        type=int,
-        default=int(os.environ.get("TROVE_HTTP_PROCESSES") or 1),
+        default=None,
         help="service processes on the port (default $TROVE_HTTP_PROCESSES or 1; one per core is a good start)",
     )
     serve.set_defaults(func=_serve)

@@ -290,15 +290,17 @@ class Worker:
             free = self._free_slots()
             if free <= 0:
                 break
+            # Only a queue whose jobs finish a batch in one transaction claims more than it can start now:
+            # items of the others wait their turn in a job one by one, while their leases run.
             asked = (
-                min(free, self.batch_size)
-                if queue.one_per_job
-                else self.claim_sizes.get(queue.name, min(free, self.batch_size))
+                self.claim_sizes.get(queue.name, min(free, self.batch_size))
+                if queue.grows
+                else min(free, self.batch_size)
             )
             async with self.pool.connection() as conn:
                 cur = await conn.execute(CLAIM_WORK, (queue.name, self.worker_id, asked, self.lease))
                 ids = [str(row[0]) for row in await cur.fetchall()]
-            if not queue.one_per_job:
+            if queue.grows:
                 self.claim_sizes[queue.name] = (
                     min(asked * 2, MAX_CLAIM) if len(ids) == asked else max(len(ids), MIN_CLAIM)
                 )
@@ -328,10 +330,11 @@ class Queue:
     name: str
     job: Callable[[JobContext, list[str]], Awaitable[None]]
     one_per_job: bool  # a job per item (long downloads run side by side), else one job per claimed batch
+    grows: bool = False  # its job does a batch in one transaction: claims grow while the queue is deep
 
 
 QUEUES = (
-    Queue("ingested_posts", reprocess_posts, one_per_job=False),
+    Queue("ingested_posts", reprocess_posts, one_per_job=False, grows=True),
     Queue("media_downloads", copy_media_files, one_per_job=True),
     Queue("ingested_items", handle_items, one_per_job=False),
     Queue("imports", run_imports, one_per_job=True),

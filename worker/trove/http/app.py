@@ -24,6 +24,13 @@ from trove.platforms import load_platforms
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
+async def discard_if_pipelined(conn: AsyncConnection[Any]) -> None:
+    """A connection given back still in pipeline mode (its request was cancelled mid-pipeline) would fail
+    every later statement once one fails: the pool throws it away (a reset that raises discards it)."""
+    if conn.pgconn.pipeline_status != 0:
+        raise psycopg.InterfaceError("returned to the pool in pipeline mode")
+
+
 def served_app() -> FastAPI:
     """The app of one process of `trove serve --processes N`: its logs redacted, as in the parent."""
     from trove.http.log_redaction import install_log_redaction
@@ -36,7 +43,12 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            conninfo or database_url(), min_size=1, max_size=10, kwargs={"autocommit": True}, open=False
+            conninfo or database_url(),
+            min_size=1,
+            max_size=10,
+            kwargs={"autocommit": True},
+            open=False,
+            reset=discard_if_pipelined,
         )
         await pool.open(wait=False)
         app.state.pool = pool

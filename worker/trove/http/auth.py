@@ -4,8 +4,10 @@ depend on `known_user`: a valid token whose user Trove does not know is refused 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -37,23 +39,36 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
 
 # Verified tokens, kept until their `exp` (at most VERIFIED_FOR seconds): a Supabase JWT cannot be revoked
 # before it expires, so a token verified once is as good the next time, and a client sending the same token
-# on every request pays for the signature check once. Keyed by the verification settings too (a changed
-# secret or JWKS URL verifies afresh). Bounded: the oldest entry goes first.
+# on every request pays for the signature check once. Keyed by the token's SHA-256 and the verification
+# settings (a changed secret or JWKS URL verifies afresh), holding only the user id and the expiry; only
+# tokens of a JWT's shape and at most MAX_TOKEN characters get this far. Bounded: the oldest entry goes first.
 VERIFIED_FOR = 300.0
 VERIFIED_MAX = 4096
-_verified: dict[tuple[str, str, str], tuple[User, float]] = {}
+MAX_TOKEN = 8192
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_verified: dict[tuple[bytes, str, str], tuple[str, float]] = {}
 
 
 def decode_user_token(token: str) -> User:
+    if len(token) > MAX_TOKEN or not JWT_SHAPE.fullmatch(token):
+        raise HTTPException(401, "invalid access token: not a JWT")
     now = time.time()
-    key = (token, jwt_secret() or "", os.environ.get("SUPABASE_JWKS_URL") or "")
+    key = (
+        hashlib.sha256(token.encode()).digest(),
+        jwt_secret() or "",
+        os.environ.get("SUPABASE_JWKS_URL") or "",
+    )
     hit = _verified.get(key)
     if hit is not None and hit[1] > now:
-        return hit[0]
+        return User(hit[0], {"sub": hit[0], "role": "authenticated", "exp": int(hit[1])})
     user = verify_user_token(token)
+    try:
+        expires = min(float(int(user.claims["exp"])), now + VERIFIED_FOR)
+    except (OverflowError, TypeError, ValueError):
+        return user  # an expiry no clock reaches is verified every time, never kept
     if len(_verified) >= VERIFIED_MAX:
         _verified.pop(next(iter(_verified)))
-    _verified[key] = (user, min(float(user.claims["exp"]), now + VERIFIED_FOR))
+    _verified[key] = (user.id, expires)
     return user
 
 

@@ -13,7 +13,7 @@ import re
 import httpx
 
 from trove.deliveries import deliver
-from trove.jobs import JobContext
+from trove.jobs import JobContext, LeaseLost, connection_lost
 from trove.platforms import load_platforms
 from trove.platforms.base import WebhookRefused, Webhooks
 from trove.queries.queue import COMPLETE_WORK, FAIL_WORK, GIVE_UP_WORK
@@ -57,7 +57,11 @@ async def replay_inbox(ctx: JobContext, ids: list[str]) -> None:
                             raise
                         raise Rejected(f"{refused.code}: {refused.detail}") from None
                     await conn.execute(SET_INBOX_OUTCOME, (outcome, inbox_id, ctx.worker_id))
-                    await conn.execute(COMPLETE_WORK, (QUEUE, inbox_id, ctx.worker_id))
+                    completed = await (await conn.execute(COMPLETE_WORK, (QUEUE, inbox_id, ctx.worker_id))).fetchone()
+                    if not (completed and completed[0]):
+                        raise LeaseLost(inbox_id)  # another worker has it now: nothing of this run is kept
+            except LeaseLost:
+                log.warning("webhook inbox %s: the lease ran out and another worker has it", inbox_id)
             except Rejected as rejected:
                 reason = redact(str(rejected))
                 log.warning("webhook inbox %s rejected: %s", inbox_id, reason)
@@ -65,6 +69,8 @@ async def replay_inbox(ctx: JobContext, ids: list[str]) -> None:
                     await conn.execute(SET_INBOX_OUTCOME, (f"rejected: {reason}", inbox_id, ctx.worker_id))
                     await conn.execute(GIVE_UP_WORK, (QUEUE, inbox_id, ctx.worker_id, reason))
             except Exception as error:
+                if connection_lost(conn, error):
+                    raise  # its lease brings the delivery back
                 message = redact(f"{type(error).__name__}: {error}")
                 log.warning("webhook inbox %s failed: %s", inbox_id, message)
                 await conn.execute(FAIL_WORK, (QUEUE, inbox_id, ctx.worker_id, message, False))

@@ -37,6 +37,10 @@ FAIL_WORK = "select trove_private.fail_work(%s, %s, %s, %s, %s)"
 # Parameters: queue, id, worker, error message.
 GIVE_UP_WORK = "select trove_private.give_up_work(%s, %s, %s, %s)"
 
+# Give one item back without counting the attempt (a batch could not lock it: another transaction had it).
+# Parameters: queue, id, worker.
+RELEASE_WORK = "select trove_private.release_work(%s, %s::uuid, %s)"
+
 # Give back, without counting the attempt, every item of (queue) this worker still holds (a bounded drain
 # that ran out of time). Parameters: queue, worker.
 RELEASE_HELD = "select trove_private.release_held_work(%s, %s)"
