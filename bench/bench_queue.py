@@ -1,8 +1,9 @@
 """Queue figures (issue: sync engine, issue 16): items claimed+completed per second with a no-op handler, in
 the same run: the SQL alone (claims of one row or of 32, each item completed in its own statement or the
 batch in one, one and two processes) and the real worker (`trove.worker.Worker`: its claims with adaptive
-sizes, its jobs, batched completion) with a no-op job, one and two processes; and NOTIFY wake-up latency of
-the real worker (insert -> handler start), p50/p99."""
+sizes, its jobs, batched completion) with a no-op job, one and two processes, with how busy the whole machine
+was meanwhile (on 2 cores, one worker process already keeps Postgres and itself busy: a second one has little
+left to use); and NOTIFY wake-up latency of the real worker (insert -> handler start), p50/p99."""
 
 from __future__ import annotations
 
@@ -117,18 +118,30 @@ def worker_drain(url: str, worker_id: str, at: float = 0.0) -> tuple[int, float,
     return done, began, time.time()
 
 
-def worker_throughput(url: str, processes: int, items: int = ITEMS) -> float:
-    """Items completed per second by `processes` real workers. The count is the table's: a worker's count is
-    of its claims, and an item two workers' claims crossed on (a claim's snapshot still saw it ready and
-    locked it for an instant) is given back by hold_work and claimed again, so claims can outnumber items."""
+def machine_ticks() -> tuple[int, int]:
+    """(all, idle) CPU ticks of the whole machine so far, from /proc/stat."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]  # idle and iowait
+
+
+def worker_throughput(url: str, processes: int, items: int = ITEMS) -> tuple[float, float]:
+    """Items completed per second by `processes` real workers, and how busy the whole machine was meanwhile
+    (Postgres included: whether a second process had any CPU left to use). The count is the table's: a
+    worker's count is of its claims, and an item two workers' claims crossed on (a claim's snapshot still saw
+    it ready and locked it for an instant) is given back by hold_work and claimed again."""
     fill_queue(url, items)
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         at = time.time() + START_UP
-        runs = pool.starmap(worker_drain, [(url, f"bench-worker-{i}", at) for i in range(processes)])
+        pending = pool.starmap_async(worker_drain, [(url, f"bench-worker-{i}", at) for i in range(processes)])
+        time.sleep(max(at - time.time(), 0.0) + 0.1)
+        all_before, idle_before = machine_ticks()
+        runs = pending.get()
+        all_after, idle_after = machine_ticks()
     with psycopg.connect(url) as conn:
         completed = conn.execute("select count(*) from public.ingested_items where status = 'completed'").fetchone()
     assert completed is not None and completed[0] == items, f"completed {completed} of {items}"
-    return rate([(items, min(run[1] for run in runs), max(run[2] for run in runs))], items)
+    busy = 1 - (idle_after - idle_before) / max(all_after - all_before, 1)
+    return rate([(items, min(run[1] for run in runs), max(run[2] for run in runs))], items), busy
 
 
 class StampingConnector:
@@ -188,8 +201,8 @@ def main() -> None:
         one_row_two = throughput(url, 1, 2)
         together = throughput(url, 32, 1, complete_together=True)
         together_two = throughput(url, 32, 2, complete_together=True)
-        worker_one = worker_throughput(url, 1, WORKER_ITEMS)
-        worker_two = worker_throughput(url, 2, WORKER_ITEMS)
+        worker_one, busy_one = worker_throughput(url, 1, WORKER_ITEMS)
+        worker_two, busy_two = worker_throughput(url, 2, WORKER_ITEMS)
         report("queue_claim_complete_1proc_batch1", one_row, "items/s")
         report("queue_claim_complete_1proc_batch32", batched, "items/s")
         report("queue_claim_complete_2proc_batch1", one_row_two, "items/s")
@@ -198,6 +211,8 @@ def main() -> None:
         report("queue_claim_complete_together_2proc_batch32", together_two, "items/s")
         report("queue_worker_noop_1proc", worker_one, "items/s")
         report("queue_worker_noop_2proc", worker_two, "items/s")
+        report("queue_worker_noop_1proc_machine_busy", 100 * busy_one, "%")
+        report("queue_worker_noop_2proc_machine_busy", 100 * busy_two, "%")
         report("queue_batched_vs_one_row_ratio", batched / one_row, "x")
         report("queue_complete_together_vs_per_item_ratio", together / batched, "x")
         report("queue_two_vs_one_process_ratio", batched_two / batched, "x")

@@ -179,7 +179,7 @@ def main() -> int:
     with throwaway_cluster() as cluster:
         try:
             trove_url = create_migrated_database(cluster, "peer_trove")
-            trove = worker_throughput(analyzed_queue(trove_url), 1)
+            trove, _ = worker_throughput(analyzed_queue(trove_url), 1)
             report("queue_peer_trove_worker", trove, "items/s")
             sql_only = throughput(analyzed_queue(trove_url), 32, 1, complete_together=True)
             report("queue_peer_trove_sql_batch32", sql_only, "items/s")
