@@ -13,14 +13,13 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_migrated_database, report, throwaway_cluster
+from common import create_migrated_database, report, throwaway_cluster, wait_up
 from trove.config import PROJECT_ROOT
 from trove.crypto import generate_key
 from trove.db.cluster import free_port
@@ -59,17 +58,6 @@ def seed(url: str) -> str:
         )
         conn.execute("vacuum analyze public.posts")
     return str(user)
-
-
-def wait_up(url: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx.get(url).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} never answered")
 
 
 def wrk(url: str, token: str, script: Path | None = None, seconds: int = SECONDS) -> tuple[float, float, float]:

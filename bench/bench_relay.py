@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import create_migrated_database, report, throwaway_cluster
+from common import create_migrated_database, percentile, report, throwaway_cluster, wait_up
 from trove.config import PROJECT_ROOT
 from trove.crypto import generate_key
 from trove.db.cluster import free_port
@@ -29,20 +28,6 @@ ROUNDS = 1_000
 DENO = PROJECT_ROOT / ".local" / "deno" / "node_modules" / ".bin" / "deno"
 SECRET = "bench-callback-secret"
 RELAY_SECRET = "bench-relay-secret-" + "x" * 24
-
-
-def wait_up(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise SystemExit(f"{url} never answered")
-
-
-def percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if q < 100 else max(values)
 
 
 def main() -> None:

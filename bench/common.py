@@ -55,5 +55,20 @@ def percentile(samples: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
+def wait_up(url: str, seconds: float = 30.0) -> None:
+    """Until `url` answers with anything but a server error (a relay answers 502 while its service starts)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
