@@ -1,5 +1,7 @@
 """Read API figures on 1,000,000 posts for 100 users: feed (first page and a deep keyset page) and search
-p50/p99 in SQL as the user (RLS on), and /api/posts over HTTP with a concurrent client, cached vs uncached."""
+p50/p99 in SQL as the user (RLS on), /api/posts over HTTP with a concurrent client, cached vs uncached, and the
+web app's archive page (/app/archive: the feed RPC, the page's extras, the template) one request at a time,
+with the same page of /api/posts uncached as its baseline."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -114,6 +117,44 @@ async def load(base: str, token: str, requests: int, concurrency: int, vary: boo
     return requests / elapsed, latencies
 
 
+def archive_page_figures(base: str, token: str) -> None:
+    """The archive page as a signed-in browser gets it: first page, a deep page (keyset), a search; each
+    beside /api/posts for the same page, uncached, in the same run."""
+    cookies = {"trove_access": token}
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=60, cookies=cookies) as http:
+        deep = http.get(f"{base}/api/posts", params={"limit": 100, "offset": 5000}, headers=headers).json()
+        cursor = deep["posts"][-1]["cursor"]
+        cases = {
+            "first": {},
+            "deep": {"cursor": cursor},
+            "search": {"q": "harbor"},
+        }
+        for name, params in cases.items():
+            http.get(f"{base}/app/archive", params=params)  # warm: templates compiled, plans cached
+            page: list[float] = []
+            api: list[float] = []
+            for n in range(200):
+                # A different `since` far in the past each time keeps every request out of the API's cache
+                # (the page has none); the rows are the same.
+                since = (date(2000, 1, 1) + timedelta(days=n)).isoformat()
+                start = time.perf_counter()
+                response = http.get(f"{base}/app/archive", params={**params, "since": since})
+                page.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200 and 'class="post"' in response.text, response.text[:500]
+                start = time.perf_counter()
+                response = http.get(
+                    f"{base}/api/posts",
+                    params={**params, "limit": 30, "since": f"{since}T00:00:00Z"},
+                    headers=headers,
+                )
+                api.append((time.perf_counter() - start) * 1000)
+                assert response.status_code == 200, response.text
+            report(f"archive_page_{name}_p50", median(page), "ms")
+            report(f"archive_page_{name}_p99", percentile(page, 99), "ms")
+            report(f"archive_page_{name}_vs_api_json_p50_ratio", median(page) / median(api), "x")
+
+
 def main() -> None:
     with throwaway_cluster() as cluster:
         url = create_migrated_database(cluster, "bench_read")
@@ -148,6 +189,7 @@ def main() -> None:
             token = issue_local_token(users[len(users) // 2])
             uncached_rps, uncached = asyncio.run(load(base, token, 400, 8, vary=True))
             cached_rps, cached = asyncio.run(load(base, token, 2000, 8, vary=False))
+            archive_page_figures(base, token)
         finally:
             service.terminate()
             service.wait(timeout=30)

@@ -855,6 +855,35 @@ $$;
 
 
 --
+-- Name: disconnect_account(uuid); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.disconnect_account(p_account_id uuid) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+    update public.connected_accounts as ca
+    set status = 'disconnected', access_token = null, refresh_token = null, token_expires_at = null,
+        token_binding = null, token_refresh_at = null, next_sync_at = null, webhook_subscribed = false,
+        error_message = 'You disconnected this account.'
+    where ca.id = p_account_id;
+    with cancelled as (
+        update public.sync_requests as r
+        set status = 'completed', locked_by = null, locked_until = null, last_error = 'disconnected'
+        where r.account_id = p_account_id and r.status = 'pending'
+        returning r.sync_log_id
+    )
+
+    update public.sync_logs as l
+    set status = 'cancelled', error_message = 'disconnected by the owner'
+    from cancelled
+    where l.id = cancelled.sync_log_id;
+end;
+$$;
+
+
+--
 -- Name: enqueue_due_syncs(timestamp with time zone); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -1930,6 +1959,59 @@ $$;
 
 
 --
+-- Name: refresh_tokens; Type: TABLE; Schema: auth; Owner: -
+--
+
+CREATE TABLE auth.refresh_tokens (
+    instance_id uuid,
+    id bigint NOT NULL,
+    token character varying(255),
+    user_id character varying(255),
+    revoked boolean,
+    created_at timestamp with time zone DEFAULT now(),
+    updated_at timestamp with time zone DEFAULT now(),
+    parent character varying(255),
+    session_id uuid
+);
+
+
+--
+-- Name: refresh_tokens_id_seq; Type: SEQUENCE; Schema: auth; Owner: -
+--
+
+CREATE SEQUENCE auth.refresh_tokens_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1;
+
+
+--
+-- Name: refresh_tokens_id_seq; Type: SEQUENCE OWNED BY; Schema: auth; Owner: -
+--
+
+ALTER SEQUENCE auth.refresh_tokens_id_seq OWNED BY auth.refresh_tokens.id;
+
+
+--
+-- Name: sessions; Type: TABLE; Schema: auth; Owner: -
+--
+
+CREATE TABLE auth.sessions (
+    id uuid NOT NULL,
+    user_id uuid NOT NULL,
+    created_at timestamp with time zone DEFAULT now(),
+    updated_at timestamp with time zone DEFAULT now(),
+    not_after timestamp with time zone,
+    refreshed_at timestamp without time zone,
+    user_agent text,
+    ip inet,
+    refresh_token_hmac_key text
+);
+
+
+--
 -- Name: users; Type: TABLE; Schema: auth; Owner: -
 --
 
@@ -1948,7 +2030,8 @@ CREATE TABLE auth.users (
     is_anonymous boolean DEFAULT false NOT NULL,
     created_at timestamp with time zone DEFAULT now(),
     updated_at timestamp with time zone DEFAULT now(),
-    deleted_at timestamp with time zone
+    deleted_at timestamp with time zone,
+    last_sign_in_at timestamp with time zone
 );
 
 
@@ -2513,10 +2596,41 @@ CREATE TABLE trove_private.wake_settings (
 
 
 --
+-- Name: refresh_tokens id; Type: DEFAULT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.refresh_tokens ALTER COLUMN id SET DEFAULT nextval('auth.refresh_tokens_id_seq'::regclass);
+
+
+--
 -- Name: http_request_queue id; Type: DEFAULT; Schema: net; Owner: -
 --
 
 ALTER TABLE ONLY net.http_request_queue ALTER COLUMN id SET DEFAULT nextval('net.http_request_queue_id_seq'::regclass);
+
+
+--
+-- Name: refresh_tokens refresh_tokens_pkey; Type: CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.refresh_tokens
+    ADD CONSTRAINT refresh_tokens_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: refresh_tokens refresh_tokens_token_key; Type: CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.refresh_tokens
+    ADD CONSTRAINT refresh_tokens_token_key UNIQUE (token);
+
+
+--
+-- Name: sessions sessions_pkey; Type: CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.sessions
+    ADD CONSTRAINT sessions_pkey PRIMARY KEY (id);
 
 
 --
@@ -2792,6 +2906,48 @@ ALTER TABLE ONLY trove_private.wake_settings
 
 
 --
+-- Name: refresh_tokens_instance_id_user_id_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX refresh_tokens_instance_id_user_id_idx ON auth.refresh_tokens USING btree (instance_id, user_id);
+
+
+--
+-- Name: refresh_tokens_parent_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX refresh_tokens_parent_idx ON auth.refresh_tokens USING btree (parent);
+
+
+--
+-- Name: refresh_tokens_session_id_revoked_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX refresh_tokens_session_id_revoked_idx ON auth.refresh_tokens USING btree (session_id, revoked);
+
+
+--
+-- Name: refresh_tokens_updated_at_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX refresh_tokens_updated_at_idx ON auth.refresh_tokens USING btree (updated_at DESC);
+
+
+--
+-- Name: sessions_not_after_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX sessions_not_after_idx ON auth.sessions USING btree (not_after DESC);
+
+
+--
+-- Name: sessions_user_id_idx; Type: INDEX; Schema: auth; Owner: -
+--
+
+CREATE INDEX sessions_user_id_idx ON auth.sessions USING btree (user_id);
+
+
+--
 -- Name: users_email_partial_key; Type: INDEX; Schema: auth; Owner: -
 --
 
@@ -2852,6 +3008,13 @@ CREATE INDEX connected_accounts_token_refresh_at_idx ON public.connected_account
 --
 
 CREATE INDEX connected_accounts_user_id_idx ON public.connected_accounts USING btree (user_id);
+
+
+--
+-- Name: engagement_history_post_recorded_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX engagement_history_post_recorded_idx ON public.engagement_history USING btree (post_id, recorded_at);
 
 
 --
@@ -3639,6 +3802,22 @@ CREATE TRIGGER webhook_subscriptions_set_updated_at BEFORE UPDATE ON public.webh
 
 
 --
+-- Name: refresh_tokens refresh_tokens_session_id_fkey; Type: FK CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.refresh_tokens
+    ADD CONSTRAINT refresh_tokens_session_id_fkey FOREIGN KEY (session_id) REFERENCES auth.sessions(id) ON DELETE CASCADE;
+
+
+--
+-- Name: sessions sessions_user_id_fkey; Type: FK CONSTRAINT; Schema: auth; Owner: -
+--
+
+ALTER TABLE ONLY auth.sessions
+    ADD CONSTRAINT sessions_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
+
+
+--
 -- Name: api_keys api_keys_user_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -3893,6 +4072,18 @@ ALTER TABLE ONLY public.sync_requests
 ALTER TABLE ONLY public.users
     ADD CONSTRAINT users_id_fkey FOREIGN KEY (id) REFERENCES auth.users(id) ON DELETE CASCADE;
 
+
+--
+-- Name: refresh_tokens; Type: ROW SECURITY; Schema: auth; Owner: -
+--
+
+ALTER TABLE auth.refresh_tokens ENABLE ROW LEVEL SECURITY;
+
+--
+-- Name: sessions; Type: ROW SECURITY; Schema: auth; Owner: -
+--
+
+ALTER TABLE auth.sessions ENABLE ROW LEVEL SECURITY;
 
 --
 -- Name: api_keys; Type: ROW SECURITY; Schema: public; Owner: -
@@ -4458,6 +4649,15 @@ GRANT ALL ON FUNCTION trove_private.complete_work_batch(p_queue text, p_ids uuid
 REVOKE ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.deauthorize_account(p_account_id uuid) TO service_role;
+
+
+--
+-- Name: FUNCTION disconnect_account(p_account_id uuid); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.disconnect_account(p_account_id uuid) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.disconnect_account(p_account_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.disconnect_account(p_account_id uuid) TO service_role;
 
 
 --

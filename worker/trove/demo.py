@@ -20,13 +20,13 @@ import httpx
 import psycopg
 
 from trove.config import HTTP_PORT, public_url, state_dir
+from trove.demo_login import DEMO_USER_ID, set_demo_password
 from trove.http.auth import issue_local_token
 from trove.platforms import load_platforms
 from trove.platforms.base import Demo, Platform
 from trove.queries.demo import ARCHIVED, MEDIA_COPIED, MEDIA_WAITING
 from trove.queries.sync_logs import SYNC_LOG_STATE
 
-DEMO_USER_ID = "00000000-0000-4000-8000-000000000001"  # supabase/seed.sql
 DEMO_EMAIL = "demo@trove.local"
 
 
@@ -90,6 +90,7 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
         if simulated:
             env |= platform.demo.simulated_env(url)
             env["TROVE_MEDIA_ALLOW_LOOPBACK"] = "1"  # the simulators' media files are on this machine
+    password = set_demo_password(conninfo)  # so a person can sign in to the web app as the demo user
     supervisor = Supervisor(state_dir() / "logs")
     browser = httpx.Client(timeout=30.0)
     try:
@@ -107,6 +108,7 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
         token = issue_local_token(DEMO_USER_ID, DEMO_EMAIL, ttl_seconds=30 * 24 * 3600)
         headers = {"Authorization": f"Bearer {token}"}
         print("\nTrove is running.")
+        print(f"  web app:       {service}/app/  (sign in as {DEMO_EMAIL}, password {password})")
         print(f"  HTTP service:  {service}  (health: {service}/health)")
         print(f"  database:      psql {conninfo}")
         print(f"  logs:          {supervisor.log_dir}/")
@@ -142,6 +144,7 @@ def run(conninfo: str, *, once: bool = False, posts: int = 300) -> None:
                 _import_demo_export(conninfo, env, each)
         if any(each.simulated for each in demos):
             print("\nLook at it:")
+            print(f"  in a browser: {service}/app/archive  (sign in as {DEMO_EMAIL}, password {password})")
             print(
                 f'  psql {conninfo} -c "select created_at_platform, text_content from posts'
                 ' order by created_at_platform desc limit 10"'

@@ -17,9 +17,11 @@ from trove.config import database_url
 from trove.crypto import KeyRing
 from trove.http import health, imports, keys, media, oauth, openapi, read, sync, wake, webhooks
 from trove.http.cache import cache_from_environment
+from trove.http.local_auth import mount_local_auth
 from trove.http.relay import through_the_relay
 from trove.media.storage import storage_from_environment
 from trove.platforms import load_platforms
+from trove.web.pages import install as install_web_app
 
 MAX_REQUEST_BYTES = 1024 * 1024
 
@@ -90,5 +92,7 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(sync.router)
     app.include_router(imports.router)
     app.include_router(wake.router)
+    mount_local_auth(app)  # Supabase Auth's REST API, on the local stack only (on Supabase: its own Auth)
+    install_web_app(app)  # the web app (/app): pages over the same reads, under RLS as the signed-in user
     openapi.install(app)  # the schema as the service really answers (statuses, security, media types)
     return app

@@ -110,7 +110,7 @@ async def start(
     user: Annotated[User, Depends(known_user)],
     body: StartRequest | None = None,
 ) -> dict[str, Any] | JSONResponse:
-    oauth = platform_oauth(request, platform)
+    platform_oauth(request, platform)  # 404/503 before anything about the body
     redirect_to = body.redirect_to if body else None
     if redirect_to and (not redirect_to.startswith("/") or redirect_to.startswith("//")):
         raise HTTPException(400, "redirect_to must be a path on this site (it starts with a single /)")
@@ -119,10 +119,35 @@ async def start(
         raise HTTPException(
             403, "handoff links exist on the local stack only: start connecting from the browser that will consent"
         )
+    login_hint = (body.login_hint or "").strip() or None if body else None
+    begun = await begin_connect(request, platform, user.id, redirect_to, login_hint, fresh_browser=handoff)
+    if isinstance(begun, JSONResponse):
+        return begun
+    started, browser, state = begun
+    if handoff:
+        query = urlencode({"state": state, "browser": browser})
+        return {**started, "handoff_url": f"{public_url()}/functions/v1/oauth-{platform}/handoff?{query}"}
+    set_browser_cookie(response, platform, browser)
+    return started
+
+
+async def begin_connect(
+    request: Request,
+    platform: str,
+    user_id: str,
+    redirect_to: str | None,
+    login_hint: str | None,
+    *,
+    fresh_browser: bool = False,
+) -> tuple[dict[str, Any], str, str] | JSONResponse:
+    """Start connecting (the API's start and the web app's "Connect"): the authorize URL and the state's expiry,
+    the browser binding value (the caller sets it with `set_browser_cookie`) and the state; or the refusal."""
+    oauth = platform_oauth(request, platform)
+    if redirect_to and (not redirect_to.startswith("/") or redirect_to.startswith("//") or "\\" in redirect_to):
+        raise HTTPException(400, "redirect_to must be a path on this site (it starts with a single /)")
     state = secrets.token_urlsafe(32)
     # One value per browser: a second connect started in another tab keeps the first one's link working.
-    browser = (None if handoff else browser_value(request)) or secrets.token_urlsafe(32)
-    login_hint = (body.login_hint or "").strip() or None if body else None
+    browser = (None if fresh_browser else browser_value(request)) or secrets.token_urlsafe(32)
     try:
         authorization = await oauth.begin(request.app.state.http, callback_url(platform), state, login_hint)
     except ConnectRefused as refused:
@@ -140,7 +165,7 @@ async def start(
                 INSERT_STATE,
                 (
                     state_hash(state),
-                    user.id,
+                    user_id,
                     platform,
                     redirect_to,
                     browser_hash(browser),
@@ -152,12 +177,7 @@ async def start(
             raise HTTPException(403, UNKNOWN_USER) from failure
         row = await cur.fetchone()
     assert row is not None
-    started = {"url": authorization.url, "expires_at": row[0].isoformat()}
-    if handoff:
-        query = urlencode({"state": state, "browser": browser})
-        return {**started, "handoff_url": f"{public_url()}/functions/v1/oauth-{platform}/handoff?{query}"}
-    set_browser_cookie(response, platform, browser)
-    return started
+    return {"url": authorization.url, "expires_at": row[0].isoformat()}, browser, state
 
 
 @router.get("/oauth-{platform}/handoff", response_model=None)

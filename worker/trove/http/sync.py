@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, HTTPException, Request
+from psycopg_pool import AsyncConnectionPool
 
 from trove.http.auth import User, as_user, current_user, known_user
 from trove.queries.accounts import VISIBLE_ACCOUNT
@@ -19,8 +20,15 @@ router = APIRouter(prefix="/api")
 
 @router.post("/sync/{account_id}", status_code=202)
 async def request_sync(account_id: str, request: Request, user: Annotated[User, Depends(known_user)]) -> dict[str, Any]:
-    async with request.app.state.pool.connection() as conn, conn.transaction():
-        await as_user(conn, user.id)  # RLS: someone else's account looks exactly like a missing one
+    sync_log_id = await queue_sync_now(request.app.state.pool, user.id, account_id)
+    return {"sync_log_id": sync_log_id, "status_url": f"/api/sync/{sync_log_id}/status"}
+
+
+async def queue_sync_now(pool: AsyncConnectionPool[Any], user_id: str, account_id: str) -> str:
+    """Queue a manual sync of one of the user's accounts (the API's and the web app's "Sync now"): its sync
+    log id. 404 for an account the user cannot see, 409 for one that must be reconnected first."""
+    async with pool.connection() as conn, conn.transaction():
+        await as_user(conn, user_id)  # RLS: someone else's account looks exactly like a missing one
         try:
             cur = await conn.execute(VISIBLE_ACCOUNT, (account_id,))
         except psycopg.errors.InvalidTextRepresentation as error:
@@ -34,7 +42,7 @@ async def request_sync(account_id: str, request: Request, user: Annotated[User, 
             raise HTTPException(409, "this account must be reconnected before it can sync") from error
         row = await cur.fetchone()
     assert row is not None
-    return {"sync_log_id": row[0], "status_url": f"/api/sync/{row[0]}/status"}
+    return str(row[0])
 
 
 @router.get("/sync/{sync_log_id}/status")

@@ -1,0 +1,166 @@
+"""Who is signed in to the web app. Sign-up, sign-in, refresh and sign-out go through Supabase Auth's REST API
+with the `supabase_auth` client (on Supabase: the project's Auth; on the local stack: the stand-in mounted
+at /auth/v1 of this service, trove.http.local_auth). The session lives in two HttpOnly, SameSite=Lax cookies
+(`__Host-` and Secure on https): the access token (a Supabase JWT, verified like every API request's) and the
+refresh token, with which the server renews an expired access token on the next page."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import jwt
+from fastapi import HTTPException, Request, Response
+from supabase_auth import AsyncGoTrueClient
+from supabase_auth.errors import AuthError
+
+from trove.config import public_url
+from trove.http.auth import decode_user_token
+
+ACCESS_COOKIE = "trove_access"
+REFRESH_COOKIE = "trove_refresh"
+SESSION_DAYS = 30  # how long a browser stays signed in without coming back (the refresh cookie's life)
+MAX_COOKIE = 4096
+
+
+def auth_url() -> str:
+    """Supabase Auth's REST API: SUPABASE_URL's /auth/v1, or this service's own on the local stack."""
+    base = os.environ.get("SUPABASE_URL") or public_url()
+    return f"{base.rstrip('/')}/auth/v1"
+
+
+def secure_cookies() -> bool:
+    return public_url().startswith("https://")
+
+
+def cookie_name(name: str) -> str:
+    """`__Host-` on https: a sibling subdomain cannot plant or overwrite it (cookie tossing)."""
+    return f"__Host-{name}" if secure_cookies() else name
+
+
+def auth_client(request: Request) -> AsyncGoTrueClient:
+    """A client for one request: no session kept in the process (each browser's is in its cookies)."""
+    key = os.environ.get("SUPABASE_ANON_KEY") or ""
+    return AsyncGoTrueClient(
+        url=auth_url(),
+        headers={"apikey": key, "Authorization": f"Bearer {key}"} if key else {},
+        auto_refresh_token=False,
+        persist_session=False,
+        http_client=request.app.state.http,
+    )
+
+
+@dataclass
+class Tokens:
+    access_token: str
+    refresh_token: str
+
+
+@dataclass
+class Visitor:
+    """The browser behind a request: who is signed in (if anyone), and cookies the response must set."""
+
+    user_id: str | None = None
+    email: str = ""
+    renewed: Tokens | None = None
+    signed_out: bool = False
+
+
+def auth_message(error: AuthError) -> str:
+    return str(getattr(error, "message", "") or error) or "Supabase Auth refused the request"
+
+
+async def sign_in(request: Request, email: str, password: str) -> Tokens:
+    response = await auth_client(request).sign_in_with_password({"email": email, "password": password})
+    if response.session is None:
+        raise HTTPException(401, "no session was returned")
+    return Tokens(response.session.access_token, response.session.refresh_token)
+
+
+async def sign_up(request: Request, email: str, password: str) -> Tokens | None:
+    """A session, or None when the project asks people to confirm their email first."""
+    response = await auth_client(request).sign_up({"email": email, "password": password})
+    if response.session is None:
+        return None
+    return Tokens(response.session.access_token, response.session.refresh_token)
+
+
+async def sign_out(request: Request, access_token: str) -> None:
+    await auth_client(request).admin.sign_out(access_token, "local")
+
+
+async def visitor(request: Request) -> Visitor:
+    """Who this request is from, renewing an expired session with its refresh token (once per request)."""
+    found: Visitor | None = getattr(request.state, "visitor", None)
+    if found is not None:
+        return found
+    found = Visitor()
+    request.state.visitor = found
+    access = request.cookies.get(cookie_name(ACCESS_COOKIE), "")
+    refresh = request.cookies.get(cookie_name(REFRESH_COOKIE), "")
+    if access and len(access) <= MAX_COOKIE:
+        try:
+            user = decode_user_token(access)
+            found.user_id, found.email = user.id, email_of(access)
+            return found
+        except HTTPException:
+            pass  # expired or not ours: renew below
+    if refresh and len(refresh) <= MAX_COOKIE:
+        try:
+            response = await auth_client(request).refresh_session(refresh)
+        except AuthError:
+            found.signed_out = True  # revoked or reused: the browser signs in again
+            return found
+        if response.session is not None:
+            try:
+                user = decode_user_token(response.session.access_token)
+            except HTTPException:
+                found.signed_out = True
+                return found
+            found.user_id, found.email = user.id, email_of(response.session.access_token)
+            found.renewed = Tokens(response.session.access_token, response.session.refresh_token)
+    elif access:
+        found.signed_out = True
+    return found
+
+
+def email_of(verified_token: str) -> str:
+    """The email claim of a token `decode_user_token` has just verified (its cache keeps only the user id)."""
+    try:
+        claims = jwt.decode(verified_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    email = claims.get("email")
+    return email if isinstance(email, str) else ""
+
+
+def set_session(response: Response, tokens: Tokens) -> None:
+    secure = secure_cookies()
+    for name, value in ((ACCESS_COOKIE, tokens.access_token), (REFRESH_COOKIE, tokens.refresh_token)):
+        response.set_cookie(
+            cookie_name(name),
+            value,
+            max_age=SESSION_DAYS * 86400,
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="lax",
+        )
+
+
+def clear_session(response: Response) -> None:
+    secure = secure_cookies()
+    for name in (ACCESS_COOKIE, REFRESH_COOKIE):
+        response.delete_cookie(cookie_name(name), path="/", secure=secure, httponly=True, samesite="lax")
+
+
+def apply(request: Request, response: Response) -> Response:
+    """What this request learned about its session, written to the response's cookies."""
+    found: Visitor | None = getattr(request.state, "visitor", None)
+    if found is None:
+        return response
+    if found.renewed is not None:
+        set_session(response, found.renewed)
+    elif found.signed_out:
+        clear_session(response)
+    return response
