@@ -248,3 +248,87 @@ def test_disconnect_keeps_the_archive(web: dict[str, Any]) -> None:
         scalar(web["db"], "select access_token from public.connected_accounts where id = %s", (web["alice_account"],))
         is None
     )
+
+
+def test_import_upload_takes_the_file_itself_with_its_csrf_header(
+    web: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("TROVE_IMPORT_MAX_BYTES", "4096")
+    with browser(web, "alice") as alice, browser(web, "bob") as bob:
+        token = token_of(alice, "/app/import")
+        assert 'data-csrf="' + token + '"' in alice.get("/app/import").text
+        body = b"PK\x03\x04" + b"not really a zip" * 10
+        name = {"X-File-Name": "my export.zip", "Content-Type": "application/octet-stream"}
+        assert alice.post("/app/import", content=body, headers=name).status_code == 403
+        assert (
+            alice.post("/app/import", content=body, headers={**name, "X-CSRF-Token": token_of(bob)}).status_code == 403
+        )
+        cross = {**name, "X-CSRF-Token": token, "Origin": "https://evil.test"}
+        assert alice.post("/app/import", content=body, headers=cross).status_code == 403
+        form = alice.post("/app/import", files={"file": ("x.zip", body)}, headers={"X-CSRF-Token": token})
+        assert form.status_code == 415
+        huge = alice.post("/app/import", content=b"x" * 5000, headers={**name, "X-CSRF-Token": token})
+        assert huge.status_code == 413 and "import limit" in huge.json()["detail"]
+        empty = alice.post("/app/import", content=b"", headers={**name, "X-CSRF-Token": token})
+        assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+        made = alice.post("/app/import", content=body, headers={**name, "X-CSRF-Token": token})
+        assert made.status_code == 202, made.text
+        assert made.json()["joined"] is False
+        listed = alice.get("/app/import").text
+        assert "my export.zip" in listed and "queued" in listed
+        assert "my export.zip" not in bob.get("/app/import").text
+    assert scalar(web["db"], "select count(*) from public.imports where user_id = %s", (web["alice"],)) == 1
+
+
+def test_what_the_probe_found_stays_fixed(web: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outside probe's findings: the last day of the calendar, an unknown user's upload, counts no float
+    holds, a stored link that is not http(s), and Auth being unreachable."""
+    scalar(
+        web["db"],
+        "insert into public.engagement_history (post_id, user_id, engagement_stats)"
+        " values (%s, %s, jsonb_build_object('like_count', 1e400::numeric, 'nan', 'NaN')) returning 1",
+        (web["alice_post"], web["alice"]),
+    )
+    scalar(
+        web["db"],
+        "update public.posts set permalink = 'javascript:alert(1)' where id = %s returning 1",
+        (web["alice_post"],),
+    )
+    with browser(web, "alice") as alice:
+        assert alice.get("/app/archive", params={"until": "9999-12-31"}).status_code == 200
+        for path in ("/app/archive", f"/app/posts/{web['alice_post']}"):
+            response = alice.get(path)
+            assert response.status_code == 200, path
+            assert "javascript:" not in response.text
+    ghost = "00000000-0000-4000-8000-0000000000ff"
+    with browser(web, None) as deleted:
+        deleted.cookies.set("trove_access", issue_local_token(ghost))
+        token = token_of(deleted)
+        upload = deleted.post("/app/import", content=b"x" * 100, headers={"X-CSRF-Token": token})
+        assert upload.status_code == 403
+    # Auth unreachable: a refresh keeps the session (503, cookies untouched); a sign-in says so plainly.
+    monkeypatch.setenv("SUPABASE_URL", "http://127.0.0.1:9")
+    with browser(web, None) as client:
+        client.cookies.set("trove_access", issue_local_token(web["alice"], ttl_seconds=-10))
+        client.cookies.set("trove_refresh", "a" * 40)
+        response = client.get("/app/archive")
+        assert response.status_code == 503
+        assert not any("Max-Age=0" in c for c in response.headers.get_list("set-cookie"))
+        client.cookies.clear()
+        token = token_of(client, "/app/signin")
+        refused = client.post("/app/signin", data={"csrf_token": token, "email": "a@b.test", "password": "xxxxxxxx"})
+        assert refused.status_code == 503 and "not available right now" in refused.text
+        assert "Errno" not in refused.text
+
+
+def test_sign_in_attempts_from_one_address_are_limited(web: dict[str, Any]) -> None:
+    with browser(web, None) as client:
+        token = token_of(client, "/app/signin")
+        answers = [
+            client.post(
+                "/app/signin", data={"csrf_token": token, "email": "x@y.test", "password": "wrongpass"}
+            ).status_code
+            for _ in range(12)
+        ]
+    assert answers[:10] == [400] * 10 and answers[10:] == [429, 429], answers

@@ -11,16 +11,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+import httpx
 import psycopg
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from supabase_auth.errors import AuthError
+from supabase_auth.errors import AuthApiError, AuthError
 
 from trove.config import public_url, state_dir
-from trove.http.auth import as_user
+from trove.http.auth import UNKNOWN_USER, as_user, is_known_user
 from trove.http.imports import STATES as IMPORT_STATES
 from trove.http.imports import UNCAPPED, file_name
 from trove.http.keys import make_key, revoke, user_keys
@@ -149,6 +150,13 @@ def install(app: FastAPI) -> None:
         nxt = urlencode({"next": target}) if request.method == "GET" else ""
         return redirect(request, f"/app/signin{'?' + nxt if nxt else ''}")
 
+    @app.exception_handler(Exception)
+    async def failure_page(request: Request, error: Exception) -> Response:
+        """A failure of ours: on the app's paths a page with the app's headers (logged all the same)."""
+        if not request.url.path.startswith("/app/"):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        return page(request, "error.html", status=500, message="Something went wrong on our side; try again.")
+
     @app.exception_handler(StarletteHTTPException)
     async def error_page(request: Request, error: StarletteHTTPException) -> Response:
         if not request.url.path.startswith("/app/") or request.url.path.startswith("/app/static/"):
@@ -187,6 +195,7 @@ async def _sign(request: Request, mode: str) -> Response:
     email = form.get("email", "").strip()[:320]
     password = form.get("password", "")
     nxt = local_path(form.get("next"), "/app/accounts" if mode == "signup" else "/app/archive")
+    session.throttle(request, "signin")
     try:
         if mode == "signup":
             tokens = await session.sign_up(request, email, password)
@@ -196,14 +205,16 @@ async def _sign(request: Request, mode: str) -> Response:
                 )
         else:
             tokens = await session.sign_in(request, email, password)
-    except AuthError as error:
+    except (AuthError, httpx.HTTPError) as error:
+        refused = isinstance(error, AuthError) and session.definitive(error)
+        limited = isinstance(error, AuthApiError) and error.status == 429
         return page(
             request,
             "signin.html",
-            status=400,
+            status=400 if refused else 429 if limited else 503,
             next=nxt,
             mode=mode,
-            error=session.auth_message(error),
+            error=session.auth_message(error) if isinstance(error, AuthError) else session.AUTH_UNAVAILABLE,
             email_value=email,
         )
     response = RedirectResponse(nxt, status_code=303)
@@ -231,8 +242,8 @@ async def signout(request: Request) -> Response:
     if found.user_id and access:
         try:
             await session.sign_out(request, access)  # the refresh token dies with the session
-        except AuthError:
-            pass  # already gone: the cookies go all the same
+        except (AuthError, httpx.HTTPError):
+            pass  # already gone, or Auth unreachable: the cookies go all the same
     found.renewed, found.signed_out = None, True
     return redirect(request, "/app/signin")
 
@@ -301,6 +312,8 @@ async def connect(platform: str, request: Request) -> Response:
         detail = json.loads(bytes(begun.body)).get("detail", "the platform refused")
         raise HTTPException(begun.status_code, f"Connecting {platform} failed: {detail}")
     started, browser, _ = begun
+    if urlsplit(started["url"]).scheme not in ("http", "https"):
+        raise HTTPException(502, f"{platform} gave an authorization address Trove will not open")
     # A page that goes on to the platform (not a redirect: the form's CSP allows posting to this site only).
     response = page(request, "continue.html", platform=platform, url=started["url"])
     set_browser_cookie(response, platform, browser)
@@ -377,6 +390,8 @@ def day_bound(value: str, what: str, *, end: bool) -> str | None:
     except ValueError as error:
         raise HTTPException(400, f"{what} must be a date (YYYY-MM-DD)") from error
     if end:
+        if day == date.max:
+            return None  # the end of time: no bound
         day += timedelta(days=1)  # "until" includes its day
     return f"{day.isoformat()}T00:00:00Z"
 
@@ -514,7 +529,8 @@ async def post_page(post_id: str, request: Request) -> Response:
     for recorded, stats in history:
         for name, value in render.numeric_stats(stats).items():
             series.setdefault(render.measure_name(name, 2), []).append((recorded, value))
-    chart = render.line_chart_svg(series, "Engagement over time") if history else None
+    # A line needs two moments: with one, the figures above say it all.
+    chart = render.line_chart_svg(series, "Engagement over time") if len({r[0] for r in history}) > 1 else None
     return page(
         request,
         "post.html",
@@ -646,6 +662,8 @@ async def upload(request: Request) -> Response:
     the CSRF token in X-CSRF-Token."""
     user_id = await signed_in(request)
     check_csrf(request, user_id, request.headers.get(CSRF_HEADER))
+    if not await is_known_user(request, user_id):  # before a byte is written (as POST /api/import)
+        raise HTTPException(403, UNKNOWN_USER)
     limit = Limits.from_environment().total_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:

@@ -4,6 +4,7 @@ fetched from anywhere to draw them)."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -173,6 +174,7 @@ def line_chart_svg(series: dict[str, list[tuple[datetime, float]]], title: str) 
         f'<text x="{left}" y="{height - 8}">{first}</text>',
         f'<text x="{width - right}" y="{height - 8}" text-anchor="end">{last}</text>',
     ]
+    labels: list[tuple[float, str, str, float]] = []  # (y, colour, name, last value)
     for index, (name, values) in enumerate(sorted(series.items())):
         color = PALETTE[index % len(PALETTE)]
         path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in values)
@@ -182,9 +184,13 @@ def line_chart_svg(series: dict[str, list[tuple[datetime, float]]], title: str) 
                 f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="2.5" fill="{color}">'
                 f"<title>{escape(name)}: {v:g} on {escape(when(t))}</title></circle>"
             )
-        last_v = values[-1][1]
+        labels.append((y(values[-1][1]), color, name, values[-1][1]))
+    # Each line's name at its last value, pushed apart where values are close so no two overlap.
+    placed = -1e9
+    for label_y, color, name, value in sorted(labels):
+        placed = max(label_y, placed + 13)
         parts.append(
-            f'<text x="{width - right + 6}" y="{y(last_v) + 4:.1f}" fill="{color}">{escape(name)} {last_v:g}</text>'
+            f'<text x="{width - right + 6}" y="{placed + 4:.1f}" fill="{color}">{escape(name)} {value:g}</text>'
         )
     return Markup(  # numbers and escaped labels only
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"'
@@ -215,7 +221,23 @@ def numeric_stats(stats: Any) -> dict[str, float]:
     """The numeric measures of one engagement record (likes, comments, kudos...), whatever the platform."""
     if not isinstance(stats, dict):
         return {}
-    return {str(k): float(v) for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    found: dict[str, float] = {}
+    for key, value in stats.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an integer no float holds: not a count anyone can read
+                continue
+            if math.isfinite(number):
+                found[str(key)] = number
+    return found
+
+
+def web_url(url: Any) -> str | None:
+    """A link to the outside only when it is http(s): a stored permalink or media URL never becomes a script."""
+    if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
 
 
 def environment() -> Environment:
@@ -225,5 +247,5 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(human_bytes=human_bytes, when=when, day=day, ago=ago, safe_html=safe_html)
+    env.filters.update(human_bytes=human_bytes, when=when, day=day, ago=ago, safe_html=safe_html, web_url=web_url)
     return env

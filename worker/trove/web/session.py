@@ -7,20 +7,26 @@ refresh token, with which the server renews an expired access token on the next 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
+import httpx
 import jwt
 from fastapi import HTTPException, Request, Response
 from supabase_auth import AsyncGoTrueClient
-from supabase_auth.errors import AuthError
+from supabase_auth.errors import AuthApiError, AuthError
 
 from trove.config import public_url
 from trove.http.auth import decode_user_token
+from trove.web.throttle import Throttle
 
 ACCESS_COOKIE = "trove_access"
 REFRESH_COOKIE = "trove_refresh"
 SESSION_DAYS = 30  # how long a browser stays signed in without coming back (the refresh cookie's life)
 MAX_COOKIE = 4096
+# What a refresh token can look like (Supabase Auth's are short random strings): anything else never reaches Auth.
+REFRESH_SHAPE = re.compile(r"[A-Za-z0-9._~+/=-]{8,1024}")
+AUTH_UNAVAILABLE = "Signing in is not available right now (Supabase Auth did not answer): try again in a minute."
 
 
 def auth_url() -> str:
@@ -50,6 +56,19 @@ def auth_client(request: Request) -> AsyncGoTrueClient:
     )
 
 
+# Calls to Auth a client address may cause per minute: Auth limits Trove (one address for all its users), so one
+# client must not spend that for everyone. Sign-in and sign-up: a person's pace; refresh: an hour's session each.
+THROTTLES = {"signin": 10, "refresh": 30}
+
+
+def throttle(request: Request, kind: str) -> None:
+    """429 when this client address has called Auth too often (per service process)."""
+    throttles: dict[str, Throttle] | None = getattr(request.app.state, "auth_throttles", None)
+    if throttles is None:
+        throttles = request.app.state.auth_throttles = {name: Throttle(n) for name, n in THROTTLES.items()}
+    throttles[kind].check(request)
+
+
 @dataclass
 class Tokens:
     access_token: str
@@ -66,7 +85,18 @@ class Visitor:
     signed_out: bool = False
 
 
+def definitive(error: AuthError) -> bool:
+    """Auth's own answer about these credentials (wrong, revoked, used): not a rate limit, an outage or a
+    network failure, which say nothing about the session and must not sign anyone out."""
+    return isinstance(error, AuthApiError) and 400 <= error.status < 500 and error.status != 429
+
+
 def auth_message(error: AuthError) -> str:
+    """What to tell the person: Auth's words for a definitive refusal, never a network error's."""
+    if isinstance(error, AuthApiError) and error.status == 429:
+        return "Too many attempts: wait a minute and try again."
+    if not definitive(error):
+        return AUTH_UNAVAILABLE
     return str(getattr(error, "message", "") or error) or "Supabase Auth refused the request"
 
 
@@ -105,12 +135,17 @@ async def visitor(request: Request) -> Visitor:
             return found
         except HTTPException:
             pass  # expired or not ours: renew below
-    if refresh and len(refresh) <= MAX_COOKIE:
+    if refresh and REFRESH_SHAPE.fullmatch(refresh):
+        throttle(request, "refresh")
         try:
             response = await auth_client(request).refresh_session(refresh)
-        except AuthError:
+        except AuthError as error:
+            if not definitive(error):  # Auth is down or limiting us: keep the session, say so
+                raise HTTPException(503, AUTH_UNAVAILABLE) from error
             found.signed_out = True  # revoked or reused: the browser signs in again
             return found
+        except httpx.HTTPError as error:
+            raise HTTPException(503, AUTH_UNAVAILABLE) from error
         if response.session is not None:
             try:
                 user = decode_user_token(response.session.access_token)
@@ -119,7 +154,7 @@ async def visitor(request: Request) -> Visitor:
                 return found
             found.user_id, found.email = user.id, email_of(response.session.access_token)
             found.renewed = Tokens(response.session.access_token, response.session.refresh_token)
-    elif access:
+    elif access or refresh:
         found.signed_out = True
     return found
 
