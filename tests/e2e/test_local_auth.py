@@ -1,20 +1,26 @@
 """The local stand-in of Supabase Auth's REST API (trove.http.local_auth), over real HTTP on a real port with
 real Postgres: sign-up, sign-in, refresh token rotation and reuse detection, sign-out, the user endpoint, the
-refusals in Auth's error format, the `supabase_auth` client unchanged against it, and the demo user's password
-(trove.demo_login)."""
+refusals in Auth's error format, the `supabase_auth` client unchanged against it, sign-in links (magic links)
+in the PKCE flow with the local mailbox, and the demo user's password (trove.demo_login)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
 import uuid
 from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import jwt
@@ -22,17 +28,20 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from supabase_auth import AsyncGoTrueClient
+from supabase_auth import AsyncGoTrueClient, AsyncMemoryStorage
+from supabase_auth.constants import STORAGE_KEY
 from supabase_auth.errors import AuthApiError, AuthWeakPasswordError
 from tests.worker_harness import RING
 
 from trove.config import LOCAL_JWT_SECRET, LOCAL_STACK_ENV
 from trove.db.cluster import free_port
 from trove.db.local import apply_seed
+from trove.db.migrate import apply_local_stack
 from trove.demo_login import DEMO_USER_ID, demo_password, password_path, set_demo_password
 from trove.http import local_auth
 from trove.http.app import create_app
 from trove.http.auth import decode_user_token, issue_local_token
+from trove.http.log_redaction import ArgsRedactor
 from trove.simulators.serve import BackgroundServer
 
 PASSWORD = "correct horse battery"
@@ -40,14 +49,15 @@ VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 
 
 @pytest.fixture
-def auth(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """The HTTP service with the stand-in mounted, on a real port."""
+def auth(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The HTTP service with the stand-in mounted, on a real port; its state (the mailbox) in tmp_path."""
     port = free_port()
     monkeypatch.setenv("TROVE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path / "state"))
     app = create_app(db_url, RING)
     local_auth.mount_local_auth(app)
     with BackgroundServer(app, port) as server:
-        yield {"url": server.url, "auth": f"{server.url}/auth/v1", "db": db_url}
+        yield {"url": server.url, "auth": f"{server.url}/auth/v1", "db": db_url, "state": str(tmp_path / "state")}
 
 
 def sign_up(auth: dict[str, str], email: str, password: str = PASSWORD, **kwargs: Any) -> httpx.Response:
@@ -276,9 +286,11 @@ def test_sign_up_refusals(auth: dict[str, str]) -> None:
 
 
 def test_grant_types_and_error_formats(auth: dict[str, str]) -> None:
-    for query in ("?grant_type=pkce", "?grant_type=", ""):
+    for query in ("?grant_type=authorization_code", "?grant_type=", ""):
         response = httpx.post(f"{auth['auth']}/token{query}", json={"email": "x@example.com", "password": PASSWORD})
         assert refused(response, 400, "invalid_credentials") == "unsupported_grant_type"
+    pkce = httpx.post(f"{auth['auth']}/token?grant_type=pkce", json={"email": "x@example.com", "password": PASSWORD})
+    assert "both auth code and code verifier" in refused(pkce, 400, "validation_failed")
 
     # A client asking for API version 2024-01-01 (supabase_auth does) gets that version's error body.
     versioned = sign_in(auth, "nobody@example.com", headers=VERSION)
@@ -355,21 +367,34 @@ def test_mounted_only_on_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> Non
     here = FastAPI()
     local_auth.mount_local_auth(here)
     local_auth.mount_local_auth(here)  # once, however often it is asked
-    assert sorted(auth_routes(here)) == ["/auth/v1/logout", "/auth/v1/signup", "/auth/v1/token", "/auth/v1/user"]
+    assert sorted(set(auth_routes(here))) == [
+        "/auth/v1/logout",
+        "/auth/v1/otp",
+        "/auth/v1/signup",
+        "/auth/v1/token",
+        "/auth/v1/user",
+        "/auth/v1/verify",
+    ]
     assert "/auth/v1/token" not in str(here.openapi())  # Auth's API, not Trove's
 
 
 def test_auth_tables_are_the_services_alone(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_local_stack(conn)  # again: supabase/local/*.sql are idempotent
     tables = fetch(
         db_url,
         "select c.relname, c.relrowsecurity,"
         " (select count(*) from pg_policy as p where p.polrelid = c.oid),"
         " has_table_privilege('anon', c.oid, 'select, insert, update, delete'),"
         " has_table_privilege('authenticated', c.oid, 'select, insert, update, delete')"
-        " from pg_class as c where c.oid in ('auth.sessions'::regclass, 'auth.refresh_tokens'::regclass)"
+        " from pg_class as c where c.oid in ('auth.sessions'::regclass, 'auth.refresh_tokens'::regclass,"
+        " 'auth.flow_state'::regclass, 'auth.one_time_tokens'::regclass, 'auth.mfa_amr_claims'::regclass)"
         " order by c.relname",
     )
-    assert tables == [("refresh_tokens", True, 0, False, False), ("sessions", True, 0, False, False)]
+    assert tables == [
+        (name, True, 0, False, False)
+        for name in ("flow_state", "mfa_amr_claims", "one_time_tokens", "refresh_tokens", "sessions")
+    ]
     assert fetch(db_url, "select has_sequence_privilege('authenticated', 'auth.refresh_tokens_id_seq', 'usage')") == [
         (False,)
     ]
@@ -405,3 +430,474 @@ def test_the_demo_user_signs_in_with_its_kept_password(
     fetch(auth["db"], "delete from auth.users where id = %s returning id", DEMO_USER_ID)
     with pytest.raises(RuntimeError, match="seed"):
         set_demo_password(auth["db"])
+
+
+# Sign-in links (magic links), the PKCE flow, as the web app uses them.
+
+CALLBACK = "/app/auth/callback"
+VERIFIER_KEY = f"{STORAGE_KEY}-code-verifier"  # where supabase_auth keeps the PKCE flow's code verifier
+
+
+def callback(auth: dict[str, str], query: str = "") -> str:
+    return f"{auth['url']}{CALLBACK}{query}"
+
+
+def client_for(auth: dict[str, str], storage: AsyncMemoryStorage | None = None, flow: str = "pkce") -> Any:
+    return AsyncGoTrueClient(
+        url=auth["auth"], auto_refresh_token=False, persist_session=False, flow_type=flow, storage=storage
+    )
+
+
+def request_link(
+    auth: dict[str, str],
+    email: str,
+    redirect: str | None = None,
+    *,
+    create: bool = False,
+    flow: str = "pkce",
+    **options: Any,
+) -> str | None:
+    """`sign_in_with_otp` as the web app calls it; the code verifier the client made (None: implicit flow)."""
+
+    async def ask() -> str | None:
+        storage = AsyncMemoryStorage()
+        async with client_for(auth, storage, flow) as client:
+            settings = {"should_create_user": create, **options}
+            if redirect is not None:
+                settings["email_redirect_to"] = redirect
+            answer = await client.sign_in_with_otp({"email": email, "options": settings})
+            assert answer.user is None and answer.session is None
+        return await storage.get_item(VERIFIER_KEY)
+
+    return asyncio.run(ask())
+
+
+def exchange(auth: dict[str, str], code: str, verifier: str) -> Any:
+    """`exchange_code_for_session` as the web app's callback calls it: a fresh client, its own verifier."""
+
+    async def swap() -> Any:
+        async with client_for(auth) as client:
+            return await client.exchange_code_for_session(
+                {"auth_code": code, "code_verifier": verifier, "redirect_to": callback(auth)}
+            )
+
+    return asyncio.run(swap())
+
+
+def exchange_refused(auth: dict[str, str], code: str, verifier: str) -> AuthApiError:
+    with pytest.raises(AuthApiError) as refusal:
+        exchange(auth, code, verifier)
+    return refusal.value
+
+
+def mails(auth: dict[str, str]) -> list[Path]:
+    return sorted((Path(auth["state"]) / "mailbox").glob("*.eml"))
+
+
+def read_mail(path: Path) -> EmailMessage:
+    message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def link_in(path: Path) -> str:
+    body = read_mail(path).get_body(("plain",))
+    assert body is not None
+    links = re.findall(r"https?://\S+/auth/v1/verify\?\S+", body.get_content())
+    assert len(links) == 1
+    return str(links[0])
+
+
+def latest_link(auth: dict[str, str]) -> str:
+    return link_in(mails(auth)[-1])
+
+
+def link_params(link: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(link).query))
+
+
+def follow(link: str) -> httpx.Response:
+    """The browser opening the link: one request, the redirect not followed."""
+    return httpx.get(link, follow_redirects=False)
+
+
+def code_from(response: httpx.Response) -> str:
+    assert response.status_code == 303, response.text
+    return dict(parse_qsl(urlsplit(response.headers["location"]).query))["code"]
+
+
+def challenge_of(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+def amr_of(access_token: str) -> list[str]:
+    claims = jwt.decode(access_token, LOCAL_JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+    return [entry["method"] for entry in claims["amr"]]
+
+
+def link_refused(response: httpx.Response, auth: dict[str, str], *, pkce: bool = True) -> dict[str, str]:
+    """A refused link's redirect: to the callback, Auth's error in the fragment (and the query, PKCE)."""
+    assert response.status_code == 303, response.text
+    location = urlsplit(response.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == callback(auth)
+    fragment = dict(parse_qsl(location.fragment, keep_blank_values=True))
+    assert fragment["sb"] == ""
+    query = dict(parse_qsl(location.query))
+    if pkce:
+        assert {key: query[key] for key in ("error", "error_code", "error_description")} == {
+            key: fragment[key] for key in ("error", "error_code", "error_description")
+        }
+    else:
+        assert "error_code" not in query and "code" not in query
+    return fragment
+
+
+def test_magic_link_sign_in_with_the_pkce_flow(auth: dict[str, str]) -> None:
+    user_id = sign_up(auth, "ada@example.com").json()["user"]["id"]
+    verifier = request_link(auth, "Ada@Example.com", callback(auth, "?next=%2Fapp%2Farchive"))
+    assert verifier and len(verifier) >= 43
+
+    # The email: to the user, with a link to Auth's /verify carrying the token, the type and the redirect.
+    (path,) = mails(auth)
+    message = read_mail(path)
+    assert message["To"] == "ada@example.com" and message["Subject"] == "Your Magic Link"
+    assert message["From"] and message["Date"] and message["Message-ID"]
+    link = link_in(path)
+    html = message.get_body(("html",))
+    assert html is not None and link.replace("&", "&amp;") in html.get_content()
+    assert link.startswith(f"{auth['auth']}/verify?")
+    params = link_params(link)
+    token = params["token"]
+    assert token.startswith("pkce_") and params["type"] == "magiclink"
+    assert params["redirect_to"] == callback(auth, "?next=%2Fapp%2Farchive")
+
+    # Stored: the token's SHA-256 only, and the flow state with the client's challenge.
+    stored = fetch(
+        auth["db"], "select user_id::text, token_type::text, token_hash, relates_to from auth.one_time_tokens"
+    )
+    assert stored == [(user_id, "recovery_token", hashlib.sha256(token.encode()).hexdigest(), "ada@example.com")]
+    flows = fetch(
+        auth["db"],
+        "select user_id::text, code_challenge, code_challenge_method::text, provider_type, authentication_method,"
+        " auth_code_issued_at from auth.flow_state",
+    )
+    assert flows == [(user_id, challenge_of(verifier), "s256", "magiclink", "magiclink", None)]
+    everything = str(fetch(auth["db"], "select row_to_json(t)::text from auth.one_time_tokens as t")) + str(
+        fetch(auth["db"], "select row_to_json(f)::text from auth.flow_state as f")
+    )
+    assert token not in everything and token[5:] not in everything and verifier not in everything
+
+    # Opening the link: used up, and a redirect to the callback with the auth code (its own query kept).
+    opened = follow(link)
+    assert opened.status_code == 303 and opened.headers["cache-control"] == "no-store"
+    location = urlsplit(opened.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == callback(auth)
+    query = dict(parse_qsl(location.query))
+    assert query["next"] == "/app/archive" and uuid.UUID(query["code"])
+    assert fetch(auth["db"], "select count(*) from auth.one_time_tokens") == [(0,)]
+    assert fetch(auth["db"], "select auth_code_issued_at is not null from auth.flow_state") == [(True,)]
+
+    # The callback exchanges the code with the verifier: a session like a password sign-in's, amr magiclink.
+    signed_in = exchange(auth, query["code"], verifier)
+    assert signed_in.session is not None and signed_in.user is not None
+    assert signed_in.user.id == user_id and signed_in.user.email == "ada@example.com"
+    assert decode_user_token(signed_in.session.access_token).id == user_id
+    assert amr_of(signed_in.session.access_token) == ["magiclink"]
+    assert fetch(auth["db"], "select count(*) from auth.flow_state") == [(0,)]
+    refreshed = refresh(auth, signed_in.session.refresh_token).json()
+    assert amr_of(refreshed["access_token"]) == ["magiclink"]  # the session keeps how it was signed in to
+    assert get_user(auth, refreshed["access_token"]).json()["id"] == user_id
+
+    # The code is exchanged once; the link is used once.
+    reused = exchange_refused(auth, query["code"], verifier)
+    assert reused.code == "flow_state_not_found" and reused.status == 404
+    again = link_refused(follow(link), auth)
+    assert again["error"] == "access_denied" and again["error_code"] == "otp_expired"
+    assert again["error_description"] == "Email link is invalid or has expired"
+
+
+def test_the_code_needs_its_verifier_and_is_short_lived(auth: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sign_up(auth, "grace@example.com")
+    verifier = request_link(auth, "grace@example.com", callback(auth))
+    assert verifier is not None
+    code = code_from(follow(latest_link(auth)))
+
+    for wrong in ("x" * 64, verifier[:-1] + ("a" if verifier[-1] != "a" else "b"), challenge_of(verifier)):
+        refusal = exchange_refused(auth, code, wrong)
+        assert refusal.code == "bad_code_verifier" and refusal.status == 400
+    assert refusal.message == "code challenge does not match previously saved code verifier"
+    assert exchange(auth, code, verifier).session is not None  # a wrong verifier does not spend the code
+
+    unknown = exchange_refused(auth, str(uuid.uuid4()), verifier)
+    assert unknown.code == "flow_state_not_found" and unknown.status == 404
+    url = f"{auth['auth']}/token?grant_type=pkce"
+    refused(httpx.post(url, json={"auth_code": code}), 400, "validation_failed")
+    refused(httpx.post(url, json={"code_verifier": verifier}), 400, "validation_failed")
+    refused(httpx.post(url, json={"auth_code": "x" * 300, "code_verifier": verifier}), 404, "flow_state_not_found")
+
+    # The code must be exchanged within FLOW_STATE_SECONDS of the link's opening.
+    monkeypatch.setattr(local_auth, "EMAIL_INTERVAL_SECONDS", 0.0)
+    verifier = request_link(auth, "grace@example.com", callback(auth))
+    assert verifier is not None
+    code = code_from(follow(latest_link(auth)))
+    monkeypatch.setattr(local_auth, "FLOW_STATE_SECONDS", 0.0)
+    expired = exchange_refused(auth, code, verifier)
+    assert expired.code == "flow_state_expired" and expired.status == 422
+
+
+def test_an_expired_link_is_refused(auth: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    sign_up(auth, "linus@example.com")
+    request_link(auth, "linus@example.com", callback(auth))
+    monkeypatch.setattr(local_auth, "LINK_VALIDITY_SECONDS", 0.0)
+    refusal = link_refused(follow(latest_link(auth)), auth)
+    assert refusal["error_code"] == "otp_expired" and refusal["error"] == "access_denied"
+    assert fetch(auth["db"], "select auth_code_issued_at from auth.flow_state") == [(None,)]  # no code issued
+
+
+def test_one_email_a_minute_and_a_new_link_replaces_the_old(
+    auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sign_up(auth, "barbara@example.com")
+    first_verifier = request_link(auth, "barbara@example.com", callback(auth))
+    first_link = latest_link(auth)
+    with pytest.raises(AuthApiError) as limited:
+        request_link(auth, "barbara@example.com", callback(auth))
+    assert limited.value.status == 429 and limited.value.code == "over_email_send_rate_limit"
+    assert re.fullmatch(r"For security purposes, you can only request this after 5\d seconds\.", limited.value.message)
+    assert len(mails(auth)) == 1  # nothing sent, nothing replaced
+    assert len(fetch(auth["db"], "select id from auth.flow_state")) == 1
+
+    monkeypatch.setattr(local_auth, "EMAIL_INTERVAL_SECONDS", 0.0)
+    second_verifier = request_link(auth, "barbara@example.com", callback(auth))
+    assert second_verifier is not None and first_verifier is not None
+    assert len(mails(auth)) == 2 and latest_link(auth) != first_link
+    assert fetch(auth["db"], "select count(*) from auth.one_time_tokens") == [(1,)]
+    assert fetch(auth["db"], "select count(*) from auth.flow_state") == [(1,)]
+    assert link_refused(follow(first_link), auth)["error_code"] == "otp_expired"
+    code = code_from(follow(latest_link(auth)))
+    assert exchange_refused(auth, code, first_verifier).code == "bad_code_verifier"
+    assert exchange(auth, code, second_verifier).session is not None
+
+
+def test_unknown_addresses_are_signed_up_only_when_asked(auth: dict[str, str]) -> None:
+    with pytest.raises(AuthApiError) as refusal:
+        request_link(auth, "nobody@example.com", callback(auth))
+    # Auth's answer (which does tell that the address has no account): no email, no user.
+    assert refusal.value.status == 422 and refusal.value.code == "otp_disabled"
+    assert refusal.value.message == "Signups not allowed for otp"
+    assert mails(auth) == [] and fetch(auth["db"], "select count(*) from auth.users") == [(0,)]
+
+    verifier = request_link(auth, "New@Example.com", callback(auth), create=True, data={"name": "New"})
+    assert verifier is not None
+    ((user_id, confirmed, password, metadata),) = fetch(
+        auth["db"],
+        "select id::text, email_confirmed_at is not null, encrypted_password, raw_user_meta_data from auth.users"
+        " where email = 'new@example.com'",
+    )
+    assert confirmed and password.startswith("$2a$10$") and metadata == {"name": "New"}
+    signed_in = exchange(auth, code_from(follow(latest_link(auth))), verifier)
+    assert signed_in.user is not None and signed_in.user.id == user_id
+    assert signed_in.user.user_metadata == {"name": "New"}
+
+
+def test_redirects_stay_on_the_sites_origin(auth: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_auth, "EMAIL_INTERVAL_SECONDS", 0.0)
+    sign_up(auth, "edsger@example.com")
+    site = auth["url"]
+    netloc = urlsplit(site).netloc
+    port = urlsplit(site).port
+    attempts = [
+        "https://evil.example/app/auth/callback",
+        f"http://{netloc}@evil.example/app/auth/callback",
+        f"http://evil.example\\@{netloc}/app/auth/callback",
+        f"http://evil.example%5C@{netloc}/app/auth/callback",
+        "//evil.example/app/auth/callback",
+        "javascript:alert(document.domain)",
+        f"https://{netloc}/app/auth/callback",  # another scheme
+        f"http://127.0.0.1:{(port or 80) + 1}/app/auth/callback",  # another port
+        f"http://localhost:{port}/app/auth/callback",  # another host
+        f"http://{netloc}\t.evil.example/app/auth/callback",
+        "http://" + "a" * 3000,
+    ]
+    for attempt in attempts:
+        request_link(auth, "edsger@example.com", attempt)
+        assert link_params(latest_link(auth))["redirect_to"] == site, attempt
+    verifier = request_link(auth, "edsger@example.com", callback(auth))
+    assert verifier is not None
+    link = latest_link(auth)
+
+    # A link whose redirect_to was changed on the way sends the browser to the site, never elsewhere.
+    tampered = link.replace(
+        f"redirect_to={quote(callback(auth), safe='')}", "redirect_to=https%3A%2F%2Fevil.example%2F"
+    )
+    assert tampered != link
+    opened = follow(tampered)
+    assert opened.status_code == 303 and opened.headers["location"].startswith(f"{site}?code=")
+    refusal = follow(tampered)
+    assert refusal.headers["location"].startswith(f"{site}?error=access_denied")
+    assert exchange(auth, code_from(opened), verifier).session is not None
+
+
+def test_link_requests_are_checked_as_auth_checks_them(auth: dict[str, str]) -> None:
+    url = f"{auth['auth']}/otp"
+    sign_up(auth, "alan@example.com")
+    good = {"email": "alan@example.com", "create_user": False, "code_challenge": "a" * 43}
+    plain = refused(httpx.post(url, json={**good, "code_challenge_method": "plain"}), 400, "validation_failed")
+    assert "plain" in plain and "only s256" in plain
+    refused(httpx.post(url, json={**good, "code_challenge_method": "S512"}), 400, "validation_failed")
+    refused(httpx.post(url, json=good), 400, "validation_failed")  # a challenge without its method
+    refused(httpx.post(url, json={**good, "code_challenge": None, "code_challenge_method": "s256"}), 400,
+            "validation_failed")  # fmt: skip
+    for challenge in ("a" * 42, "a" * 129, "a" * 42 + "+"):
+        body = {**good, "code_challenge": challenge, "code_challenge_method": "s256"}
+        assert "code challenge" in refused(httpx.post(url, json=body), 400, "validation_failed")
+    refused(httpx.post(url, json={"email": "not-an-email", "create_user": False}), 400, "validation_failed")
+    refused(httpx.post(url, json={"phone": "+15555550100"}), 400, "phone_provider_disabled")
+    refused(httpx.post(url, json={}), 400, "validation_failed")
+    refused(httpx.post(url, json={"email": "alan@example.com", "channel": "sms"}), 400, "validation_failed")
+    refused(httpx.post(url, json={"email": "alan@example.com", "create_user": "yes"}), 400, "bad_json")
+    refused(httpx.post(url, json={"email": "alan@example.com", "data": [1]}), 400, "bad_json")
+    assert mails(auth) == []
+
+    # The answer to a sent link, as Auth's: an empty object.
+    sent = httpx.post(url, json={**good, "code_challenge_method": "s256"}, headers=VERSION)
+    assert sent.status_code == 200 and sent.json() == {}
+    versioned = httpx.post(url, json={"email": "nobody@example.com", "create_user": False}, headers=VERSION)
+    assert versioned.status_code == 422
+    assert versioned.json() == {"code": "otp_disabled", "message": "Signups not allowed for otp"}
+
+
+def test_verify_refusals_the_implicit_flow_and_token_hashes(
+    auth: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_auth, "EMAIL_INTERVAL_SECONDS", 0.0)
+    user_id = sign_up(auth, "tony@example.com").json()["user"]["id"]
+    verify = f"{auth['auth']}/verify"
+    refused(httpx.get(verify, params={"token": "pkce_x"}), 400, "validation_failed")
+    refused(httpx.get(verify, params={"type": "magiclink"}), 400, "validation_failed")
+    target = {"redirect_to": callback(auth)}
+    unknown = httpx.get(verify, params={"token": "pkce_" + "0" * 56, "type": "magiclink", **target})
+    assert link_refused(unknown, auth)["error_code"] == "otp_expired"
+    assert link_refused(httpx.get(verify, params={"token": "0" * 56, "type": "magiclink", **target}), auth,
+                        pkce=False)["error_code"] == "otp_expired"  # fmt: skip
+    bad_type = link_refused(httpx.get(verify, params={"token": "pkce_x", "type": "sms", **target}), auth)
+    assert bad_type["error"] == "invalid_request" and bad_type["error_code"] == "validation_failed"
+
+    # The implicit flow (no code challenge): the link's token is unmarked, the session comes in the fragment.
+    assert request_link(auth, "tony@example.com", callback(auth), flow="implicit") is None
+    link = latest_link(auth)
+    assert not link_params(link)["token"].startswith("pkce_")
+    opened = follow(link)
+    assert opened.status_code == 303
+    location = urlsplit(opened.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == callback(auth) and not location.query
+    fragment = dict(parse_qsl(location.fragment, keep_blank_values=True))
+    assert fragment["type"] == "magiclink" and fragment["token_type"] == "bearer" and fragment["sb"] == ""
+    assert decode_user_token(fragment["access_token"]).id == user_id
+    assert amr_of(fragment["access_token"]) == ["otp"]
+    assert refresh(auth, fragment["refresh_token"]).status_code == 200
+
+    # verify_otp with a link's token hash (an app verifying links itself): a session at once, once.
+    request_link(auth, "tony@example.com", callback(auth))
+    token = link_params(latest_link(auth))["token"]
+
+    async def verify_hash(token_hash: str) -> Any:
+        async with client_for(auth, flow="implicit") as client:
+            return await client.verify_otp({"token_hash": token_hash, "type": "magiclink"})
+
+    verified = asyncio.run(verify_hash(token))
+    assert verified.session is not None and verified.user is not None and verified.user.id == user_id
+    assert amr_of(verified.session.access_token) == ["otp"]
+    assert fetch(auth["db"], "select count(*) from auth.flow_state") == [(0,)]
+    with pytest.raises(AuthApiError) as used:
+        asyncio.run(verify_hash(token))
+    assert used.value.code == "otp_expired" and used.value.status == 403
+
+    # Six-digit codes are never sent here; the other refusals are Auth's.
+    code = httpx.post(verify, json={"type": "email", "email": "tony@example.com", "token": "123456"})
+    assert refused(code, 403, "otp_expired") == "Token has expired or is invalid"
+    refused(httpx.post(verify, json={"type": "magiclink"}), 400, "validation_failed")
+    refused(httpx.post(verify, json={"token_hash": token}), 400, "validation_failed")
+    refused(httpx.post(verify, json={"type": "magiclink", "token_hash": token, "token": "1"}), 400, "validation_failed")
+    refused(httpx.post(verify, json={"type": "magiclink", "token_hash": token, "email": "tony@example.com"}), 400,
+            "validation_failed")  # fmt: skip
+    refused(httpx.post(verify, json={"type": "sms", "token_hash": token}), 400, "validation_failed")
+
+
+def test_the_mailbox_is_the_users_alone(auth: dict[str, str]) -> None:
+    mailbox = Path(auth["state"]) / "mailbox"
+    mailbox.mkdir(parents=True, mode=0o755)
+    mailbox.chmod(0o755)
+    sign_up(auth, "ken@example.com")
+    request_link(auth, "ken@example.com", callback(auth))
+    (path,) = mails(auth)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(mailbox).st_mode) == 0o700  # tightened
+    assert re.fullmatch(r"\d{8}T\d{12}Z-[0-9a-f]{8}\.eml", path.name)
+    assert path.read_bytes().count(link_in(path).encode()) == 1  # the link on one line, as it is
+
+
+def test_no_link_token_code_or_verifier_reaches_a_log(auth: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    # uvicorn's access log as the service sets it up (trove.http.log_redaction): its lines hold each request's
+    # query string, the link's token and the callback's code among them.
+    access = logging.getLogger("uvicorn.access")
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler, redactor, level = Collect(), ArgsRedactor(), access.level
+    access.addHandler(handler)
+    access.addFilter(redactor)
+    access.setLevel(logging.INFO)
+    try:
+        sign_up(auth, "logs@example.com")
+        verifier = request_link(auth, "logs@example.com", callback(auth))
+        assert verifier is not None
+        link = latest_link(auth)
+        opened = follow(link)
+        code = code_from(opened)
+        session = exchange(auth, code, verifier).session
+        follow(link)  # used: refused
+    finally:
+        access.removeHandler(handler)
+        access.removeFilter(redactor)
+        access.setLevel(level)
+    token = link_params(link)["token"]
+    # The service's records: not those of this test's own HTTP clients (the browser's, the web app's).
+    client = ("httpx", "httpcore", "asyncio")
+    service = [record.getMessage() for record in caplog.records if not record.name.startswith(client)]
+    assert any("a sign-in email was written to" in line for line in service)
+    assert any("/auth/v1/verify?token=[redacted]" in line for line in lines), lines
+    logged = "\n".join(service + lines)
+    for secret in (token, token[5:], code, verifier, session.access_token, session.refresh_token):
+        assert secret not in logged
+
+
+def test_racing_requests_get_one_email_one_code_one_session(auth: dict[str, str]) -> None:
+    sign_up(auth, "race@example.com")
+    verifier = "v" * 50
+    body = {"email": "race@example.com", "create_user": False, "code_challenge": challenge_of(verifier),
+            "code_challenge_method": "s256"}  # fmt: skip
+
+    async def race(send: Any, times: int = 6) -> list[httpx.Response]:
+        async with httpx.AsyncClient() as client:
+            return await asyncio.gather(*(send(client) for _ in range(times)))
+
+    asked = asyncio.run(race(lambda client: client.post(f"{auth['auth']}/otp", json=body)))
+    assert sorted(answer.status_code for answer in asked) == [200] + [429] * 5
+    (path,) = mails(auth)
+    link = link_in(path)
+    opened = asyncio.run(race(lambda client: client.get(link)))
+    queries = [dict(parse_qsl(urlsplit(answer.headers["location"]).query)) for answer in opened]
+    codes = [query["code"] for query in queries if "code" in query]
+    assert len(codes) == 1 and all(answer.status_code == 303 for answer in opened)
+    url = f"{auth['auth']}/token?grant_type=pkce"
+    swapped = asyncio.run(
+        race(lambda client: client.post(url, json={"auth_code": codes[0], "code_verifier": verifier}))
+    )
+    assert sorted(answer.status_code for answer in swapped) == [200] + [404] * 5
+    methods = fetch(auth["db"], "select authentication_method, count(*) from auth.mfa_amr_claims group by 1 order by 1")
+    assert methods == [("magiclink", 1), ("password", 1)]  # the sign-up's, and the one link's

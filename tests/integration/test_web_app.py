@@ -332,3 +332,32 @@ def test_sign_in_attempts_from_one_address_are_limited(web: dict[str, Any]) -> N
             for _ in range(12)
         ]
     assert answers[:10] == [400] * 10 and answers[10:] == [429, 429], answers
+
+
+def test_a_sign_in_link_works_only_in_the_browser_that_asked_for_it(
+    web: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("TROVE_STATE_DIR", str(tmp_path))
+    scalar(web["db"], "update auth.users set email = 'alice@example.test' where id = %s returning 1", (web["alice"],))
+    with browser(web, None) as asking, browser(web, None) as elsewhere:
+        token = token_of(asking, "/app/signin")
+        assert asking.post("/app/signin/link", data={"email": "alice@example.test"}).status_code == 403  # no CSRF
+        sent = asking.post("/app/signin/link", data={"email": "alice@example.test", "csrf_token": token})
+        assert sent.status_code == 200 and "sign-in link is on its way" in sent.text
+        verifier = next(c for c in sent.headers.get_list("set-cookie") if c.startswith("trove_link_verifier="))
+        assert "HttpOnly" in verifier and "SameSite=lax" in verifier
+        mail = sorted((tmp_path / "mailbox").glob("*.eml"))[-1].read_text()
+        link = re.search(r"https?://\S+/auth/v1/verify\?\S+", mail)
+        assert link
+        landed = httpx.get(link.group(0), follow_redirects=False)
+        assert landed.status_code == 303
+        callback = landed.headers["location"]
+        # Another browser (no verifier) gets nothing, and the code is not spent by its attempt.
+        refused = elsewhere.get(callback)
+        assert refused.status_code == 400 and "browser you asked for it from" in refused.text
+        assert elsewhere.get("/app/auth/callback", params={"code": "x" * 600}).status_code == 400
+        assert elsewhere.get("/app/auth/callback", params={"error_code": "otp_expired"}).status_code == 400
+        signed = asking.get(callback)
+        assert signed.status_code == 303 and signed.headers["location"] == "/app/archive"
+        assert asking.get("/app/archive").status_code == 200
+        assert asking.get(callback).status_code == 400  # once: the verifier went with the first use, and the code

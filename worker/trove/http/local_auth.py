@@ -1,9 +1,10 @@
 """A local stand-in for the part of Supabase Auth's REST API (GoTrue, `<SUPABASE_URL>/auth/v1/...`) that a web
-app uses: sign up, sign in with a password, refresh, sign out, the signed-in user. On Supabase, Auth answers
-these; locally there is no Auth, so this router answers them in the same wire format (the `supabase_auth`
-client works against it unchanged), mounted only on the local stack (`mount_local_auth`), as
-supabase/local/*.sql recreate what Supabase provides. Its data lives where Auth keeps it: auth.users,
-auth.sessions, auth.refresh_tokens (supabase/local/01_auth.sql, 04_auth_sessions.sql).
+app uses: sign up, sign in with a password or with an emailed link (magic link, PKCE flow), refresh, sign out,
+the signed-in user. On Supabase, Auth answers these; locally there is no Auth, so this router answers them in
+the same wire format (the `supabase_auth` client works against it unchanged), mounted only on the local stack
+(`mount_local_auth`), as supabase/local/*.sql recreate what Supabase provides. Its data lives where Auth keeps
+it: auth.users, auth.sessions, auth.refresh_tokens, auth.mfa_amr_claims, auth.one_time_tokens, auth.flow_state
+(supabase/local/01_auth.sql, 04_auth_sessions.sql, 05_auth_magic_link.sql).
 
 As Auth configured like the Supabase CLI's local stack: email sign-ups are confirmed at once (autoconfirm) and
 answered with a session, passwords are at least 6 and at most 72 bytes (bcrypt's limit) and hashed with bcrypt
@@ -21,8 +22,19 @@ keeping any token, a token's successor is derived from it: HMAC-SHA256 with the 
 compute its successors only with that key, which never leaves the database; the first token of a session is
 random. Passwords and tokens are never logged, nor echoed in an error.
 
-Not emulated: phone, OAuth/OTP/magic-link/PKCE grants, MFA, identities (the user's `identities` is empty), email
-changes, rate limits, the admin API."""
+Sign-in links, as Auth sends them (`sign_in_with_otp` with an email): `POST /otp` stores the link's token (its
+SHA-256 only; valid LINK_VALIDITY_SECONDS, one outstanding per user, at most one link per address every
+EMAIL_INTERVAL_SECONDS) and, when the client sent a code challenge (the PKCE flow; s256 only), a flow state
+holding the auth code; the email is written to the local mailbox, `<state dir>/mailbox/*.eml`, in place of
+Auth's SMTP. The link, `/verify?token=...&type=magiclink&redirect_to=...`, is used once: it redirects (303) to
+redirect_to with `?code=<auth code>` (PKCE) or with the session in the fragment (implicit), or with Auth's
+error parameters; `POST /token?grant_type=pkce` exchanges the code and the code verifier for a session within
+FLOW_STATE_SECONDS, once. `POST /verify` with a token_hash answers a session at once. redirect_to is honoured
+only on the origin of `trove.config.public_url()` (the local stack's allow-list), otherwise that URL is used.
+
+Not emulated: phone, OAuth, MFA, identities (the user's `identities` is empty), email changes, confirmation and
+recovery emails, the six-digit email codes, `POST /magiclink` (the client does not use it), rate limits other
+than the per-address email interval, the admin API."""
 
 from __future__ import annotations
 
@@ -31,39 +43,55 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
+import os
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 import psycopg
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import iter_route_contexts
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from trove.config import jwt_secret, local_stack, public_url
+from trove.config import jwt_secret, local_stack, public_url, state_dir
 from trove.http.auth import MAX_TOKEN
 from trove.json_input import InvalidJson, parse_json
 from trove.queries.local_auth import (
     CHECK_PASSWORD,
+    END_FLOW,
+    END_LINK_FLOWS,
     END_OTHER_SESSIONS,
     END_SESSION,
     END_USER_SESSIONS,
+    FLOW_STATE,
+    ISSUE_AUTH_CODE,
+    ISSUE_LINK,
     LATER_TOKENS,
+    LINK_TOKEN,
+    LINK_USER,
     LOCK_SESSION_OF_TOKEN,
     REFRESH_TOKEN,
     ROTATE,
     SIGN_UP,
     START_SESSION,
+    USE_LINK,
     USER,
     USER_AND_SESSION,
 )
+
+logger = logging.getLogger(__name__)
 
 PREFIX = "/auth/v1"
 # Not Trove's API but Auth's (documented by Supabase): left out of Trove's OpenAPI document.
@@ -71,6 +99,14 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 ACCESS_TOKEN_SECONDS = 3600  # Auth's default JWT expiry
 REUSE_INTERVAL_SECONDS = 10.0  # Auth's default refresh token reuse interval
+LINK_VALIDITY_SECONDS = 3600.0  # Auth's default email link/OTP expiry (MAILER_OTP_EXP)
+EMAIL_INTERVAL_SECONDS = 60.0  # Auth's default least time between two emails to one address (SMTP_MAX_FREQUENCY)
+FLOW_STATE_SECONDS = 300.0  # Auth's default PKCE flow state expiry: an auth code is exchanged within it
+MAGIC_LINK_SUBJECT = "Your Magic Link"
+MAIL_FROM = "Trove (local) <noreply@trove.local>"
+MAILBOX = "mailbox"  # in trove.config.state_dir()
+PKCE_PREFIX = "pkce_"  # Auth's mark on a PKCE flow's link token
+MAX_REDIRECT_LENGTH = 2048
 MAX_BODY_BYTES = 64 * 1024  # a sign-up with its metadata is far smaller
 MIN_PASSWORD_BYTES = 6  # Auth's default minimum (as Auth counts it: bytes)
 MAX_PASSWORD_BYTES = 72  # bcrypt reads no further
@@ -89,6 +125,23 @@ _EMAIL = re.compile(
     r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*"
 )
 _REFRESH_TOKEN = re.compile(r"[A-Za-z0-9_-]{12,255}")
+_LINK_TOKEN = re.compile(r"[A-Za-z0-9_.~-]{1,255}")
+# RFC 7636's code challenge, as Auth checks it.
+_CODE_CHALLENGE = re.compile(r"[A-Za-z0-9._~-]+")
+MIN_CODE_CHALLENGE, MAX_CODE_CHALLENGE = 43, 128
+MAX_CODE_VERIFIER = 1024
+# The verification types Auth knows for email links; of them only a magic link's token exists here (which Auth
+# also takes as `recovery` or `email`).
+EMAIL_LINK_TYPES = ("signup", "invite", "magiclink", "recovery", "email_change", "email")
+MAGIC_LINK_TYPES = ("magiclink", "recovery", "email")
+# Auth's OAuth-style `error` for an error redirect, by the HTTP status it would have answered.
+_OAUTH_ERRORS = {
+    400: "invalid_request",
+    401: "unauthorized_client",
+    403: "access_denied",
+    500: "server_error",
+    503: "temporarily_unavailable",
+}
 # A bcrypt salt of Auth's cost: an unknown address is checked against it, so it takes as long as a known one.
 DUMMY_SALT = "$2a$10$TroveLocalAuthNoSuchUe"
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -220,8 +273,9 @@ def _secret() -> str:
     return secret
 
 
-def access_token(row: dict[str, Any], session_id: str, signed_in_at: int) -> tuple[str, int]:
-    """An access token for the user in `row` and their session, with Supabase's claims; and its expiry."""
+def access_token(row: dict[str, Any], session_id: str, amr: list[dict[str, Any]]) -> tuple[str, int]:
+    """An access token for the user in `row` and their session, with Supabase's claims (`amr`: how the session
+    was signed in to, as Auth gives it); and its expiry."""
     now = int(time.time())
     expires_at = now + ACCESS_TOKEN_SECONDS
     claims = {
@@ -236,16 +290,18 @@ def access_token(row: dict[str, Any], session_id: str, signed_in_at: int) -> tup
         "user_metadata": _object(row["raw_user_meta_data"]),
         "role": row["role"] or "authenticated",
         "aal": "aal1",
-        "amr": [{"method": "password", "timestamp": signed_in_at}],
+        "amr": amr,
         "session_id": session_id,
         "is_anonymous": bool(row["is_anonymous"]),
     }
     return jwt.encode(claims, _secret(), algorithm="HS256"), expires_at
 
 
-def _session(row: dict[str, Any], session_id: str, signed_in_at: int, refresh_token: str) -> JSONResponse:
-    token, expires_at = access_token(row, session_id, signed_in_at)
-    body = {
+def _session_body(
+    row: dict[str, Any], session_id: str, amr: list[dict[str, Any]], refresh_token: str
+) -> dict[str, Any]:
+    token, expires_at = access_token(row, session_id, amr)
+    return {
         "access_token": token,
         "token_type": "bearer",
         "expires_in": ACCESS_TOKEN_SECONDS,
@@ -253,7 +309,10 @@ def _session(row: dict[str, Any], session_id: str, signed_in_at: int, refresh_to
         "refresh_token": refresh_token,
         "user": _user(row),
     }
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+def _session(row: dict[str, Any], session_id: str, amr: list[dict[str, Any]], refresh_token: str) -> JSONResponse:
+    return JSONResponse(_session_body(row, session_id, amr, refresh_token), headers={"Cache-Control": "no-store"})
 
 
 def token_hash(token: str) -> str:
@@ -283,20 +342,29 @@ def _client_ip(request: Request) -> str | None:
         return None
 
 
-async def _start_session(conn: AsyncConnection[Any], request: Request, user_id: str) -> JSONResponse:
-    """A new session for the user (inside the caller's transaction), answered as Auth answers a sign-in."""
+async def _new_session(
+    conn: AsyncConnection[Any], request: Request, user_id: str, method: str, gone: AuthFailure | None = None
+) -> dict[str, Any]:
+    """A new session for the user (inside the caller's transaction), signed in to by `method` (Auth's name:
+    password, magiclink, otp): the body Auth answers a sign-in with. `gone` is the refusal if the user is."""
     refresh_token = secrets.token_urlsafe(32)
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     agent = (request.headers.get("user-agent") or "")[:MAX_USER_AGENT] or None
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(
-        START_SESSION,
-        {"user": user_id, "key": key, "token": token_hash(refresh_token), "agent": agent, "ip": _client_ip(request)},
-    )
+    params = {"user": user_id, "key": key, "token": token_hash(refresh_token), "agent": agent}
+    await cur.execute(START_SESSION, {**params, "ip": _client_ip(request), "method": method})
     row = await cur.fetchone()
     if row is None:  # the user was deleted meanwhile
-        raise _failure(400, "invalid_credentials", INVALID_LOGIN)
-    return _session(row, row["session_id"], row["session_created"], refresh_token)
+        raise gone or _failure(400, "invalid_credentials", INVALID_LOGIN)
+    return _session_body(row, row["session_id"], row["amr"], refresh_token)
+
+
+async def _start_session(
+    conn: AsyncConnection[Any], request: Request, user_id: str, method: str, gone: AuthFailure | None = None
+) -> JSONResponse:
+    """A new session, answered as Auth answers a sign-in."""
+    body = await _new_session(conn, request, user_id, method, gone)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 def _check_password_strength(password: str) -> None:
@@ -320,14 +388,23 @@ def _valid_email(email: str) -> str:
     return email.lower()
 
 
-async def _sign_up(request: Request) -> Response:
-    body = await _read_json(request)
-    email, phone, password = _text(body, "email"), _text(body, "phone"), _text(body, "password")
+def _metadata(body: dict[str, Any]) -> str:
+    """The body's `data` (a new user's metadata) as JSON text: an object, or none."""
     data = body.get("data")
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise _not_json("data must be an object")
+    try:
+        return json.dumps(data, allow_nan=False)
+    except ValueError as error:  # NaN or Infinity: not JSON Postgres takes
+        raise _not_json("data holds a number JSON cannot carry") from error
+
+
+async def _sign_up(request: Request) -> Response:
+    body = await _read_json(request)
+    email, phone, password = _text(body, "email"), _text(body, "phone"), _text(body, "password")
+    metadata = _metadata(body)
     if not password:
         raise _failure(400, "validation_failed", "Signup requires a valid password")
     _check_password_strength(password)
@@ -338,10 +415,6 @@ async def _sign_up(request: Request) -> Response:
             raise _failure(400, "phone_provider_disabled", "Phone signups are disabled")
         raise _failure(400, "validation_failed", "Sign up only available with email provider")
     email = _valid_email(email)
-    try:
-        metadata = json.dumps(data, allow_nan=False)
-    except ValueError as error:  # NaN or Infinity: not JSON Postgres takes
-        raise _not_json("data holds a number JSON cannot carry") from error
     exists = _failure(422, "user_already_exists", "User already registered")
     try:
         async with request.app.state.pool.connection() as conn, conn.transaction():
@@ -350,7 +423,7 @@ async def _sign_up(request: Request) -> Response:
             created = await cur.fetchone()
             if created is None:
                 raise exists
-            return await _start_session(conn, request, created["id"])
+            return await _start_session(conn, request, created["id"], "password")
     except psycopg.errors.UniqueViolation as error:  # signed up concurrently
         raise exists from error
 
@@ -374,7 +447,7 @@ async def _password_grant(request: Request) -> Response:
     if not confirmed:
         raise _failure(400, "email_not_confirmed", "Email not confirmed")
     async with request.app.state.pool.connection() as conn, conn.transaction():
-        return await _start_session(conn, request, user_id)
+        return await _start_session(conn, request, user_id, "password")
 
 
 async def _current_token(
@@ -413,7 +486,7 @@ async def _refresh_grant(request: Request) -> Response:
         found = await cur.fetchone()
         if found is None:
             raise not_found
-        token_id, revoked, reuse_over, session_id, user_id, expired, key_text, signed_in_at = found
+        token_id, revoked, reuse_over, session_id, user_id, expired, key_text, amr = found
         key = _session_key(key_text)
         if key is None:
             raise not_found
@@ -436,7 +509,7 @@ async def _refresh_grant(request: Request) -> Response:
         raise _failure(400, "refresh_token_already_used", "Invalid Refresh Token: Already Used")
     if row is None:
         raise not_found
-    return _session(row, session_id, signed_in_at, issued)
+    return _session(row, session_id, amr, issued)
 
 
 async def _authenticated(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -507,6 +580,290 @@ async def _logout(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def _check_pkce(challenge: str, method: str) -> None:
+    """A PKCE flow's code challenge and its method, as Auth checks them; of the methods, only s256 is taken here
+    (with `plain` the challenge is the verifier itself: whoever sees the request could exchange the code)."""
+    if not challenge and not method:
+        return  # the implicit flow
+    if not challenge or not method:
+        raise _failure(400, "validation_failed", "PKCE flow requires code_challenge_method and code_challenge")
+    if not MIN_CODE_CHALLENGE <= len(challenge) <= MAX_CODE_CHALLENGE:
+        raise _failure(
+            400,
+            "validation_failed",
+            f"code challenge has to be between {MIN_CODE_CHALLENGE} and {MAX_CODE_CHALLENGE} characters",
+        )
+    if not _CODE_CHALLENGE.fullmatch(challenge):
+        raise _failure(
+            400,
+            "validation_failed",
+            "code challenge can only contain alphanumeric characters, hyphens, periods, underscores and tildes",
+        )
+    if method.lower() != "s256":
+        raise _failure(
+            400,
+            "validation_failed",
+            f"code_challenge_method {json.dumps(method[:16])} is not supported: only s256 is accepted",
+        )
+
+
+def _pkce_matches(challenge: str | None, method: str | None, verifier: str) -> bool:
+    """Whether the code verifier is the one the flow's challenge was made from: base64url(SHA-256(verifier))."""
+    if not challenge or (method or "").lower() != "s256" or len(verifier) > MAX_CODE_VERIFIER:
+        return False
+    digest = hashlib.sha256(verifier.encode()).digest()
+    expected = base64.urlsafe_b64encode(digest).rstrip(b"=")
+    return hmac.compare_digest(expected, challenge.encode())
+
+
+def _allowed_redirect(requested: str | None) -> str:
+    """Where a sign-in link may send the browser: `requested` when it is on public_url()'s origin (the same
+    scheme, host and port, no user info: the local stack's allow-list), otherwise public_url() itself (Auth's
+    site URL). Never anywhere else: no open redirect."""
+    site = public_url()
+    if not requested or len(requested) > MAX_REDIRECT_LENGTH:
+        return site
+    # Backslashes, spaces and control characters: browsers read such a URL otherwise than urlsplit does.
+    if any(char <= " " or char in "\\\x7f" for char in requested):
+        return site
+    try:
+        asked, base = urlsplit(requested), urlsplit(site)
+        _ = asked.port  # refuses a port that is not one
+    except ValueError:
+        return site
+    if asked.scheme.lower() not in ("http", "https") or asked.scheme.lower() != base.scheme.lower():
+        return site
+    if not asked.netloc or asked.netloc.lower() != base.netloc.lower():
+        return site
+    return requested
+
+
+def _with_params(url: str, query: dict[str, str], fragment: dict[str, str] | None = None) -> str:
+    """`url` with `query` set in its query string and, if given, `fragment` as its fragment (Go's encoding, as
+    Auth builds its redirects: keys sorted)."""
+    parts = urlsplit(url)
+    if query:
+        kept = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key not in query]
+        parts = parts._replace(query=urlencode(sorted([*kept, *query.items()], key=lambda pair: pair[0])))
+    if fragment is not None:
+        parts = parts._replace(fragment=urlencode(sorted(fragment.items())))
+    return urlunsplit(parts)
+
+
+def _error_redirect(target: str, failure: AuthFailure, pkce: bool) -> str:
+    """A refused link's redirect, as Auth makes it: the error in the fragment, and for a PKCE flow (whose
+    server cannot read a fragment) in the query too."""
+    described = {"error_code": failure.code, "error_description": failure.message}
+    if failure.status in _OAUTH_ERRORS:
+        described = {"error": _OAUTH_ERRORS[failure.status], **described}
+    return _with_params(target, described if pkce else {}, {**described, "sb": ""})
+
+
+def _write_mail(to: str, link: str) -> Path:
+    """The sign-in email, as Auth would send it, written to the local mailbox in place of Auth's SMTP: an RFC
+    5322 message file, `<state dir>/mailbox/<UTC time>-<random>.eml`, that only this OS user can read."""
+    mailbox = state_dir() / MAILBOX
+    mailbox.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mailbox.chmod(0o700)
+    now = datetime.now(UTC)
+    message = EmailMessage()
+    message["From"] = MAIL_FROM
+    message["To"] = to
+    message["Subject"] = MAGIC_LINK_SUBJECT
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain="trove.local")
+    text = f"Magic Link\n\nFollow this link to log in:\n\n{link}\n\nIt can be used once, within an hour.\n"
+    message.set_content(text, cte="7bit")  # the link on one line, as it is (RFC 5322 allows 998 characters)
+    quoted = link.replace("&", "&amp;").replace('"', "&quot;")
+    html = f'<h2>Magic Link</h2>\n\n<p>Follow this link to login:</p>\n<p><a href="{quoted}">Log In</a></p>\n'
+    message.add_alternative(html, subtype="html", cte="7bit")
+    path = mailbox / f"{now:%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.eml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(message.as_bytes())
+    return path
+
+
+class _SignedUpMeanwhile(Exception):
+    """The address was signed up by a concurrent request: asked again, as a known user's."""
+
+
+async def _send_link(
+    request: Request, email: str, token: str, link: str, challenge: str | None, create_user: bool, metadata: str
+) -> Path:
+    """One transaction: the user (made, if they may be), the email interval, the link's token and flow state,
+    the email written. A refusal or a failure to write the email leaves nothing behind."""
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(LINK_USER, {"email": email, "interval": EMAIL_INTERVAL_SECONDS})
+        found = await cur.fetchone()
+        if found is None:
+            if not create_user:  # Auth's answer, which does tell whether the address has an account
+                raise _failure(422, "otp_disabled", "Signups not allowed for otp")
+            # As Auth signs up an unknown address that asks for a link (with autoconfirm): a confirmed user with
+            # a password nobody knows.
+            password = secrets.token_urlsafe(33)
+            cur = await conn.execute(SIGN_UP, {"email": email, "password": password, "data": metadata})
+            created = await cur.fetchone()
+            if created is None:
+                raise _SignedUpMeanwhile
+            found = (created[0], None)
+        user_id, wait = found
+        if wait is not None:
+            raise _failure(
+                429,
+                "over_email_send_rate_limit",
+                f"For security purposes, you can only request this after {wait} seconds.",
+            )
+        params = {"user": user_id, "token": token_hash(token), "email": email, "challenge": challenge}
+        await conn.execute(ISSUE_LINK, params)
+        try:
+            return _write_mail(email, link)
+        except OSError as error:
+            raise _failure(500, "unexpected_failure", "Error sending magic link email") from error
+
+
+async def _otp(request: Request) -> Response:
+    body = await _read_json(request)
+    email, phone, channel = _text(body, "email"), _text(body, "phone"), _text(body, "channel")
+    challenge, method = _text(body, "code_challenge"), _text(body, "code_challenge_method")
+    create_user = body.get("create_user", True)
+    if create_user is None:
+        create_user = True
+    if not isinstance(create_user, bool):
+        raise _not_json("create_user must be a boolean")
+    metadata = _metadata(body)
+    if email and phone:
+        raise _failure(400, "validation_failed", "Only an email address or phone number should be provided")
+    if email and channel:
+        raise _failure(400, "validation_failed", "Channel should only be specified with Phone OTP")
+    _check_pkce(challenge, method)
+    if not email:
+        if phone:
+            raise _failure(400, "phone_provider_disabled", "Unsupported phone provider")
+        raise _failure(400, "validation_failed", "One of email or phone must be set")
+    email = _valid_email(email)
+    target = _allowed_redirect(request.query_params.get("redirect_to"))
+    # Random, and marked as Auth marks a PKCE flow's (Auth's own is a hash of the address and a 6-digit code).
+    token = (PKCE_PREFIX if challenge else "") + secrets.token_hex(28)
+    link = f"{public_url()}{PREFIX}/verify?" + urlencode({"token": token, "type": "magiclink", "redirect_to": target})
+    try:
+        path = await _send_link(request, email, token, link, challenge or None, create_user, metadata)
+    except (_SignedUpMeanwhile, psycopg.errors.UniqueViolation):
+        try:
+            path = await _send_link(request, email, token, link, challenge or None, create_user, metadata)
+        except (_SignedUpMeanwhile, psycopg.errors.UniqueViolation) as error:
+            raise _failure(500, "unexpected_failure", "Database error saving new user") from error
+    logger.info("local auth: a sign-in email was written to %s", path)
+    return JSONResponse({}, headers={"Cache-Control": "no-store"})
+
+
+async def _use_link(conn: AsyncConnection[Any], kind: str, token: str) -> str:
+    """A sign-in link's token checked and used up, inside the caller's transaction: its user's id. Unknown,
+    used, replaced and expired tokens get one answer."""
+    if kind not in EMAIL_LINK_TYPES:
+        raise _failure(400, "validation_failed", "Invalid email verification type")
+    invalid = _failure(403, "otp_expired", "Email link is invalid or has expired")
+    if kind not in MAGIC_LINK_TYPES or not _LINK_TOKEN.fullmatch(token):
+        raise invalid
+    hashes = [token_hash(token)]
+    if not token.startswith(PKCE_PREFIX):  # Auth takes a PKCE flow's token without its mark too
+        hashes.append(token_hash(PKCE_PREFIX + token))
+    cur = await conn.execute(LINK_TOKEN, {"hashes": hashes, "validity": LINK_VALIDITY_SECONDS})
+    found = await cur.fetchone()
+    if found is None or found[2]:
+        raise invalid
+    token_id, user_id, _ = found
+    await conn.execute(USE_LINK, {"token": token_id, "user": user_id})
+    return str(user_id)
+
+
+async def _verify_link(request: Request) -> Response:
+    """The link in the email: used up, then a redirect (303) to its redirect_to with the PKCE flow's auth code
+    (`?code=`), or the session in the fragment (the implicit flow), or Auth's error parameters."""
+    kind, token = request.query_params.get("type", ""), request.query_params.get("token", "")
+    if not kind:
+        raise _failure(400, "validation_failed", "Verify requires a verification type")
+    if not token:
+        raise _failure(400, "validation_failed", "Verify requires a token or a token hash")
+    target = _allowed_redirect(request.query_params.get("redirect_to"))
+    pkce = token.startswith(PKCE_PREFIX)
+    try:
+        async with request.app.state.pool.connection() as conn, conn.transaction():
+            user_id = await _use_link(conn, kind, token)
+            if pkce:
+                cur = await conn.execute(ISSUE_AUTH_CODE, {"user": user_id, "method": kind})
+                issued = await cur.fetchone()
+                if issued is None:  # the link stays unused
+                    raise _failure(
+                        400,
+                        "flow_state_not_found",
+                        "No associated flow state found. 422: No valid flow state found for user.",
+                    )
+                location = _with_params(target, {"code": issued[0]})
+            else:
+                gone = _failure(403, "otp_expired", "Email link is invalid or has expired")
+                session = await _new_session(conn, request, user_id, "otp", gone)
+                fields = ("access_token", "token_type", "expires_in", "expires_at", "refresh_token")
+                fragment = {name: str(session[name]) for name in fields}
+                location = _with_params(target, {}, {**fragment, "type": kind, "sb": ""})
+    except AuthFailure as failure:
+        location = _error_redirect(target, failure, pkce)
+    return RedirectResponse(location, 303, headers={"Cache-Control": "no-store"})
+
+
+async def _verify_post(request: Request) -> Response:
+    """A link's token_hash (an app that verifies links itself): used up, answered with a session."""
+    body = await _read_json(request)
+    kind, token, hashed = _text(body, "type"), _text(body, "token"), _text(body, "token_hash")
+    email, phone = _text(body, "email"), _text(body, "phone")
+    if not kind:
+        raise _failure(400, "validation_failed", "Verify requires a verification type")
+    if bool(token) == bool(hashed):
+        raise _failure(400, "validation_failed", "Verify requires either a token or a token hash")
+    if token:  # a six-digit code from an email or a text message: none is ever sent here
+        if email and not phone:
+            try:
+                _valid_email(email)
+            except AuthFailure as error:
+                raise _failure(422, "validation_failed", "Invalid email format") from error
+        elif not phone or email:
+            raise _failure(
+                400, "validation_failed", "Only an email address or phone number should be provided on verify"
+            )
+        raise _failure(403, "otp_expired", "Token has expired or is invalid")
+    if email or phone or _text(body, "redirect_to"):
+        raise _failure(400, "validation_failed", "Only the token_hash and type should be provided")
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        user_id = await _use_link(conn, kind, hashed)
+        await conn.execute(END_LINK_FLOWS, (user_id,))  # the link's PKCE flow, if any, will not be finished now
+        return await _start_session(conn, request, user_id, "otp")
+
+
+async def _pkce_grant(request: Request) -> Response:
+    """An auth code and the code verifier its flow's challenge was made from: a session, once."""
+    body = await _read_json(request)
+    code, verifier = _text(body, "auth_code"), _text(body, "code_verifier")
+    if not code or not verifier:
+        raise _failure(
+            400, "validation_failed", "invalid request: both auth code and code verifier should be non-empty"
+        )
+    not_found = _failure(404, "flow_state_not_found", "invalid flow state, no valid flow state found")
+    if len(code) > MAX_EMAIL_LENGTH:
+        raise not_found
+    async with request.app.state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(FLOW_STATE, {"code": code, "expiry": FLOW_STATE_SECONDS})
+        found = await cur.fetchone()
+        if found is None or found[1] is None:
+            raise not_found
+        flow_id, user_id, challenge, method, authentication, expired = found
+        if expired:
+            raise _failure(422, "flow_state_expired", "invalid flow state, flow state has expired")
+        if not _pkce_matches(challenge, method, verifier):  # the flow stays, for its rightful client
+            raise _failure(400, "bad_code_verifier", "code challenge does not match previously saved code verifier")
+        await conn.execute(END_FLOW, (flow_id,))
+        return await _start_session(conn, request, user_id, authentication, not_found)
+
+
 @router.post("/signup", max_body_size=UNCAPPED)
 async def signup(request: Request) -> Response:
     return await _answer(request, _sign_up)
@@ -515,10 +872,25 @@ async def signup(request: Request) -> Response:
 @router.post("/token", max_body_size=UNCAPPED)
 async def token(request: Request) -> Response:
     grant = request.query_params.get("grant_type", "")
-    handlers = {"password": _password_grant, "refresh_token": _refresh_grant}
+    handlers = {"password": _password_grant, "refresh_token": _refresh_grant, "pkce": _pkce_grant}
     if grant not in handlers:  # Auth's answer, error code and all
         return _failure(400, "invalid_credentials", "unsupported_grant_type").response(request)
     return await _answer(request, handlers[grant])
+
+
+@router.post("/otp", max_body_size=UNCAPPED)
+async def otp(request: Request) -> Response:
+    return await _answer(request, _otp)
+
+
+@router.get("/verify")
+async def verify_link(request: Request) -> Response:
+    return await _answer(request, _verify_link)
+
+
+@router.post("/verify", max_body_size=UNCAPPED)
+async def verify(request: Request) -> Response:
+    return await _answer(request, _verify_post)
 
 
 @router.post("/logout")

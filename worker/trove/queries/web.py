@@ -12,11 +12,13 @@ ACCOUNTS = """
 """
 
 # Each account's latest sync. Columns: account id, sync log id, status, sync type, posts fetched, created,
-# updated, media downloaded, media failed, pages, started_at, completed_at, error message.
+# updated, media downloaded, media failed, pages (the sync's page_count), started_at, completed_at, error message.
 LATEST_SYNCS = """
     select distinct on (account_id) account_id::text, id::text, status::text, sync_type::text, posts_fetched,
-           posts_created, posts_updated, media_downloaded, media_failed, metadata ->> 'pages', started_at,
-           completed_at, error_message
+           posts_created, posts_updated, media_downloaded, media_failed,
+           case when jsonb_typeof(metadata -> 'page_count') = 'number'
+               then least(greatest((metadata ->> 'page_count')::numeric, 0), 1e12)::bigint end,
+           started_at, completed_at, error_message
     from public.sync_logs
     where account_id is not null
     order by account_id, started_at desc
@@ -25,7 +27,10 @@ LATEST_SYNCS = """
 # One sync's progress. Parameters: sync log id. Columns as LATEST_SYNCS.
 SYNC_PROGRESS = """
     select account_id::text, id::text, status::text, sync_type::text, posts_fetched, posts_created, posts_updated,
-           media_downloaded, media_failed, metadata ->> 'pages', started_at, completed_at, error_message
+           media_downloaded, media_failed,
+           case when jsonb_typeof(metadata -> 'page_count') = 'number'
+               then least(greatest((metadata ->> 'page_count')::numeric, 0), 1e12)::bigint end,
+           started_at, completed_at, error_message
     from public.sync_logs
     where id = %s::uuid
 """

@@ -58,7 +58,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from trove.simulators.base import JPEG as TINY_JPEG  # a valid 1x1 JPEG: the base of every image we serve
-from trove.simulators.base import FixedWindow, PlatformSimulator, RateLimit
+from trove.simulators.base import PLAYABLE_MP4, FixedWindow, PlatformSimulator, RateLimit
 from trove.simulators.bluesky_auth import AtprotoAuthServer
 
 DEMO_HANDLE = "demo.trove.test"
@@ -189,10 +189,9 @@ def png_bytes(tag: str) -> bytes:
 
 
 def mp4_bytes(tag: str) -> bytes:
-    """An MP4 header (ftyp box, a free box naming `tag`, an empty mdat): sniffs as video/mp4."""
-    ftyp = b"ftyp" + b"isom" + struct.pack(">I", 0x200) + b"isomiso2avc1mp41"
+    """A video that plays, made unique by a trailing free box naming `tag` (so each blob has its own CID)."""
     free = b"free" + tag.encode()[:60_000]
-    return struct.pack(">I", len(ftyp) + 4) + ftyp + struct.pack(">I", len(free) + 4) + free + b"\x00\x00\x00\x08mdat"
+    return PLAYABLE_MP4 + struct.pack(">I", len(free) + 4) + free
 
 
 def cdn_bytes(preset: str, cid: str) -> bytes:

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from supabase_auth.errors import AuthApiError, AuthError
 
-from trove.config import public_url, state_dir
+from trove.config import local_stack, public_url, state_dir
 from trove.http.auth import UNKNOWN_USER, as_user, is_known_user
 from trove.http.imports import STATES as IMPORT_STATES
 from trove.http.imports import UNCAPPED, file_name
@@ -163,6 +163,11 @@ def install(app: FastAPI) -> None:
             return await http_exception_handler(request, error)
         if request.url.path.endswith(".json") or request.headers.get(CSRF_HEADER):
             return done(request, JSONResponse({"detail": error.detail}, status_code=error.status_code))
+        if error.status_code != 503:  # the page's header shows who is signed in (unless Auth is what failed)
+            try:
+                await session.visitor(request)
+            except StarletteHTTPException:
+                pass
         return page(request, "error.html", status=error.status_code, message=str(error.detail))
 
 
@@ -232,6 +237,71 @@ async def signup(request: Request) -> Response:
     return await _sign(request, "signup")
 
 
+@router.post("/signin/link")
+async def signin_link(request: Request) -> Response:
+    """Email me a sign-in link: the same answer whether or not the address has an account (no probing)."""
+    form = await form_of(request, None)
+    email = form.get("email", "").strip()[:320]
+    session.throttle(request, "signin")
+    verifier = None
+    try:
+        verifier = await session.send_sign_in_link(request, email)
+    except AuthApiError as error:
+        # No account (otp_disabled), a link sent a minute ago, an address Auth will not take: all look alike
+        # from here, except an address that is not one at all.
+        if error.code == "validation_failed":
+            return page(
+                request,
+                "signin.html",
+                status=400,
+                next="/app/archive",
+                mode="signin",
+                error=error.message,
+                email_value=email,
+            )
+        if not session.definitive(error) and error.status != 429:
+            raise HTTPException(503, session.AUTH_UNAVAILABLE) from error
+    except (AuthError, httpx.HTTPError) as error:
+        raise HTTPException(503, session.AUTH_UNAVAILABLE) from error
+    where = (
+        f" On this local Trove the email is written to {state_dir() / 'mailbox'}/ instead of being sent."
+        if local_stack()
+        else ""
+    )
+    response = page(
+        request,
+        "message.html",
+        title="Check your email",
+        message=f"If {email} has a Trove account, a sign-in link is on its way. Open it in this browser.{where}",
+    )
+    if verifier:
+        session.set_verifier(response, verifier)
+    return response
+
+
+@router.get("/auth/callback")
+async def link_callback(request: Request, code: str = "", error_code: str = "") -> Response:
+    """Where a sign-in link lands: its code and this browser's verifier make the session."""
+    verifier = request.cookies.get(session.cookie_name(session.VERIFIER_COOKIE), "")
+    if error_code or not code or len(code) > 512:
+        raise HTTPException(400, "This sign-in link is invalid or has expired: ask for a new one.")
+    if not verifier or len(verifier) > 512:
+        raise HTTPException(400, "Open the sign-in link in the browser you asked for it from (or ask for a new one).")
+    session.throttle(request, "signin")
+    try:
+        tokens = await session.exchange_link_code(request, code, verifier)
+    except AuthError as error:
+        if not session.definitive(error):
+            raise HTTPException(503, session.AUTH_UNAVAILABLE) from error
+        raise HTTPException(400, "This sign-in link is invalid or has expired: ask for a new one.") from error
+    except httpx.HTTPError as error:
+        raise HTTPException(503, session.AUTH_UNAVAILABLE) from error
+    response = RedirectResponse("/app/archive", status_code=303)
+    session.set_session(response, tokens)
+    session.clear_verifier(response)
+    return finish(request, response, media_origins())
+
+
 @router.post("/signout")
 async def signout(request: Request) -> Response:
     found = await session.visitor(request)
@@ -284,6 +354,14 @@ async def accounts(request: Request, sync: str | None = None, connected: str | N
     listed = [dict(zip(names, r, strict=True)) for r in rows]
     for account in listed:
         account["sync"] = syncs.get(account["id"])
+        found = request.app.state.platforms.get(account["platform"])
+        account["live"] = (
+            "webhooks"
+            if account["webhook_subscribed"]
+            else "a live stream"
+            if found is not None and found.stream is not None
+            else None
+        )
     platforms = [
         name for name, found in sorted(request.app.state.platforms.items()) if found.oauth and found.oauth.configured()
     ]

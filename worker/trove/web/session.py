@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import httpx
 import jwt
 from fastapi import HTTPException, Request, Response
-from supabase_auth import AsyncGoTrueClient
+from supabase_auth import AsyncGoTrueClient, AsyncMemoryStorage
+from supabase_auth.constants import STORAGE_KEY
 from supabase_auth.errors import AuthApiError, AuthError
 
 from trove.config import public_url
@@ -22,6 +23,10 @@ from trove.web.throttle import Throttle
 
 ACCESS_COOKIE = "trove_access"
 REFRESH_COOKIE = "trove_refresh"
+# A sign-in link (PKCE): the code verifier stays in the browser that asked for the link, so the link works there
+# only. Lax: the link is opened from a mail client, a navigation from another site.
+VERIFIER_COOKIE = "trove_link_verifier"
+LINK_CALLBACK = "/app/auth/callback"
 SESSION_DAYS = 30  # how long a browser stays signed in without coming back (the refresh cookie's life)
 MAX_COOKIE = 4096
 # What a refresh token can look like (Supabase Auth's are short random strings): anything else never reaches Auth.
@@ -44,7 +49,7 @@ def cookie_name(name: str) -> str:
     return f"__Host-{name}" if secure_cookies() else name
 
 
-def auth_client(request: Request) -> AsyncGoTrueClient:
+def auth_client(request: Request, storage: AsyncMemoryStorage | None = None) -> AsyncGoTrueClient:
     """A client for one request: no session kept in the process (each browser's is in its cookies)."""
     key = os.environ.get("SUPABASE_ANON_KEY") or ""
     return AsyncGoTrueClient(
@@ -53,6 +58,8 @@ def auth_client(request: Request) -> AsyncGoTrueClient:
         auto_refresh_token=False,
         persist_session=False,
         http_client=request.app.state.http,
+        flow_type="pkce" if storage is not None else "implicit",  # PKCE: a sign-in link, its verifier kept here
+        storage=storage or AsyncMemoryStorage(),
     )
 
 
@@ -113,6 +120,49 @@ async def sign_up(request: Request, email: str, password: str) -> Tokens | None:
     if response.session is None:
         return None
     return Tokens(response.session.access_token, response.session.refresh_token)
+
+
+async def send_sign_in_link(request: Request, email: str) -> str:
+    """Ask Auth to email a sign-in link to an existing user; the PKCE code verifier the link needs back."""
+    storage = AsyncMemoryStorage()
+    await auth_client(request, storage).sign_in_with_otp(
+        {
+            "email": email,
+            "options": {"email_redirect_to": f"{public_url()}{LINK_CALLBACK}", "should_create_user": False},
+        }
+    )
+    verifier = await storage.get_item(f"{STORAGE_KEY}-code-verifier")
+    if not verifier:
+        raise HTTPException(500, "the Auth client kept no code verifier")
+    return verifier
+
+
+async def exchange_link_code(request: Request, code: str, verifier: str) -> Tokens:
+    """The session a sign-in link's code opens, with the verifier kept in this browser."""
+    response = await auth_client(request).exchange_code_for_session(
+        {"auth_code": code, "code_verifier": verifier, "redirect_to": f"{public_url()}{LINK_CALLBACK}"}
+    )
+    if response.session is None:
+        raise HTTPException(401, "no session was returned")
+    return Tokens(response.session.access_token, response.session.refresh_token)
+
+
+def set_verifier(response: Response, verifier: str) -> None:
+    response.set_cookie(
+        cookie_name(VERIFIER_COOKIE),
+        verifier,
+        max_age=3600,
+        path="/",
+        secure=secure_cookies(),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def clear_verifier(response: Response) -> None:
+    response.delete_cookie(
+        cookie_name(VERIFIER_COOKIE), path="/", secure=secure_cookies(), httponly=True, samesite="lax"
+    )
 
 
 async def sign_out(request: Request, access_token: str) -> None:
