@@ -259,6 +259,9 @@ def test_sign_up_refusals(auth: dict[str, str]) -> None:
     refused(sign_up(auth, "long@example.com", "x" * 73), 400, "validation_failed")
     refused(sign_up(auth, "long@example.com", "é" * 37), 400, "validation_failed")  # 74 bytes
     assert sign_up(auth, "long@example.com", "x" * 72).status_code == 200
+    # bcrypt reads 72 bytes: more does not sign in by its first 72.
+    assert sign_in(auth, "long@example.com", "x" * 72).status_code == 200
+    refused(sign_in(auth, "long@example.com", "x" * 73), 400, "invalid_credentials")
     refused(sign_up(auth, "nopassword@example.com", ""), 400, "validation_failed")
     for email in ("not-an-email", "a@b@example.com", "spaces in@example.com", "user@-example.com", "user@"):
         assert "invalid format" in refused(sign_up(auth, email), 400, "validation_failed")

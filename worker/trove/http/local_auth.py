@@ -442,7 +442,9 @@ async def _password_grant(request: Request) -> Response:
         user_id, stored, attempt, confirmed = await cur.fetchone()
     # The same answer, after the same work, for an unknown address, a user without a password and a wrong one.
     matches = hmac.compare_digest((attempt or "").encode(), (stored or "").encode())
-    if user_id is None or not stored or not matches:
+    # bcrypt reads 72 bytes: a longer password would sign in by its first 72 (sign-up refuses them too).
+    too_long = len(password.encode()) > MAX_PASSWORD_BYTES
+    if user_id is None or not stored or not matches or too_long:
         raise _failure(400, "invalid_credentials", INVALID_LOGIN)
     if not confirmed:
         raise _failure(400, "email_not_confirmed", "Email not confirmed")

@@ -37,6 +37,8 @@ CHECK_PASSWORD = """
     from (select) as one
     left join auth.users as u
         on lower(u.email) = lower(%(email)s) and u.aud = 'authenticated' and not u.is_sso_user and u.deleted_at is null
+    -- Addresses differing only in case (sign-up lowercases; rows made elsewhere may not): the same one each time.
+    order by u.email = lower(%(email)s) desc, u.created_at, u.id
     limit 1
 """
 
