@@ -17,6 +17,7 @@ from trove.config import database_url
 from trove.crypto import KeyRing
 from trove.http import health, imports, keys, media, oauth, openapi, read, sync, wake, webhooks
 from trove.http.cache import cache_from_environment
+from trove.http.fast_read import CachedReads
 from trove.http.local_auth import mount_local_auth
 from trove.http.relay import through_the_relay
 from trove.media.storage import storage_from_environment
@@ -94,5 +95,6 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
     app.include_router(wake.router)
     mount_local_auth(app)  # Supabase Auth's REST API, on the local stack only (on Supabase: its own Auth)
     install_web_app(app)  # the web app (/app): pages over the same reads, under RLS as the signed-in user
+    app.add_middleware(CachedReads)  # read API cache hits answered before routing
     openapi.install(app)  # the schema as the service really answers (statuses, security, media types)
     return app

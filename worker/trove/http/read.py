@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 import psycopg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
+from psycopg_pool import AsyncConnectionPool
 
 from trove.config import public_url
 from trove.http import feeds
@@ -42,6 +43,11 @@ def key_hash(key: str) -> str:
 
 
 async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> Reader:
+    return await reader_for(request.app.state.pool, authorization)
+
+
+async def reader_for(pool: AsyncConnectionPool[Any], authorization: str | None) -> Reader:
+    """Who a request's Authorization header names: a Supabase JWT's user, or an API key's (public mode)."""
     if not authorization or not authorization.lower().startswith("bearer "):
         raise HTTPException(401, "send Authorization: Bearer <Supabase access token or trove_ API key>")
     token = authorization.split(" ", 1)[1].strip()
@@ -50,7 +56,7 @@ async def reader(request: Request, authorization: Annotated[str | None, Header()
     parts = token.split("_")
     if len(parts) != 3 or len(parts[1]) != 8 or len(parts[2]) < 32:
         raise HTTPException(401, "malformed API key: expected trove_<8 characters>_<secret>")
-    async with request.app.state.pool.connection() as conn:
+    async with pool.connection() as conn:
         cur = await conn.execute(AUTHENTICATE_KEY, (key_hash(token),))
         row = await cur.fetchone()
     if row is None or row[0] is None:
@@ -175,8 +181,8 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
     return {"posts": items, "next_cursor": items[-1]["cursor"] if full else None, "public": who.public_only}
 
 
-async def archive_version(request: Request, user_id: str) -> int:
-    async with request.app.state.pool.connection() as conn:
+async def archive_version(pool: AsyncConnectionPool[Any], user_id: str) -> int:
+    async with pool.connection() as conn:
         cur = await conn.execute(ARCHIVE_VERSION, (user_id,))
         row = await cur.fetchone()
     return int(row[0]) if row else 0
@@ -189,23 +195,54 @@ def link_window() -> int:
     return int(time.time() // (SIGNED_URL_TTL // 2))
 
 
+CACHE_CONTROL = "private, max-age=300"
+VERSION_STATE = "trove_archive_version"  # request state: (user id, version) read by trove.http.fast_read
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A page's cache entry: its key, the headers every answer for it carries, and the answer when the cache
+    has it (the page, or 304 for a client that has it)."""
+
+    key: str
+    headers: dict[str, str]
+    answer: Response | None
+
+
+async def look_up(
+    cache: Cache,
+    who: Reader,
+    params: dict[str, Any],
+    kind: str,
+    media_type: str,
+    version: int,
+    if_none_match: str | None,
+) -> Lookup:
+    key = cache_key(who.user_id, who.public_only, version, {**params, "kind": kind, "links": link_window()})
+    etag = etag_for(key)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if if_none_match == etag:
+        return Lookup(key, headers, Response(status_code=304, headers=headers))
+    entry = await cache.get(key)
+    if entry is not None:
+        return Lookup(key, headers, Response(entry.body, media_type=media_type, headers={**headers, "X-Cache": "hit"}))
+    return Lookup(key, headers, None)
+
+
 async def cached(
     request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
 ) -> Response:
-    """Serve from the cache (or 304) when the user's archive has not changed; else render and keep."""
+    """Serve from the cache (or 304) when the user's archive has not changed; else render and keep. (Hits of
+    JWT and key requests are usually answered before routing, by trove.http.fast_read, the same way.)"""
     cache: Cache = request.app.state.cache
-    version = await archive_version(request, who.user_id)
-    key = cache_key(who.user_id, who.public_only, version, {**params, "kind": kind, "links": link_window()})
-    etag = etag_for(key)
-    headers = {"ETag": etag, "Cache-Control": "private, max-age=300", "Vary": "Authorization"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    entry = await cache.get(key)
-    if entry is not None:
-        return Response(entry.body, media_type=media_type, headers={**headers, "X-Cache": "hit"})
+    read = getattr(request.state, VERSION_STATE, None)  # this request's, read before routing (on a miss)
+    version = read[1] if read and read[0] == who.user_id else await archive_version(request.app.state.pool, who.user_id)
+    found = await look_up(cache, who, params, kind, media_type, version, request.headers.get("if-none-match"))
+    if found.answer is not None:
+        return found.answer
     body = await render(await fetch_feed(request, who, params))
-    await cache.put(key, body)
-    return Response(body, media_type=media_type, headers={**headers, "X-Cache": "miss"})
+    await cache.put(found.key, body)
+    return Response(body, media_type=media_type, headers={**found.headers, "X-Cache": "miss"})
 
 
 FeedQuery = dict[str, Any]
