@@ -109,3 +109,21 @@ def test_revocation_and_archive_changes_are_seen_at_once(service: dict[str, Any]
     assert httpx.delete(f"{service['url']}/api/keys/{service['key_id']}", headers=jwt).status_code == 200
     revoked = httpx.get(url, headers=key)
     assert revoked.status_code == 401 and revoked.json()["detail"] == "unknown or revoked API key"
+
+
+def test_a_miss_authenticates_a_key_once(service: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the fast path learned on a miss (who, the archive version) is handed on, not asked again."""
+    import trove.http.read as read
+
+    calls: list[str] = []
+    original = read.reader_for
+
+    async def counted(pool: Any, authorization: str | None) -> Any:
+        calls.append(authorization or "")
+        return await original(pool, authorization)
+
+    monkeypatch.setattr(read, "reader_for", counted)
+    monkeypatch.setattr("trove.http.fast_read.reader_for", counted)
+    response = httpx.get(service["url"] + "/api/posts", params={"limit": "7"}, headers=service["key"])
+    assert response.status_code == 200 and response.headers["x-cache"] == "miss"
+    assert len(calls) == 1

@@ -4,14 +4,14 @@ middleware does what the routes do up to the cache (the same `reader_for`, `feed
 and `look_up` in trove.http.read), and answers a hit or a 304 itself. Anything else, and anything unusual
 (a parameter the framework would parse differently, a refusal, a miss), goes on to the routes unchanged, which
 answer it as they always have: this path only ever answers what the route would have answered from the cache.
-On a miss the archive version it read is handed on (request state), so the route does not read it again."""
+On a miss who the caller is and the archive version it read are handed on (request state): the route does not
+authenticate or read them again."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-import psycopg
 from fastapi import HTTPException
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -71,11 +71,8 @@ class CachedReads:
         except HTTPException:
             return None  # the route refuses it, with its own words
         kind, media_type = FEEDS[scope["path"]]
-        try:
-            version = await archive_version(state.pool, who.user_id)
-        except psycopg.Error:
-            return None  # the route meets the same trouble and answers it as it does
+        version = await archive_version(state.pool, who.user_id)  # a failure here is the route's 500 too
         found = await look_up(state.cache, who, params, kind, media_type, version, headers.get("if-none-match"))
         if found.answer is None:
-            scope.setdefault("state", {})[VERSION_STATE] = (who.user_id, version)
+            scope.setdefault("state", {})[VERSION_STATE] = (headers.get("authorization"), who, version)
         return found.answer

@@ -43,6 +43,9 @@ def key_hash(key: str) -> str:
 
 
 async def reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> Reader:
+    handed = getattr(request.state, VERSION_STATE, None)  # authenticated before routing (a cache miss)
+    if handed is not None and handed[0] == authorization:
+        return handed[1]
     return await reader_for(request.app.state.pool, authorization)
 
 
@@ -196,7 +199,7 @@ def link_window() -> int:
 
 
 CACHE_CONTROL = "private, max-age=300"
-VERSION_STATE = "trove_archive_version"  # request state: (user id, version) read by trove.http.fast_read
+VERSION_STATE = "trove_read"  # request state: (Authorization, Reader, archive version) from trove.http.fast_read
 
 
 @dataclass(frozen=True)
@@ -235,8 +238,8 @@ async def cached(
     """Serve from the cache (or 304) when the user's archive has not changed; else render and keep. (Hits of
     JWT and key requests are usually answered before routing, by trove.http.fast_read, the same way.)"""
     cache: Cache = request.app.state.cache
-    read = getattr(request.state, VERSION_STATE, None)  # this request's, read before routing (on a miss)
-    version = read[1] if read and read[0] == who.user_id else await archive_version(request.app.state.pool, who.user_id)
+    handed = getattr(request.state, VERSION_STATE, None)  # read before routing, on a miss
+    version = handed[2] if handed and handed[1] == who else await archive_version(request.app.state.pool, who.user_id)
     found = await look_up(cache, who, params, kind, media_type, version, request.headers.get("if-none-match"))
     if found.answer is not None:
         return found.answer
