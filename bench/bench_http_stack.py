@@ -32,8 +32,8 @@ UNCACHED = """
 counter = 0
 request = function()
   counter = counter + 1
-  local until = os.date("!%Y-%m-%dT%H:%M:%SZ", 1600000000 + counter * 60)
-  return wrk.format(nil, "/api/posts?limit=20&until=" .. until)
+  local till = os.date("!%Y-%m-%dT%H:%M:%SZ", 1600000000 + counter * 60)  -- (`until` is a Lua keyword)
+  return wrk.format(nil, "/api/posts?limit=20&until=" .. till)
 end
 """
 
@@ -65,7 +65,10 @@ def wrk(url: str, token: str, script: Path | None = None, seconds: int = SECONDS
     args = ["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-H", f"Authorization: Bearer {token}"]
     if script is not None:
         args += ["-s", str(script)]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    ran = subprocess.run([*args, url], capture_output=True, text=True, check=True)
+    out = ran.stdout
+    if ran.stderr.strip():  # a script wrk could not run (it then goes on without it, measuring something else)
+        raise SystemExit(f"wrk: {ran.stderr.strip()}")
     if "Non-2xx" in out:
         raise SystemExit(f"wrk saw errors:\n{out}")
 

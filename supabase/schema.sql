@@ -488,6 +488,21 @@ $$;
 
 
 --
+-- Name: announce_archive_change(); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.announce_archive_change() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+    perform pg_notify('trove_archive_changed', new.user_id::text);
+    return null;
+end;
+$$;
+
+
+--
 -- Name: authenticate_api_key(text); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -3647,6 +3662,13 @@ CREATE TRIGGER api_keys_revocation_is_final BEFORE UPDATE ON public.api_keys FOR
 
 
 --
+-- Name: archive_versions archive_versions_announce; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER archive_versions_announce AFTER INSERT OR UPDATE ON public.archive_versions FOR EACH ROW EXECUTE FUNCTION trove_private.announce_archive_change();
+
+
+--
 -- Name: connected_accounts connected_accounts_set_updated_at; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -4725,6 +4747,14 @@ REVOKE ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.plat
 REVOKE ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) TO authenticated;
 GRANT ALL ON FUNCTION public.search_posts(p_query text, p_platforms public.platform_enum[], p_limit integer, p_offset integer) TO service_role;
+
+
+--
+-- Name: FUNCTION announce_archive_change(); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.announce_archive_change() FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.announce_archive_change() FROM PUBLIC;
 
 
 --

@@ -111,3 +111,16 @@ def wait_for_log(db_url: str, log_id: str, timeout: float = 60.0) -> str:
         timeout,
         f"sync log {log_id} to finish",
     )
+
+
+def until_fresh(fetch: Callable[[], Any], fresh: Callable[[Any], bool], timeout: float = 10.0) -> Any:
+    """The read API's answer once an archive change has reached its cache: the service learns of a change when
+    Postgres announces it at commit (NOTIFY), moments later, so a read right after a write may still be served
+    the page from before (trove.http.versions)."""
+    answers: list[Any] = []
+
+    def check() -> Any:
+        answers.append(fetch())
+        return answers[-1] if fresh(answers[-1]) else None
+
+    return wait_for(check, timeout, "the archive change to reach the read API's cache")

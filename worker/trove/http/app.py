@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +22,7 @@ from trove.http.cache import cache_from_environment
 from trove.http.fast_read import CachedReads
 from trove.http.local_auth import mount_local_auth
 from trove.http.relay import through_the_relay
+from trove.http.versions import ArchiveVersions
 from trove.media.storage import storage_from_environment
 from trove.platforms import load_platforms
 from trove.web.pages import install as install_web_app
@@ -56,6 +59,8 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         await pool.open(wait=False)
         app.state.pool = pool
         app.state.conninfo = conninfo or database_url()
+        app.state.versions = ArchiveVersions(app.state.conninfo, pool)
+        listener = asyncio.create_task(app.state.versions.run())
         app.state.ring = ring or KeyRing.from_environment()
         app.state.platforms = load_platforms()
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
@@ -63,6 +68,9 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
             app.state.storage = storage_from_environment(http)
             app.state.cache = cache_from_environment()
             yield
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
         await pool.close()
 
     # Every body is capped (routes that take events set a smaller cap): 413 before it is read whole.

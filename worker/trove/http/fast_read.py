@@ -16,7 +16,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from trove.http.read import DEFAULT_LIMIT, VERSION_STATE, archive_version, feed_params, look_up, reader_for
+from trove.http.read import DEFAULT_LIMIT, VERSION_STATE, feed_params, look_up, reader_for
 
 # Path: (cache kind, media type), as the routes in trove.http.read have them.
 FEEDS = {
@@ -71,7 +71,7 @@ class CachedReads:
         except HTTPException:
             return None  # the route refuses it, with its own words
         kind, media_type = FEEDS[scope["path"]]
-        version = await archive_version(state.pool, who.user_id)  # a failure here is the route's 500 too
+        version = await state.versions.get(who.user_id)  # usually known here; a failure is the route's 500 too
         found = await look_up(state.cache, who, params, kind, media_type, version, headers.get("if-none-match"))
         if found.answer is None:
             scope.setdefault("state", {})[VERSION_STATE] = (headers.get("authorization"), who, version)

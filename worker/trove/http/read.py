@@ -23,7 +23,7 @@ from trove.http.auth import as_user, decode_user_token
 from trove.http.cache import Cache, cache_key, etag_for
 from trove.media.urls import SIGNED_URL_TTL
 from trove.queries.keys import AUTHENTICATE_KEY
-from trove.queries.read import ARCHIVE_VERSION, FEED, FEED_AUTHOR, PLATFORM_NAMES
+from trove.queries.read import FEED, FEED_AUTHOR, PLATFORM_NAMES
 
 router = APIRouter(prefix="/api")
 TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
@@ -184,13 +184,6 @@ async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> d
     return {"posts": items, "next_cursor": items[-1]["cursor"] if full else None, "public": who.public_only}
 
 
-async def archive_version(pool: AsyncConnectionPool[Any], user_id: str) -> int:
-    async with pool.connection() as conn:
-        cur = await conn.execute(ARCHIVE_VERSION, (user_id,))
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
 def link_window() -> int:
     """Which half of a signed media URL's lifetime it is. A page carries signed URLs, so its cache entry and
     ETag change every half lifetime: a page served, or confirmed by a 304, never links to a copy through a URL
@@ -239,7 +232,7 @@ async def cached(
     JWT and key requests are usually answered before routing, by trove.http.fast_read, the same way.)"""
     cache: Cache = request.app.state.cache
     handed = getattr(request.state, VERSION_STATE, None)  # read before routing, on a miss
-    version = handed[2] if handed and handed[1] == who else await archive_version(request.app.state.pool, who.user_id)
+    version = handed[2] if handed and handed[1] == who else await request.app.state.versions.get(who.user_id)
     found = await look_up(cache, who, params, kind, media_type, version, request.headers.get("if-none-match"))
     if found.answer is not None:
         return found.answer

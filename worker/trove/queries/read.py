@@ -20,3 +20,10 @@ PLATFORM_NAMES = "select enum_range(null::public.platform_enum)::text[]"
 
 # The feed's author: the reader's own profile (RLS: a user reads only their own row). Parameters: none.
 FEED_AUTHOR = "select display_name from public.users where id = (select auth.uid())"
+
+# Archive changes are announced on this channel with the user's id (a trigger on archive_versions); the HTTP
+# processes forget that user's version when told (trove.http.versions).
+ARCHIVE_CHANGED = "trove_archive_changed"
+LISTEN_ARCHIVE_CHANGED = "listen trove_archive_changed"
+# An announcement of the listener's own, proving the channel delivers to it. Parameters: payload.
+NOTIFY_ARCHIVE_CHANGED = "select pg_notify('trove_archive_changed', %s)"
