@@ -180,7 +180,9 @@ def test_pages_carry_the_security_headers(web: dict[str, Any]) -> None:
         made = anonymous.get("/app/signin").headers.get_list("set-cookie")
         cookie = next(c for c in made if c.startswith("trove_csrf="))
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie
-        assert anonymous.get("/app/static/app.css").status_code == 200
+        css = anonymous.get("/app/static/app.css")
+        assert css.status_code == 200 and css.headers["x-content-type-options"] == "nosniff"
+        assert css.headers["content-type"].startswith("text/css")
         assert anonymous.get("/app/static/%2e%2e/templates/base.html").status_code == 404
 
 

@@ -139,10 +139,20 @@ def local_path(value: str | None, default: str = "/app/archive") -> str:
     return value
 
 
+class AppStatic(StaticFiles):
+    """The app's own CSS and JavaScript, never sniffed as anything else."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-cache"  # revalidated (ETag): a new release is seen at once
+        return response
+
+
 def install(app: FastAPI) -> None:
     """Mount the app on the service: its routes, its static files and its error pages."""
     app.include_router(router)
-    app.mount("/app/static", StaticFiles(directory=render.TEMPLATES.parent / "static"), name="app-static")
+    app.mount("/app/static", AppStatic(directory=render.TEMPLATES.parent / "static"), name="app-static")
 
     @app.exception_handler(SignInFirst)
     async def to_sign_in(request: Request, _: SignInFirst) -> Response:
