@@ -496,7 +496,13 @@ CREATE FUNCTION trove_private.announce_archive_change() RETURNS trigger
     SET search_path TO ''
     AS $$
 begin
-    perform pg_notify('trove_archive_changed', new.user_id::text);
+    if tg_op = 'TRUNCATE' then
+        perform pg_notify('trove_archive_changed', '*');
+    elsif tg_op = 'DELETE' then
+        perform pg_notify('trove_archive_changed', old.user_id::text);
+    else
+        perform pg_notify('trove_archive_changed', new.user_id::text);
+    end if;
     return null;
 end;
 $$;
@@ -3665,7 +3671,14 @@ CREATE TRIGGER api_keys_revocation_is_final BEFORE UPDATE ON public.api_keys FOR
 -- Name: archive_versions archive_versions_announce; Type: TRIGGER; Schema: public; Owner: -
 --
 
-CREATE TRIGGER archive_versions_announce AFTER INSERT OR UPDATE ON public.archive_versions FOR EACH ROW EXECUTE FUNCTION trove_private.announce_archive_change();
+CREATE TRIGGER archive_versions_announce AFTER INSERT OR DELETE OR UPDATE ON public.archive_versions FOR EACH ROW EXECUTE FUNCTION trove_private.announce_archive_change();
+
+
+--
+-- Name: archive_versions archive_versions_announce_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER archive_versions_announce_truncate AFTER TRUNCATE ON public.archive_versions FOR EACH STATEMENT EXECUTE FUNCTION trove_private.announce_archive_change();
 
 
 --

@@ -114,3 +114,43 @@ def test_announcements_that_do_not_arrive_mean_reading_every_time(db_url: str) -
         assert await versions.get(user) == newer
 
     run(db_url, body, listen_url=elsewhere)
+
+
+def truncate(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("truncate public.archive_versions")
+
+
+def test_a_deleted_user_and_an_emptied_table_are_changes_too(db_url: str) -> None:
+    async def body(versions: ArchiveVersions, user: str) -> None:
+        await eventually(lambda: versions.listening)
+        await versions.get(user)
+        await asyncio.to_thread(scalar, db_url, "delete from auth.users where id = %s returning 1", (user,))
+        await eventually(lambda: user not in versions.known)
+        assert await versions.get(user) == 0
+        other = await asyncio.to_thread(scalar, db_url, "select tests.create_user('bob')")
+        await asyncio.to_thread(scalar, db_url, "select tests.create_archive('bob')")
+        await eventually(lambda: str(other) not in versions.known)
+        await versions.get(str(other))
+        assert str(other) in versions.known
+        await asyncio.to_thread(truncate, db_url)
+        await eventually(lambda: versions.known == {})
+
+    run(db_url, body)
+
+
+def test_a_listener_that_stops_hearing_itself_is_not_trusted(db_url: str, monkeypatch: Any) -> None:
+    """A connection that died without a word (or a pooler that stopped delivering) fails its heartbeat."""
+    monkeypatch.setattr("trove.http.versions.HEARTBEAT_SECONDS", 0.5)
+    elsewhere = db_url.rsplit("/", 1)[0] + "/postgres"
+
+    async def body(versions: ArchiveVersions, user: str) -> None:
+        await eventually(lambda: versions.listening)
+        await versions.get(user)
+        assert user in versions.known
+        async with AsyncConnectionPool(elsewhere, min_size=1, max_size=1, kwargs={"autocommit": True}) as deaf:
+            versions.pool = deaf  # its proofs now go to another database: they never come back
+            await eventually(lambda: not versions.listening)
+            assert versions.known == {}
+
+    run(db_url, body)

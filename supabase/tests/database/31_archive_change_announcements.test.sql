@@ -1,11 +1,16 @@
 -- Archive version changes are announced to the HTTP processes (NOTIFY trove_archive_changed, the user's id):
--- the trigger is there for inserts and updates, and its function is nobody's to call.
+-- the triggers are there for every change (inserts, updates, deletes, truncate), and their function is
+-- nobody's to call.
 begin;
-select plan(4);
+select plan(5);
 
 select has_trigger(
     'public', 'archive_versions', 'archive_versions_announce',
     'archive_versions announces its changes'
+);
+select has_trigger(
+    'public', 'archive_versions', 'archive_versions_announce_truncate',
+    'and when it is emptied'
 );
 select trigger_is(
     'public', 'archive_versions', 'archive_versions_announce',

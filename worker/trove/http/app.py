@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -60,17 +59,18 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
         app.state.pool = pool
         app.state.conninfo = conninfo or database_url()
         app.state.versions = ArchiveVersions(app.state.conninfo, pool)
-        listener = asyncio.create_task(app.state.versions.run())
         app.state.ring = ring or KeyRing.from_environment()
         app.state.platforms = load_platforms()
         async with httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0)) as http:
             app.state.http = http
             app.state.storage = storage_from_environment(http)
             app.state.cache = cache_from_environment()
-            yield
-        listener.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listener
+            listener = asyncio.create_task(app.state.versions.run())
+            try:
+                yield
+            finally:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)  # whatever it ended with, shut down
         await pool.close()
 
     # Every body is capped (routes that take events set a smaller cap): 413 before it is read whole.

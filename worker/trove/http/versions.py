@@ -1,14 +1,15 @@
 """Users' archive versions (the read API's cache keys) as this process knows them: read once from Postgres and
 kept until Postgres announces a change (NOTIFY trove_archive_changed, supabase/migrations/*archive_version_
 notify*), so a cache hit needs no database round trip. Kept only while the announcements are known to arrive:
-the listening connection is proven at every (re)connect by an announcement of its own, sent through the pool
-(a transaction pooler, which would not deliver, fails the proof: then every version is read each time, as
-before). A version read while an announcement arrived is not kept (it may predate the change)."""
+the listening connection proves it with an announcement of its own, sent through the pool, when it connects
+and every HEARTBEAT_SECONDS after (a connection that died without a word, or a transaction pooler, which would
+not deliver, fails the proof: then nothing is kept and every version is read each time, as before, until a
+new connection proves itself). A version read while an announcement arrived is not kept (it may predate the
+change)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -23,7 +24,15 @@ from trove.queries.read import ARCHIVE_CHANGED, ARCHIVE_VERSION, LISTEN_ARCHIVE_
 log = logging.getLogger(__name__)
 MAX_USERS = 100_000
 PROOF_SECONDS = 5.0
-RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+HEARTBEAT_SECONDS = 15.0  # how long a silently dead listener could go on being trusted, at most (plus a proof)
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+EVERYONE = "*"  # the payload of a change to every user's version (a TRUNCATE)
+# The listener's connection notices a dead peer within about a minute even when nothing is sent.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+class ListenerSilent(Exception):
+    """The listener's own announcement did not come back: its connection cannot be trusted."""
 
 
 class ArchiveVersions:
@@ -61,35 +70,44 @@ class ArchiveVersions:
         failures = 0
         while True:
             try:
-                async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                async with await AsyncConnection.connect(self.conninfo, autocommit=True, **KEEPALIVES) as conn:
                     await conn.execute(LISTEN_ARCHIVE_CHANGED)
-                    if not await self._proven(conn):
-                        log.warning("archive change announcements do not arrive here: reading versions every time")
-                        return
+                    if not await self._heard(conn, PROOF_SECONDS, at_once=True):
+                        raise ListenerSilent("announcements do not arrive on this connection")
                     self.forget()
                     self.listening = True
                     failures = 0
-                    async for notify in conn.notifies():
-                        if notify.channel == ARCHIVE_CHANGED:
-                            self.forget(notify.payload)
+                    while await self._heard(conn, HEARTBEAT_SECONDS):
+                        pass
+                    raise ListenerSilent("the listener stopped hearing its own announcements")
             except asyncio.CancelledError:
                 raise
-            except (psycopg.Error, OSError) as error:
-                log.warning("archive change listener: %s; reconnecting", type(error).__name__)
+            except (psycopg.Error, OSError, ListenerSilent) as error:
+                log.warning("archive change listener: %s; reading versions every time until it is back", error)
             finally:
                 self.listening = False
                 self.forget()
             await asyncio.sleep(RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)])
             failures += 1
 
-    async def _proven(self, conn: AsyncConnection[Any]) -> bool:
-        """An announcement sent through the pool arrives on this connection."""
+    async def _heard(self, conn: AsyncConnection[Any], seconds: float, *, at_once: bool = False) -> bool:
+        """Send an announcement of our own through the pool and handle every announcement for `seconds` (or,
+        `at_once`, until ours is back): True when ours came back among them."""
         token = f"proof:{secrets.token_hex(8)}"
         async with self.pool.connection() as sender:
             await sender.execute(NOTIFY_ARCHIVE_CHANGED, (token,))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(PROOF_SECONDS):
-                async for notify in conn.notifies():
-                    if notify.payload == token:
-                        return True
-        return False
+        heard = False
+        async for notify in conn.notifies(timeout=seconds):
+            if notify.channel != ARCHIVE_CHANGED:
+                continue
+            if notify.payload == token:
+                heard = True
+                if at_once:
+                    break
+            elif notify.payload.startswith("proof:"):
+                continue  # another process's proof: nobody's version changed
+            elif notify.payload == EVERYONE:
+                self.forget()
+            else:
+                self.forget(notify.payload)
+        return heard
