@@ -620,6 +620,28 @@ $$;
 
 
 --
+-- Name: cancel_waiting_syncs(uuid, text); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.cancel_waiting_syncs(p_account_id uuid, p_reason text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+    with cancelled as (
+        update public.sync_requests as r
+        set status = 'completed', locked_by = null, locked_until = null, last_error = p_reason
+        where r.account_id = p_account_id and r.status = 'pending'
+        returning r.sync_log_id
+    )
+
+    update public.sync_logs as l
+    set status = 'cancelled', error_message = p_reason
+    from cancelled
+    where l.id = cancelled.sync_log_id
+$$;
+
+
+--
 -- Name: check_post_account(); Type: FUNCTION; Schema: trove_private; Owner: -
 --
 
@@ -881,16 +903,7 @@ begin
     set status = 'disconnected', access_token = null, refresh_token = null, token_expires_at = null,
         webhook_subscribed = false, error_message = 'Access was revoked on the platform.'
     where ca.id = p_account_id;
-    with cancelled as (
-        update public.sync_requests as r
-        set status = 'completed', locked_by = null, locked_until = null, last_error = 'access revoked'
-        where r.account_id = p_account_id and r.status = 'pending'
-        returning r.sync_log_id
-    )
-    update public.sync_logs as l
-    set status = 'cancelled', error_message = 'access revoked'
-    from cancelled
-    where l.id = cancelled.sync_log_id;
+    perform trove_private.cancel_waiting_syncs(p_account_id, 'access revoked');
     perform trove_private.notify_account_owner(
         p_account_id, 'account_deauthorized', 'Trove no longer has access to your account',
         'You revoked Trove''s access on the platform. Your archive is kept; reconnect to resume syncing.'
@@ -913,17 +926,7 @@ begin
         token_binding = null, token_refresh_at = null, next_sync_at = null, webhook_subscribed = false,
         error_message = 'You disconnected this account.'
     where ca.id = p_account_id;
-    with cancelled as (
-        update public.sync_requests as r
-        set status = 'completed', locked_by = null, locked_until = null, last_error = 'disconnected'
-        where r.account_id = p_account_id and r.status = 'pending'
-        returning r.sync_log_id
-    )
-
-    update public.sync_logs as l
-    set status = 'cancelled', error_message = 'disconnected by the owner'
-    from cancelled
-    where l.id = cancelled.sync_log_id;
+    perform trove_private.cancel_waiting_syncs(p_account_id, 'disconnected by the owner');
 end;
 $$;
 
@@ -4809,6 +4812,15 @@ REVOKE ALL ON FUNCTION trove_private.bump_archive_versions() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION trove_private.bump_archive_versions_for_raw_posts() FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.bump_archive_versions_for_raw_posts() FROM PUBLIC;
+
+
+--
+-- Name: FUNCTION cancel_waiting_syncs(p_account_id uuid, p_reason text); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.cancel_waiting_syncs(p_account_id uuid, p_reason text) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.cancel_waiting_syncs(p_account_id uuid, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.cancel_waiting_syncs(p_account_id uuid, p_reason text) TO service_role;
 
 
 --

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from trove.config import state_dir
 from trove.http.auth import User, as_user, current_user, known_user
 from trove.imports.archive import Limits
-from trove.imports.intake import TooLarge, receive
+from trove.imports.intake import Received, TooLarge, receive
 from trove.queries.imports import IMPORT_STATUS
 
 router = APIRouter(prefix="/api")
@@ -34,6 +34,20 @@ UNCAPPED = 2**50
 
 @router.post("/import", status_code=202, response_model=None, max_body_size=UNCAPPED)
 async def upload_export(request: Request, user: Annotated[User, Depends(known_user)]) -> JSONResponse:
+    received = await take_upload(request, user.id)
+    body = {
+        "import_id": received.import_id,
+        "status_url": f"/api/import/{received.import_id}",
+        "joined": not received.new,
+        "sha256": received.sha256,
+        "byte_size": received.size,
+    }
+    return JSONResponse(body, status_code=202)
+
+
+async def take_upload(request: Request, user_id: str) -> Received:
+    """The export file as the request body (the API's and the web app's upload), streamed to the import
+    directory and queued: 413 over the import limit, 415 for a form, 400 for an empty file."""
     limit = Limits.from_environment().total_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -43,19 +57,11 @@ async def upload_export(request: Request, user: Annotated[User, Depends(known_us
         raise HTTPException(415, "send the export file itself as the request body, not as a form")
     async with request.app.state.pool.connection() as conn:
         try:
-            received = await receive(conn, state_dir(), user.id, file_name(request), request.stream())
+            return await receive(conn, state_dir(), user_id, file_name(request), request.stream())
         except TooLarge as error:
             raise HTTPException(413, str(error)) from error
         except ValueError as error:
             raise HTTPException(400, str(error)) from error
-    body = {
-        "import_id": received.import_id,
-        "status_url": f"/api/import/{received.import_id}",
-        "joined": not received.new,
-        "sha256": received.sha256,
-        "byte_size": received.size,
-    }
-    return JSONResponse(body, status_code=202)
 
 
 def file_name(request: Request) -> str | None:

@@ -17,19 +17,19 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from psycopg import AsyncConnection
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from supabase_auth.errors import AuthApiError, AuthError
 
 from trove.config import local_stack, public_url, state_dir
 from trove.http.auth import UNKNOWN_USER, as_user, is_known_user
 from trove.http.imports import STATES as IMPORT_STATES
-from trove.http.imports import UNCAPPED, file_name
+from trove.http.imports import UNCAPPED, take_upload
 from trove.http.keys import make_key, revoke, user_keys
 from trove.http.oauth import begin_connect, set_browser_cookie
 from trove.http.read import Reader, feed_params, fetch_feed, platform_names
 from trove.http.sync import queue_sync_now
 from trove.imports.archive import Limits
-from trove.imports.intake import TooLarge, receive
 from trove.queries.auth import RESET_ROLE
 from trove.queries.web import (
     ACCOUNTS,
@@ -119,6 +119,18 @@ async def signed_in(request: Request) -> str:
     if found.user_id is None:
         raise SignInFirst()
     return found.user_id
+
+
+async def owned_row(conn: AsyncConnection[Any], sql: str, item_id: str, what: str) -> Any:
+    """The row a query run as the user finds by id: someone else's, a missing one and an id that is not one
+    at all are the same 404."""
+    try:
+        row = await (await conn.execute(sql, (item_id,))).fetchone()
+    except psycopg.errors.InvalidTextRepresentation as error:
+        raise HTTPException(404, f"no such {what}") from error
+    if row is None:
+        raise HTTPException(404, f"no such {what}")
+    return row
 
 
 async def form_of(request: Request, user_id: str | None) -> dict[str, str]:
@@ -422,12 +434,7 @@ async def disconnect(account_id: str, request: Request) -> Response:
     await form_of(request, user_id)
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user_id)  # RLS: someone else's account looks exactly like a missing one
-        try:
-            row = await (await conn.execute(VISIBLE_ACCOUNT, (account_id,))).fetchone()
-        except psycopg.errors.InvalidTextRepresentation as error:  # not a uuid
-            raise HTTPException(404, "no such account") from error
-        if row is None:
-            raise HTTPException(404, "no such account")
+        await owned_row(conn, VISIBLE_ACCOUNT, account_id, "account")
         await conn.execute(RESET_ROLE)  # disconnecting is the service's (the token columns are)
         await conn.execute(DISCONNECT_ACCOUNT, (account_id,))
     return redirect(request, "/app/accounts")
@@ -449,12 +456,7 @@ async def read_notification(notification_id: str, request: Request) -> Response:
 async def progress_of(request: Request, user_id: str, sync_log_id: str) -> dict[str, Any]:
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user_id)
-        try:
-            row = await (await conn.execute(SYNC_PROGRESS, (sync_log_id,))).fetchone()
-        except psycopg.errors.InvalidTextRepresentation as error:  # not a uuid
-            raise HTTPException(404, "no such sync") from error
-    if row is None:
-        raise HTTPException(404, "no such sync")
+        row = await owned_row(conn, SYNC_PROGRESS, sync_log_id, "sync")
     return sync_row(row)
 
 
@@ -559,12 +561,7 @@ async def post_page(post_id: str, request: Request) -> Response:
     user_id = await signed_in(request)
     async with request.app.state.pool.connection() as conn, conn.transaction():
         await as_user(conn, user_id)
-        try:
-            row = await (await conn.execute(POST, (post_id,))).fetchone()
-        except psycopg.errors.InvalidTextRepresentation as error:  # not a uuid
-            raise HTTPException(404, "no such post") from error
-        if row is None:
-            raise HTTPException(404, "no such post")
+        row = await owned_row(conn, POST, post_id, "post")
         names = [
             "id",
             "platform",
@@ -752,17 +749,5 @@ async def upload(request: Request) -> Response:
     check_csrf(request, user_id, request.headers.get(CSRF_HEADER))
     if not await is_known_user(request, user_id):  # before a byte is written (as POST /api/import)
         raise HTTPException(403, UNKNOWN_USER)
-    limit = Limits.from_environment().total_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"the file is over the import limit of {limit} bytes")
-    if request.headers.get("content-type", "").startswith("multipart/"):
-        raise HTTPException(415, "send the export file itself as the request body")
-    async with request.app.state.pool.connection() as conn:
-        try:
-            received = await receive(conn, state_dir(), user_id, file_name(request), request.stream())
-        except TooLarge as error:
-            raise HTTPException(413, str(error)) from error
-        except ValueError as error:
-            raise HTTPException(400, str(error)) from error
+    received = await take_upload(request, user_id)
     return done(request, JSONResponse({"import_id": received.import_id, "joined": not received.new}, status_code=202))
