@@ -363,3 +363,60 @@ def test_a_sign_in_link_works_only_in_the_browser_that_asked_for_it(
         assert signed.status_code == 303 and signed.headers["location"] == "/app/archive"
         assert asking.get("/app/archive").status_code == 200
         assert asking.get(callback).status_code == 400  # once: the verifier went with the first use, and the code
+
+
+def test_the_worst_a_browser_can_send(web: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forged and oversized cookies, oversized and malformed forms, another user's ids: clear answers, nothing
+    changed, never a 500."""
+    import jwt as pyjwt
+
+    forged = [
+        pyjwt.encode(
+            {"sub": web["alice"], "role": "authenticated", "aud": "authenticated", "exp": 4102444800}, "x" * 40
+        ),
+        pyjwt.encode({"sub": web["alice"], "role": "service_role", "exp": 4102444800}, "wrong", algorithm="HS256"),
+        "eyJhbGciOiJub25lIn0." + "e30.",
+        "a" * 9000,
+    ]
+    for value in forged:
+        with browser(web, None) as client:
+            client.cookies.set("trove_access", value)
+            response = client.get("/app/archive")
+            assert response.status_code == 303 and response.headers["location"].startswith("/app/signin"), value[:40]
+    # A refresh cookie of no token's shape never reaches Auth (an unreachable Auth would answer 503).
+    monkeypatch.setenv("SUPABASE_URL", "http://127.0.0.1:9")
+    for value in ("short", "x y z" * 10, "a" * 2000, "%00" * 20):
+        with browser(web, None) as client:
+            client.cookies.set("trove_refresh", value)
+            assert client.get("/app/archive").status_code == 303
+    monkeypatch.delenv("SUPABASE_URL")
+    with browser(web, None) as anonymous:
+        signin = token_of(anonymous, "/app/signin")
+        missing = anonymous.post("/app/signin", data={"csrf_token": signin})
+        assert missing.status_code == 400 and 'role="alert"' in missing.text
+        weak = anonymous.post(
+            "/app/signup", data={"csrf_token": signin, "email": "weak@example.test", "password": "12345"}
+        )
+        assert weak.status_code == 400 and "at least 6 characters" in weak.text
+        link = anonymous.post("/app/signin/link", data={"csrf_token": signin, "email": "@" * 5000})
+        assert link.status_code == 400 and 'role="alert"' in link.text
+    with browser(web, "alice") as alice, browser(web, "bob") as bob:
+        token = token_of(alice)
+        huge = alice.post("/app/keys", data={"csrf_token": token, "name": "x" * (2 * 1024 * 1024)})
+        assert huge.status_code == 413
+        long_name = alice.post("/app/keys", data={"csrf_token": token, "name": "x" * 101})
+        assert long_name.status_code == 400 and "at most 100" in long_name.text
+        twice = alice.post(
+            "/app/keys",
+            content=f"csrf_token={token}&name=a&name=b",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert twice.status_code == 201
+        # Bob reads, dismisses or acts on alice's things by id: nothing happens.
+        note = str(scalar(web["db"], "select tests.id('notification', 'alice')"))
+        bobs = token_of(bob)
+        assert bob.post(f"/app/notifications/{note}/read", data={"csrf_token": bobs}).status_code == 303
+        assert bob.post("/app/notifications/not-a-uuid/read", data={"csrf_token": bobs}).status_code == 404
+        assert bob.post("/app/connect/myspace", data={"csrf_token": bobs}).status_code == 404
+    assert scalar(web["db"], "select read_at from public.notifications where id = %s", (note,)) is None
+    assert scalar(web["db"], "select count(*) from public.api_keys where user_id = %s", (web["bob"],)) == 1

@@ -222,6 +222,16 @@ async def _sign(request: Request, mode: str) -> Response:
     email = form.get("email", "").strip()[:320]
     password = form.get("password", "")
     nxt = local_path(form.get("next"), "/app/accounts" if mode == "signup" else "/app/archive")
+    if not email or not password:  # the client refuses these itself, in words not meant for people
+        return page(
+            request,
+            "signin.html",
+            status=400,
+            next=nxt,
+            mode=mode,
+            error="Enter your email and password.",
+            email_value=email,
+        )
     session.throttle(request, "signin")
     try:
         if mode == "signup":
@@ -264,6 +274,16 @@ async def signin_link(request: Request) -> Response:
     """Email me a sign-in link: the same answer whether or not the address has an account (no probing)."""
     form = await form_of(request, None)
     email = form.get("email", "").strip()[:320]
+    if not email:
+        return page(
+            request,
+            "signin.html",
+            status=400,
+            next="/app/archive",
+            mode="signin",
+            error="Enter your email.",
+            email_value="",
+        )
     session.throttle(request, "signin")
     verifier = None
     try:

@@ -15,7 +15,7 @@ import jwt
 from fastapi import HTTPException, Request, Response
 from supabase_auth import AsyncGoTrueClient, AsyncMemoryStorage
 from supabase_auth.constants import STORAGE_KEY
-from supabase_auth.errors import AuthApiError, AuthError
+from supabase_auth.errors import AuthApiError, AuthError, CustomAuthError
 
 from trove.config import public_url
 from trove.http.auth import decode_user_token
@@ -95,7 +95,8 @@ class Visitor:
 def definitive(error: AuthError) -> bool:
     """Auth's own answer about these credentials (wrong, revoked, used): not a rate limit, an outage or a
     network failure, which say nothing about the session and must not sign anyone out."""
-    return isinstance(error, AuthApiError) and 400 <= error.status < 500 and error.status != 429
+    status = getattr(error, "status", 0)
+    return isinstance(error, AuthApiError | CustomAuthError) and 400 <= status < 500 and status != 429
 
 
 def auth_message(error: AuthError) -> str:
