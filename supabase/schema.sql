@@ -321,12 +321,16 @@ $$;
 CREATE FUNCTION public.feed(p_platforms public.platform_enum[] DEFAULT NULL::public.platform_enum[], p_types public.content_type_enum[] DEFAULT NULL::public.content_type_enum[], p_since timestamp with time zone DEFAULT NULL::timestamp with time zone, p_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_query text DEFAULT NULL::text, p_limit integer DEFAULT 20, p_cursor text DEFAULT NULL::text, p_offset integer DEFAULT NULL::integer, p_public_only boolean DEFAULT false) RETURNS TABLE(id uuid, platform public.platform_enum, content_type public.content_type_enum, text_content text, created_at_platform timestamp with time zone, updated_at_platform timestamp with time zone, post_data jsonb, media jsonb, cursor text, permalink text)
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
-    SET plan_cache_mode TO 'force_custom_plan'
-    AS $$
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $_$
 declare
     after_created timestamptz;
     after_id uuid;
     decoded text;
+    -- The usual page's bounds: from a time, and before a (time, id) position, a missing bound infinite.
+    from_time timestamptz := coalesce(p_since, '-infinity');
+    before_time timestamptz := coalesce(p_until, 'infinity');
+    before_id uuid := '00000000-0000-0000-0000-000000000000';  -- (time, the least id): before the time
 begin
     if p_limit is null or p_limit < 1 or p_limit > 100 then
         raise exception 'limit must be between 1 and 100' using errcode = '22023';
@@ -338,50 +342,102 @@ begin
         begin
             decoded := convert_from(decode(rpad(translate(p_cursor, '-_', '+/'),
                 ((length(p_cursor) + 3) / 4) * 4, '='), 'base64'), 'UTF8');
-            after_created := split_part(decoded, '|', 1)::timestamptz;
+            -- Microseconds since the epoch (feed_cursor's form since this migration), or a time as text
+            -- (the form before it: cursors that clients hold keep working).
+            after_created := case
+                when split_part(decoded, '|', 1) ~ '^-?[0-9]{1,18}$' then 'epoch'::timestamptz
+                    + (split_part(decoded, '|', 1)::bigint / 1000000) * interval '1 second'
+                    + (split_part(decoded, '|', 1)::bigint % 1000000) * interval '1 microsecond'
+                else split_part(decoded, '|', 1)::timestamptz
+            end;
             after_id := split_part(decoded, '|', 2)::uuid;
         exception when others then
             raise exception 'invalid cursor' using errcode = '22023';
         end;
     end if;
-    return query
-    select
-        p.id,
-        p.platform,
-        p.content_type,
-        p.text_content,
-        p.created_at_platform,
-        p.updated_at_platform,
-        case when p_public_only then p.public_data else ip.post_data end,
-        coalesce(m.media, '[]'::jsonb),
-        public.feed_cursor(p.created_at_platform, p.id),
-        p.permalink
-    from public.posts as p
-    left join public.ingested_posts as ip
-        on ip.platform = p.platform and ip.platform_post_id = p.platform_post_id
-    left join lateral (
-        select jsonb_agg(jsonb_build_object(
-            'id', md.id, 'media_key', md.media_key, 'status', md.status, 'original_url', md.original_url,
-            'storage_path', md.storage_path, 'content_type', md.content_type
-        ) order by pm.position, md.created_at) as media
-        from public.post_media as pm
-        inner join public.media_downloads as md on pm.media_download_id = md.id
-        where pm.ingested_post_id = ip.id
-    ) as m on true
-    where p.user_id = (select auth.uid())
-        and not p.deleted_on_platform
-        and (p_platforms is null or p.platform = any(p_platforms))
-        and (p_types is null or p.content_type = any(p_types))
-        and (p_since is null or p.created_at_platform >= p_since)
-        and (p_until is null or p.created_at_platform < p_until)
-        and (p_query is null or p.search_vector @@ websearch_to_tsquery('english', p_query))
-        and (not p_public_only or public.post_is_public(p))
-        and (p_cursor is null or (p.created_at_platform, p.id) < (after_created, after_id))
-    order by p.created_at_platform desc, p.id desc
-    limit p_limit
-    offset coalesce(p_offset, 0);
+    if p_platforms is null and p_types is null and p_query is null then
+        -- One upper bound, the nearer of `until` and the cursor: with two, the index scan starts at the wider.
+        -- Plain values, not coalesce() in the query: under RLS only a qual Postgres knows cannot leak becomes
+        -- an index condition, and it does not know that of coalesce().
+        if p_cursor is not null and (after_created, after_id) < (before_time, before_id) then
+            before_time := after_created;
+            before_id := after_id;
+        end if;
+        return query
+        select
+            p.id,
+            p.platform,
+            p.content_type,
+            p.text_content,
+            p.created_at_platform,
+            p.updated_at_platform,
+            case when p_public_only then p.public_data else ip.post_data end,
+            coalesce(m.media, '[]'::jsonb),
+            public.feed_cursor(p.created_at_platform, p.id),
+            p.permalink
+        from public.posts as p
+        left join public.ingested_posts as ip
+            on ip.platform = p.platform and ip.platform_post_id = p.platform_post_id
+        left join lateral (
+            select jsonb_agg(jsonb_build_object(
+                'id', md.id, 'media_key', md.media_key, 'status', md.status, 'original_url', md.original_url,
+                'storage_path', md.storage_path, 'content_type', md.content_type
+            ) order by pm.position, md.created_at) as media
+            from public.post_media as pm
+            inner join public.media_downloads as md on pm.media_download_id = md.id
+            where pm.ingested_post_id = ip.id
+        ) as m on true
+        where p.user_id = (select auth.uid())
+            and not p.deleted_on_platform
+            and p.created_at_platform >= from_time
+            and (p.created_at_platform, p.id) < (before_time, before_id)
+            and (not p_public_only or public.post_is_public(p))
+        order by p.created_at_platform desc, p.id desc
+        limit p_limit
+        offset coalesce(p_offset, 0);
+        return;
+    end if;
+    return query execute $query$
+        select
+            p.id,
+            p.platform,
+            p.content_type,
+            p.text_content,
+            p.created_at_platform,
+            p.updated_at_platform,
+            case when $9 then p.public_data else ip.post_data end,
+            coalesce(m.media, '[]'::jsonb),
+            public.feed_cursor(p.created_at_platform, p.id),
+            p.permalink
+        from public.posts as p
+        left join public.ingested_posts as ip
+            on ip.platform = p.platform and ip.platform_post_id = p.platform_post_id
+        left join lateral (
+            select jsonb_agg(jsonb_build_object(
+                'id', md.id, 'media_key', md.media_key, 'status', md.status, 'original_url', md.original_url,
+                'storage_path', md.storage_path, 'content_type', md.content_type
+            ) order by pm.position, md.created_at) as media
+            from public.post_media as pm
+            inner join public.media_downloads as md on pm.media_download_id = md.id
+            where pm.ingested_post_id = ip.id
+        ) as m on true
+        where p.user_id = (select auth.uid())
+            and not p.deleted_on_platform
+            and ($1 is null or p.platform = any($1))
+            and ($2 is null or p.content_type = any($2))
+            and ($3 is null or p.created_at_platform >= $3)
+            and ($4 is null or p.created_at_platform < $4)
+            and ($5 is null or p.search_vector @@ pg_catalog.websearch_to_tsquery('english', $5))
+            and (not $9 or public.post_is_public(p))
+            and ($7 is null or (p.created_at_platform, p.id) < ($10, $11))
+        order by p.created_at_platform desc, p.id desc
+        limit $6
+        offset coalesce($8, 0)
+    $query$
+    using p_platforms, p_types, p_since, p_until, p_query, p_limit, p_cursor, p_offset, p_public_only,
+        after_created, after_id;
 end;
-$$;
+$_$;
 
 
 --
@@ -389,11 +445,15 @@ $$;
 --
 
 CREATE FUNCTION public.feed_cursor(p_created timestamp with time zone, p_id uuid) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    SET search_path TO ''
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-    select translate(encode(convert_to(to_char(p_created at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-        || '|' || p_id::text, 'UTF8'), 'base64'), E'+/=\n', '-_')
+    select pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
+        case
+            when pg_catalog.isfinite(p_created)
+                then (pg_catalog.extract('epoch', p_created) operator(pg_catalog.*) 1000000)::bigint::text
+            when p_created operator(pg_catalog.>) 'epoch' then 'infinity'
+            else '-infinity'
+        end operator(pg_catalog.||) '|' operator(pg_catalog.||) p_id::text, 'UTF8'), 'base64'), E'+/=\n', '-_')
 $$;
 
 
@@ -1233,6 +1293,37 @@ begin
     ) using p_now, p_ids, p_worker, p_errors, spec.max_attempts, spec.base_backoff, p_permanent;
 end;
 $_$;
+
+
+--
+-- Name: feed_for_reader(uuid, public.platform_enum[], public.content_type_enum[], timestamp with time zone, timestamp with time zone, text, integer, text, integer, boolean); Type: FUNCTION; Schema: trove_private; Owner: -
+--
+
+CREATE FUNCTION trove_private.feed_for_reader(p_user_id uuid, p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) RETURNS TABLE(id uuid, platform public.platform_enum, content_type public.content_type_enum, text_content text, created_at_platform timestamp with time zone, updated_at_platform timestamp with time zone, post_data jsonb, media jsonb, cursor text, permalink text)
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+    caller_role text := pg_catalog.current_setting('role');
+    caller_claims text := pg_catalog.current_setting('request.jwt.claims', true);
+begin
+    if p_user_id is null then
+        raise exception 'a reader is needed' using errcode = '22023';
+    end if;
+    perform pg_catalog.set_config(
+        'request.jwt.claims',
+        pg_catalog.json_build_object('sub', p_user_id, 'role', 'authenticated')::text,
+        true
+    );
+    perform pg_catalog.set_config('role', 'authenticated', true);
+    return query select * from public.feed(
+        p_platforms, p_types, p_since, p_until, p_query, p_limit, p_cursor, p_offset, p_public_only
+    );
+    -- The rows are read (return query keeps them): the rest of a caller's transaction is the caller's again.
+    perform pg_catalog.set_config('role', caller_role, true);
+    perform pg_catalog.set_config('request.jwt.claims', coalesce(caller_claims, ''), true);
+end;
+$$;
 
 
 --
@@ -4963,6 +5054,15 @@ GRANT ALL ON FUNCTION trove_private.fail_work(p_queue text, p_id uuid, p_worker 
 REVOKE ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) FROM anon, authenticated, service_role;
 REVOKE ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION trove_private.fail_work_batch(p_queue text, p_ids uuid[], p_worker text, p_errors text[], p_permanent boolean[], p_now timestamp with time zone) TO service_role;
+
+
+--
+-- Name: FUNCTION feed_for_reader(p_user_id uuid, p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean); Type: ACL; Schema: trove_private; Owner: -
+--
+
+REVOKE ALL ON FUNCTION trove_private.feed_for_reader(p_user_id uuid, p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) FROM anon, authenticated, service_role;
+REVOKE ALL ON FUNCTION trove_private.feed_for_reader(p_user_id uuid, p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION trove_private.feed_for_reader(p_user_id uuid, p_platforms public.platform_enum[], p_types public.content_type_enum[], p_since timestamp with time zone, p_until timestamp with time zone, p_query text, p_limit integer, p_cursor text, p_offset integer, p_public_only boolean) TO service_role;
 
 
 --

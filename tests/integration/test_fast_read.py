@@ -36,7 +36,8 @@ def service(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
     user = str(scalar(db_url, "select tests.create_user('alice')"))
     scalar(db_url, "select tests.create_archive('alice')")
     port = free_port()
-    with BackgroundServer(create_app(db_url, RING), port) as server:
+    app = create_app(db_url, RING)
+    with BackgroundServer(app, port) as server:
         jwt = {"Authorization": f"Bearer {issue_local_token(user)}"}
         key = httpx.post(f"{server.url}/api/keys", json={"name": "site"}, headers=jwt).json()
         yield {
@@ -47,6 +48,7 @@ def service(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, 
             "key": {"Authorization": f"Bearer {key['key']}"},
             "key_id": key["id"],
             "answered": answered,
+            "app": app,
         }
 
 
@@ -127,3 +129,27 @@ def test_a_miss_authenticates_a_key_once(service: dict[str, Any], monkeypatch: p
     response = httpx.get(service["url"] + "/api/posts", params={"limit": "7"}, headers=service["key"])
     assert response.status_code == 200 and response.headers["x-cache"] == "miss"
     assert len(calls) == 1
+
+
+def test_a_miss_of_the_posts_page_is_answered_before_routing_exactly_as_the_route_would(
+    service: dict[str, Any],
+) -> None:
+    url, jwt = service["url"] + "/api/posts", service["jwt"]
+    httpx.get(url, params={"limit": "2"}, headers=jwt)  # the first request reads the platform names, as the route
+    routed = httpx.get(url, params={"limit": "+4"}, headers=jwt)  # a number only the framework parses: the route
+    assert routed.status_code == 200 and routed.headers["x-cache"] == "miss"
+    assert service["answered"] == []
+    service["app"].state.cache.entries.clear()  # the same page, not kept: a miss again
+    early = httpx.get(url, params={"limit": "4"}, headers=jwt)
+    assert early.status_code == 200 and early.headers["x-cache"] == "miss"
+    assert service["answered"] == ["/api/posts"]
+    assert early.content == routed.content and early.json()["posts"]
+    assert {h: early.headers.get(h) for h in SAME} == {h: routed.headers.get(h) for h in SAME}
+    # A page Postgres refuses goes on to the route, which says why in its own words.
+    refused = httpx.get(url, params={"cursor": "garbage!"}, headers=jwt)
+    assert refused.status_code == 400 and refused.json()["detail"] == "invalid cursor"
+    assert service["answered"] == ["/api/posts"]
+    # A key's miss (public mode) too.
+    public = httpx.get(url, params={"limit": "3"}, headers=service["key"])
+    assert public.status_code == 200 and public.headers["x-cache"] == "miss" and public.json()["public"] is True
+    assert service["answered"] == ["/api/posts", "/api/posts"]

@@ -29,13 +29,6 @@ from trove.web.pages import install as install_web_app
 MAX_REQUEST_BYTES = 1024 * 1024
 
 
-async def discard_if_pipelined(conn: AsyncConnection[Any]) -> None:
-    """A connection given back still in pipeline mode (its request was cancelled mid-pipeline) would fail
-    every later statement once one fails: the pool throws it away (a reset that raises discards it)."""
-    if conn.pgconn.pipeline_status != 0:
-        raise psycopg.InterfaceError("returned to the pool in pipeline mode")
-
-
 def served_app() -> FastAPI:
     """The app of one process of `trove serve --processes N`: its logs redacted, as in the parent."""
     from trove.http.log_redaction import install_log_redaction
@@ -53,7 +46,6 @@ def create_app(conninfo: str | None = None, ring: KeyRing | None = None) -> Fast
             max_size=10,
             kwargs={"autocommit": True},
             open=False,
-            reset=discard_if_pipelined,
         )
         await pool.open(wait=False)
         app.state.pool = pool

@@ -1,22 +1,31 @@
-"""Cache hits of the read API answered before routing (issue 16: the framework's routing and dependency
-resolution cost more than the answer itself). For GET /api/posts, /api/feed.json and /api/feed.atom this
-middleware does what the routes do up to the cache (the same `reader_for`, `feed_params`, `archive_version`
-and `look_up` in trove.http.read), and answers a hit or a 304 itself. Anything else, and anything unusual
-(a parameter the framework would parse differently, a refusal, a miss), goes on to the routes unchanged, which
-answer it as they always have: this path only ever answers what the route would have answered from the cache.
-On a miss who the caller is and the archive version it read are handed on (request state): the route does not
-authenticate or read them again."""
+"""The read API answered before routing (issue 16: the framework's routing and dependency resolution cost more
+than the answer itself). For GET /api/posts, /api/feed.json and /api/feed.atom this middleware does what the
+routes do up to the cache (the same `reader_for`, `feed_params`, `archive_version` and `look_up` in
+trove.http.read), and answers a hit or a 304 itself; for /api/posts a miss too (`serve_page`, as the route).
+Anything else, and anything unusual (a parameter the framework would parse differently, a refusal, a page
+Postgres refuses), goes on to the routes unchanged, which answer it as they always have: this path only ever
+answers what the route would have answered. On a feed's miss who the caller is and the archive version it
+read are handed on (request state): the route does not authenticate or read them again."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import psycopg
 from fastapi import HTTPException
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from trove.http.read import DEFAULT_LIMIT, VERSION_STATE, feed_params, look_up, reader_for
+from trove.http.read import (
+    DEFAULT_LIMIT,
+    VERSION_STATE,
+    feed_params,
+    look_up,
+    reader_for,
+    render_posts,
+    serve_page,
+)
 
 # Path: (cache kind, media type), as the routes in trove.http.read have them.
 FEEDS = {
@@ -72,7 +81,13 @@ class CachedReads:
             return None  # the route refuses it, with its own words
         kind, media_type = FEEDS[scope["path"]]
         version = await state.versions.get(who.user_id)  # usually known here; a failure is the route's 500 too
-        found = await look_up(state.cache, who, params, kind, media_type, version, headers.get("if-none-match"))
+        if_none_match = headers.get("if-none-match")
+        if kind == "json":  # the page needs nothing of the route's: a miss is answered here too
+            try:
+                return await serve_page(state, who, params, kind, render_posts, media_type, version, if_none_match)
+            except (HTTPException, psycopg.errors.DataError, ValueError):
+                return None  # a page Postgres refuses (a bad cursor): the route says why, in its own words
+        found = await look_up(state.cache, who, params, kind, media_type, version, if_none_match)
         if found.answer is None:
             scope.setdefault("state", {})[VERSION_STATE] = (headers.get("authorization"), who, version)
         return found.answer

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from psycopg_pool import AsyncConnectionPool
@@ -23,7 +24,7 @@ from trove.http.auth import as_user, decode_user_token
 from trove.http.cache import Cache, cache_key, etag_for
 from trove.media.urls import SIGNED_URL_TTL
 from trove.queries.keys import AUTHENTICATE_KEY
-from trove.queries.read import FEED, FEED_AUTHOR, PLATFORM_NAMES
+from trove.queries.read import FEED_AUTHOR, FEED_FOR_READER, PLATFORM_NAMES
 
 router = APIRouter(prefix="/api")
 TYPES = {"post", "activity", "story", "reel", "reply", "repost", "article"}
@@ -129,16 +130,17 @@ def feed_params(
     }
 
 
-async def fetch_feed(request: Request, who: Reader, params: dict[str, Any]) -> dict[str, Any]:
-    """The feed page as the reader may see it, media resolved to signed copies or original URLs."""
-    storage = request.app.state.storage
+async def fetch_feed(state: Any, who: Reader, params: dict[str, Any]) -> dict[str, Any]:
+    """The feed page as the reader may see it, media resolved to signed copies or original URLs. `state`: the
+    app's (its pool and storage)."""
+    storage = state.storage
     try:
-        # Pipelined: the transaction's statements go out together, one round trip instead of four.
-        async with request.app.state.pool.connection() as conn, conn.pipeline(), conn.transaction():
-            await as_user(conn, who.user_id)
+        # One statement, one round trip (no transaction of our own: the function acts as the user within its).
+        async with state.pool.connection() as conn:
             cur = await conn.execute(
-                FEED,
+                FEED_FOR_READER,
                 (
+                    who.user_id,
                     params["platforms"],
                     params["types"],
                     params["since"],
@@ -225,20 +227,48 @@ async def look_up(
     return Lookup(key, headers, None)
 
 
+async def serve_page(
+    state: Any,
+    who: Reader,
+    params: dict[str, Any],
+    kind: str,
+    render: Any,
+    media_type: str,
+    version: int,
+    if_none_match: str | None,
+) -> Response:
+    """A page from the cache (or 304) when the user's archive has not changed since it was kept; else rendered
+    (`render`: the page to bytes) and kept."""
+    found = await look_up(state.cache, who, params, kind, media_type, version, if_none_match)
+    if found.answer is not None:
+        return found.answer
+    body = await render(await fetch_feed(state, who, params))
+    await state.cache.put(found.key, body)
+    return Response(body, media_type=media_type, headers={**found.headers, "X-Cache": "miss"})
+
+
 async def cached(
     request: Request, who: Reader, params: dict[str, Any], kind: str, render: Any, media_type: str
 ) -> Response:
-    """Serve from the cache (or 304) when the user's archive has not changed; else render and keep. (Hits of
-    JWT and key requests are usually answered before routing, by trove.http.fast_read, the same way.)"""
-    cache: Cache = request.app.state.cache
+    """The routes' page, through the cache. (Requests for them are usually answered before routing, by
+    trove.http.fast_read, the same way: every hit, and the misses of /api/posts.)"""
     handed = getattr(request.state, VERSION_STATE, None)  # read before routing, on a miss
     version = handed[2] if handed and handed[1] == who else await request.app.state.versions.get(who.user_id)
-    found = await look_up(cache, who, params, kind, media_type, version, request.headers.get("if-none-match"))
-    if found.answer is not None:
-        return found.answer
-    body = await render(await fetch_feed(request, who, params))
-    await cache.put(found.key, body)
-    return Response(body, media_type=media_type, headers={**found.headers, "X-Cache": "miss"})
+    if_none_match = request.headers.get("if-none-match")
+    return await serve_page(request.app.state, who, params, kind, render, media_type, version, if_none_match)
+
+
+def json_bytes(value: Any) -> bytes:
+    """JSON of a page. orjson, but for an integer beyond 64 bits (a platform's payload may hold one), which only
+    the standard library writes."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value).encode()
+
+
+async def render_posts(page: dict[str, Any]) -> bytes:
+    return json_bytes(page)
 
 
 FeedQuery = dict[str, Any]
@@ -263,10 +293,7 @@ async def feed_query(
 async def posts(
     request: Request, who: Annotated[Reader, Depends(reader)], params: Annotated[FeedQuery, Depends(feed_query)]
 ) -> Response:
-    async def render(page: dict[str, Any]) -> bytes:
-        return json.dumps(page).encode()
-
-    return await cached(request, who, params, "json", render, "application/json")
+    return await cached(request, who, params, "json", render_posts, "application/json")
 
 
 def canonical_filters(params: FeedQuery) -> list[tuple[str, str]]:
@@ -310,7 +337,7 @@ async def json_feed(
     """JSON Feed 1.1 of the same page, for personal websites and feed readers."""
 
     async def render(page: dict[str, Any]) -> bytes:
-        return json.dumps(feeds.json_feed(page, await feed_info(request, who, params))).encode()
+        return json_bytes(feeds.json_feed(page, await feed_info(request, who, params)))
 
     return await cached(request, who, params, "jsonfeed", render, "application/feed+json")
 

@@ -1,14 +1,15 @@
 """The read API (seed 7): `public.feed` (in supabase/migrations/) filters, searches and pages what the user
 may see; everything here runs as the reader (RLS decides)."""
 
-# A page of the feed. Parameters: platforms (or None), types (or None), since, until, query, limit, cursor,
-# offset, public only. Columns: id, platform, content_type, text_content, created_at_platform,
-# updated_at_platform, post_data, media, cursor, permalink.
-FEED = """
+# A page of the feed as its reader sees it (RLS decides), in one statement: trove_private.feed_for_reader acts as
+# the user and calls public.feed. Parameters: user id, platforms (or None), types (or None), since, until,
+# query, limit, cursor, offset, public only. Columns: id, platform, content_type, text_content,
+# created_at_platform, updated_at_platform, post_data, media, cursor, permalink.
+FEED_FOR_READER = """
     select id::text, platform::text, content_type::text, text_content, created_at_platform, updated_at_platform,
            post_data, media, cursor, permalink
-    from public.feed(%s::public.platform_enum[], %s::public.content_type_enum[], %s, %s, %s, %s::integer, %s,
-                     %s::integer, %s)
+    from trove_private.feed_for_reader(%s::uuid, %s::public.platform_enum[], %s::public.content_type_enum[],
+                                       %s, %s, %s, %s::integer, %s, %s::integer, %s)
 """
 
 # The user's archive version: bumped by any change a reader can see, so it keys the feed cache.

@@ -542,7 +542,7 @@ async def archive(
             cursor or None,
             None,
         )
-        found = await fetch_feed(request, Reader(user_id, public_only=False), params)
+        found = await fetch_feed(request.app.state, Reader(user_id, public_only=False), params)
         posts, next_cursor = found["posts"], found["next_cursor"]
         async with request.app.state.pool.connection() as conn, conn.transaction():
             await as_user(conn, user_id)
