@@ -344,10 +344,16 @@ begin
                 ((length(p_cursor) + 3) / 4) * 4, '='), 'base64'), 'UTF8');
             -- Microseconds since the epoch (feed_cursor's form since this migration), or a time as text
             -- (the form before it: cursors that clients hold keep working).
+            -- Microseconds since the epoch (feed_cursor's form since this migration), counted exactly in
+            -- whole days and the rest (a product with a float factor loses microseconds far from 1970; the
+            -- zoneless timestamp keeps days 24 hours long), or a time as text (the form before it: cursors
+            -- that clients hold keep working).
             after_created := case
-                when split_part(decoded, '|', 1) ~ '^-?[0-9]{1,18}$' then 'epoch'::timestamptz
-                    + (split_part(decoded, '|', 1)::bigint / 1000000) * interval '1 second'
-                    + (split_part(decoded, '|', 1)::bigint % 1000000) * interval '1 microsecond'
+                when split_part(decoded, '|', 1) ~ '^-?[0-9]{1,19}$' then (
+                    'epoch'::timestamp
+                    + (split_part(decoded, '|', 1)::bigint / 86400000000) * interval '1 day'
+                    + (split_part(decoded, '|', 1)::bigint % 86400000000) * interval '1 microsecond'
+                ) at time zone 'UTC'
                 else split_part(decoded, '|', 1)::timestamptz
             end;
             after_id := split_part(decoded, '|', 2)::uuid;
@@ -482,6 +488,7 @@ CREATE TABLE public.posts (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     permalink text,
+    CONSTRAINT posts_created_at_platform_finite CHECK (isfinite(created_at_platform)),
     CONSTRAINT posts_platform_post_id_check CHECK ((platform_post_id <> ''::text)),
     CONSTRAINT posts_public_data_check CHECK ((jsonb_typeof(public_data) = 'object'::text)),
     CONSTRAINT posts_visibility_check CHECK ((visibility = ANY (ARRAY['public'::text, 'followers'::text, 'private'::text])))

@@ -18,6 +18,11 @@ as $$
         end operator(pg_catalog.||) '|' operator(pg_catalog.||) p_id::text, 'UTF8'), 'base64'), E'+/=\n', '-_')
 $$;
 
+-- A post's time is a time: the usual page's bounds below are infinite where none is given, and a post at an
+-- infinite time would fall outside them. No writer makes one (a normalizer's time is a real one).
+alter table public.posts
+add constraint posts_created_at_platform_finite check (isfinite(created_at_platform));
+
 -- The feed's usual page (no platform, type or search filter: every API page, the web archive's first page,
 -- every feed reader) is planned once per connection, not on every call (issue 16: planning cost more than
 -- running it). Until now the whole function forced a custom plan, because a generic plan cannot use the
@@ -74,10 +79,16 @@ begin
                 ((length(p_cursor) + 3) / 4) * 4, '='), 'base64'), 'UTF8');
             -- Microseconds since the epoch (feed_cursor's form since this migration), or a time as text
             -- (the form before it: cursors that clients hold keep working).
+            -- Microseconds since the epoch (feed_cursor's form since this migration), counted exactly in
+            -- whole days and the rest (a product with a float factor loses microseconds far from 1970; the
+            -- zoneless timestamp keeps days 24 hours long), or a time as text (the form before it: cursors
+            -- that clients hold keep working).
             after_created := case
-                when split_part(decoded, '|', 1) ~ '^-?[0-9]{1,18}$' then 'epoch'::timestamptz
-                    + (split_part(decoded, '|', 1)::bigint / 1000000) * interval '1 second'
-                    + (split_part(decoded, '|', 1)::bigint % 1000000) * interval '1 microsecond'
+                when split_part(decoded, '|', 1) ~ '^-?[0-9]{1,19}$' then (
+                    'epoch'::timestamp
+                    + (split_part(decoded, '|', 1)::bigint / 86400000000) * interval '1 day'
+                    + (split_part(decoded, '|', 1)::bigint % 86400000000) * interval '1 microsecond'
+                ) at time zone 'UTC'
                 else split_part(decoded, '|', 1)::timestamptz
             end;
             after_id := split_part(decoded, '|', 2)::uuid;

@@ -2,7 +2,7 @@
 -- the read API (trove_private.feed_for_reader): bounds, cursors of both forms, ties, times before 1970, and who
 -- may read as whom.
 begin;
-select plan(21);
+select plan(24);
 
 select tests.create_two_archives();
 -- alice's pages, apart from her fixture posts (which are recent): five hours of 2001, one at a microsecond
@@ -15,6 +15,11 @@ values
 (tests.id('account', 'alice'), 'strava', 'page-5', 'activity', 'page 5', '2001-01-01 05:00:00+00'),
 (tests.id('account', 'alice'), 'strava', 'old-1950', 'activity', 'old 1950', '1950-06-01 12:00:00+00'),
 (tests.id('account', 'alice'), 'strava', 'old-1960', 'activity', 'old 1960', '1960-06-01 12:00:00.5+00');
+-- Two far in the future, where microseconds since the epoch need all of a bigint's digits.
+insert into public.posts (account_id, platform, platform_post_id, content_type, text_content, created_at_platform)
+values
+(tests.id('account', 'alice'), 'strava', 'far-1', 'activity', 'far 20357', '20357-04-17 18:14:27.999937+00'),
+(tests.id('account', 'alice'), 'strava', 'far-2', 'activity', 'far 40000', '40000-01-01 00:00:00.000001+00');
 -- The two at one instant, with ids in a known order (the greater id first, as the feed orders them).
 insert into public.posts (
     id, account_id, platform, platform_post_id, content_type, text_content, created_at_platform
@@ -145,6 +150,32 @@ select is(
     ),
     0,
     'cursors are URL-safe base64 without padding'
+);
+
+select is(
+    (
+        select array_agg(f.text_content) from public.feed(p_limit => 1, p_cursor => (
+            select n.cursor from public.feed(p_limit => 1) as n
+        )) as f
+    ),
+    array['far 20357'],
+    'a cursor of a time with a 19-digit count of microseconds continues after it'
+);
+select ok(
+    (
+        select f.created_at_platform < '20357-04-17 18:14:27.999937+00' from public.feed(p_limit => 1, p_cursor => (
+            select n.cursor from public.feed(p_limit => 1, p_offset => 1) as n
+        )) as f
+    ),
+    'a cursor far from 1970 keeps its microseconds: the next page does not repeat the post'
+);
+select tests.clear_authentication();
+select throws_ok(
+    $$
+        insert into public.posts (account_id, platform, platform_post_id, content_type, created_at_platform)
+        values (tests.id('account', 'alice'), 'strava', 'never', 'activity', 'infinity')
+    $$,
+    '23514', null, 'a post''s time is finite'
 );
 
 -- The read API's one-statement page, called by the engine.
